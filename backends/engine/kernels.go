@@ -1,0 +1,84 @@
+// Package engine is the llama-architecture forward pass shared by the CPU
+// backends. It is written against the small Kernels interface; each
+// backend (reference, cpu-avx2, cpu-neon) supplies its own kernels.
+package engine
+
+import "github.com/realmrt/realm/gguf"
+
+// Weight is a 2-D weight matrix in its GGUF block layout: Rows rows of
+// Cols elements each; row r occupies Data[r*RowBytes : (r+1)*RowBytes]
+// where RowBytes = Type.RowBytes(Cols). Data usually aliases the mapped
+// model file and must be treated as read-only.
+type Weight struct {
+	Name string
+	Type gguf.Type
+	Rows int
+	Cols int
+	Data []byte
+}
+
+// RowBytes returns the size of one row of w in bytes.
+func (w *Weight) RowBytes() int {
+	n, _ := w.Type.RowBytes(int64(w.Cols))
+	return int(n)
+}
+
+// AttentionParams describes one causal grouped-query attention call.
+type AttentionParams struct {
+	NHead    int     // query heads
+	NHeadKV  int     // key/value heads; NHead is a multiple of NHeadKV
+	HeadDim  int     // elements per head
+	Batch    int     // query rows
+	StartPos int     // cache position of the first query row
+	Scale    float32 // usually 1/sqrt(HeadDim)
+}
+
+// Kernels is the small set of operations the forward pass needs. All
+// slices are f32, row-major, with rows contiguous. Implementations may
+// use threads internally but must return only when the result is
+// complete, and must not retain any slice after returning. They must
+// write exactly the documented output elements and nothing else.
+type Kernels interface {
+	// MatMul computes out[b*w.Rows+r] = Σ_k w[r][k]·x[b*w.Cols+k] for
+	// b < batch, r < w.Rows. It may quantize x the way llama.cpp does
+	// for the weight type before an integer dot product.
+	MatMul(out []float32, w *Weight, x []float32, batch int)
+
+	// GetRows dequantizes rows ids[i] of w into out[i*w.Cols:(i+1)*w.Cols].
+	GetRows(out []float32, w *Weight, ids []int32)
+
+	// RMSNorm normalizes each row of n elements of x:
+	// out = x / sqrt(mean(x²) + eps) * weight (weight has n elements).
+	RMSNorm(out, x, weight []float32, n int, eps float32)
+
+	// RoPE rotates, in place, x laid out [len(pos)][nHeads][headDim]:
+	// for row b at position pos[b], each head's first nDims elements are
+	// rotated in adjacent pairs (2i, 2i+1) by angle pos·base^(−2i/nDims)
+	// (ggml's "normal" RoPE mode, the one llama models use).
+	RoPE(x []float32, pos []int32, nHeads, headDim, nDims int, base float32)
+
+	// Softmax replaces each row of n elements of x by its softmax.
+	Softmax(x []float32, n int)
+
+	// SiLUMul computes out[i] = silu(gate[i])·up[i], silu(v) = v/(1+e^−v).
+	SiLUMul(out, gate, up []float32)
+
+	// Add computes out[i] = a[i] + b[i].
+	Add(out, a, b []float32)
+
+	// Mul computes out[i] = a[i] · b[i].
+	Mul(out, a, b []float32)
+
+	// Attention computes causal grouped-query attention for one layer.
+	// q is [Batch][NHead][HeadDim]; k and v are the layer's cache,
+	// [ctx][NHeadKV][HeadDim] with at least StartPos+Batch rows filled;
+	// query row b attends to cache rows 0..StartPos+b inclusive, and
+	// query head h uses kv head h/(NHead/NHeadKV). out is
+	// [Batch][NHead][HeadDim].
+	Attention(out, q, k, v []float32, p AttentionParams)
+}
+
+// Closer is implemented by kernels that hold resources (thread pools).
+type Closer interface {
+	Close() error
+}

@@ -1,0 +1,28 @@
+// Package sample turns logits into tokens: greedy, temperature, top-k,
+// top-p, min-p and repetition penalty with a seeded, deterministic RNG.
+// Both the host (guest-driven sampling) and the backend plugins
+// (sampling inside Decode) use it, so one seed gives one answer
+// whichever side samples.
+package sample
+
+// Params are the sampling parameters. The zero value is greedy decoding.
+type Params struct {
+	// Temperature ≤ 0 means greedy (argmax).
+	Temperature float32 `json:"temperature"`
+	// TopK keeps the K most likely tokens; ≤ 0 disables it.
+	TopK int `json:"top_k"`
+	// TopP keeps the smallest set whose probability mass reaches P;
+	// ≤ 0 or ≥ 1 disables it.
+	TopP float32 `json:"top_p"`
+	// MinP drops tokens whose probability is below MinP × the top
+	// probability; ≤ 0 disables it.
+	MinP float32 `json:"min_p"`
+	// RepeatPenalty > 1 penalizes tokens seen in the last RepeatLastN
+	// tokens (llama.cpp's rule: divide positive logits, multiply
+	// negative ones); 0 or 1 disables it.
+	RepeatPenalty float32 `json:"repeat_penalty"`
+	// RepeatLastN is the window of the repetition penalty (64 when 0).
+	RepeatLastN int `json:"repeat_last_n"`
+	// Seed seeds the RNG.
+	Seed uint64 `json:"seed"`
+}

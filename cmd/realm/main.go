@@ -1,0 +1,98 @@
+// Command realm is the Realm CLI: it runs WASM guest apps against
+// out-of-process compute backends, and carries the tools around them
+// (GGUF inspection, tokenization, generation, benchmarks, conformance).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand of the CLI.
+type command struct {
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// cliEnv carries the process's streams and environment into commands so
+// that tests can run them in-process.
+type cliEnv struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	Stdin  io.Reader
+	Getenv func(string) string
+}
+
+// commands returns the subcommand table. Each command lives in its own
+// cmd_*.go file; add one line here per command.
+func commands() map[string]command {
+	return map[string]command{
+		"version": {"print the version", runVersion},
+	}
+}
+
+// version is the version string of this build.
+const version = "0.1.0-dev"
+
+func runVersion(_ context.Context, env *cliEnv, _ []string) error {
+	_, err := fmt.Fprintf(env.Stdout, "realm %s\n", version)
+	return err
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: realm COMMAND [flags] [args]")
+	fmt.Fprintln(w, "\ncommands:")
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
+	}
+}
+
+// realMain runs the CLI and returns the process exit code.
+func realMain(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) < 1 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.Stderr)
+		if len(args) < 1 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(env.Stderr, "realm: unknown command %q\n", args[0])
+		usage(env.Stderr)
+		return 2
+	}
+	if err := cmd.run(ctx, env, args[1:]); err != nil {
+		if code, ok := err.(exitCode); ok {
+			return int(code)
+		}
+		fmt.Fprintf(env.Stderr, "realm %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// exitCode is returned by a command that has already reported its
+// failure and only wants the process to exit with a given status.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	env := &cliEnv{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, Getenv: os.Getenv}
+	code := realMain(ctx, env, os.Args[1:])
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,188 @@
+// Package refdata locates and parses the llama.cpp reference data kept in
+// ../shared/design/reference beside the repository (see its README).
+package refdata
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// RepoRoot returns the directory holding go.mod, searching upward from
+// the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("refdata: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("refdata: go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Dir returns the reference data directory (../shared/design/reference
+// relative to the repository root). REALM_REFERENCE_DIR overrides it.
+func Dir() (string, error) {
+	if d := os.Getenv("REALM_REFERENCE_DIR"); d != "" {
+		return d, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	d := filepath.Join(root, "..", "shared", "design", "reference")
+	if _, err := os.Stat(d); err != nil {
+		return "", fmt.Errorf("refdata: reference data not found: %w", err)
+	}
+	return d, nil
+}
+
+// Path returns the path of a file under the reference directory, e.g.
+// Path("models", "stories260K.gguf").
+func Path(elem ...string) (string, error) {
+	d, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(append([]string{d}, elem...)...), nil
+}
+
+// Output is one parsed outputs/*.txt file.
+type Output struct {
+	NVocab    int
+	Prompt    string
+	AddBOS    bool
+	PromptIDs []int32
+	TopID     int32
+	TopLogit  float32
+	GenIDs    []int32
+	GenText   string
+}
+
+// LoadOutput parses outputs/NAME.txt (NAME like "stories260K.once-upon").
+func LoadOutput(name string) (*Output, error) {
+	p, err := Path("outputs", name+".txt")
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("refdata: %w", err)
+	}
+	defer f.Close()
+	out := &Output{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		key, val, ok := strings.Cut(line, ": ")
+		if !ok {
+			key, val, _ = strings.Cut(line, ":")
+		}
+		switch key {
+		case "n_vocab":
+			out.NVocab, err = strconv.Atoi(strings.TrimSpace(val))
+		case "prompt":
+			q := val
+			if i := strings.LastIndex(q, " add_bos="); i >= 0 {
+				out.AddBOS = strings.TrimSpace(q[i+len(" add_bos="):]) == "1"
+				q = q[:i]
+			}
+			out.Prompt, err = strconv.Unquote(q)
+		case "prompt_ids":
+			out.PromptIDs, err = parseIDs(val)
+		case "step0_top_logit":
+			for _, fld := range strings.Fields(val) {
+				k, v, _ := strings.Cut(fld, "=")
+				switch k {
+				case "id":
+					var n int
+					n, err = strconv.Atoi(v)
+					out.TopID = int32(n)
+				case "logit":
+					var x float64
+					x, err = strconv.ParseFloat(v, 32)
+					out.TopLogit = float32(x)
+				}
+			}
+		case "gen_ids":
+			out.GenIDs, err = parseIDs(val)
+		case "gen_text":
+			out.GenText = val
+		}
+		if err != nil {
+			return nil, fmt.Errorf("refdata: %s: %s: %w", p, key, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("refdata: %s: %w", p, err)
+	}
+	return out, nil
+}
+
+func parseIDs(s string) ([]int32, error) {
+	var ids []int32
+	for _, f := range strings.Fields(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, int32(n))
+	}
+	return ids, nil
+}
+
+// LoadLogits reads outputs/NAME.logits.f32 as rows of nVocab floats.
+func LoadLogits(name string, nVocab int) ([][]float32, error) {
+	p, err := Path("outputs", name+".logits.f32")
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("refdata: %w", err)
+	}
+	if nVocab <= 0 || len(b)%(4*nVocab) != 0 {
+		return nil, fmt.Errorf("refdata: %s: %d bytes is not a whole number of %d-float rows", p, len(b), nVocab)
+	}
+	rows := make([][]float32, len(b)/(4*nVocab))
+	for i := range rows {
+		row := make([]float32, nVocab)
+		for j := range row {
+			off := 4 * (i*nVocab + j)
+			row[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[off:]))
+		}
+		rows[i] = row
+	}
+	return rows, nil
+}
+
+// NMSE returns the normalized mean squared error Σ(a−b)²/Σb² of a
+// against the reference b (0 when both are all zero).
+func NMSE(a, ref []float32) float64 {
+	var num, den float64
+	for i := range ref {
+		d := float64(a[i]) - float64(ref[i])
+		num += d * d
+		den += float64(ref[i]) * float64(ref[i])
+	}
+	if den == 0 {
+		if num == 0 {
+			return 0
+		}
+		return math.Inf(1)
+	}
+	return num / den
+}

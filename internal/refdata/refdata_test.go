@@ -1,0 +1,55 @@
+package refdata
+
+import "testing"
+
+func TestLoadOutput(t *testing.T) {
+	tests := []struct {
+		name   string
+		nVocab int
+		prompt string
+		nGen   int
+		rows   int
+	}{
+		{"stories260K.once-upon", 512, "Once upon a time", 64, 64},
+		{"stories260K-Q8_0.once-upon", 512, "Once upon a time", 64, 64},
+		{"stories260K-Q4_0.once-upon", 512, "Once upon a time", 64, 64},
+		{"llama-2-tiny-random.hello", 32000, "Hello my name is", 16, 16},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := LoadOutput(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.NVocab != tc.nVocab || o.Prompt != tc.prompt || !o.AddBOS || len(o.GenIDs) != tc.nGen || len(o.PromptIDs) != 5 {
+				t.Fatalf("parsed %+v", o)
+			}
+			rows, err := LoadLogits(tc.name, o.NVocab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != tc.rows {
+				t.Fatalf("rows = %d, want %d", len(rows), tc.rows)
+			}
+			// Row 0's argmax is the first generated id and its logit the top logit.
+			best := 0
+			for i, v := range rows[0] {
+				if v > rows[0][best] {
+					best = i
+				}
+			}
+			if int32(best) != o.GenIDs[0] || int32(best) != o.TopID || rows[0][best]-o.TopLogit > 1e-4 || o.TopLogit-rows[0][best] > 1e-4 {
+				t.Fatalf("argmax %d (%g), want %d (%g)", best, rows[0][best], o.TopID, o.TopLogit)
+			}
+		})
+	}
+}
+
+func TestNMSE(t *testing.T) {
+	if got := NMSE([]float32{1, 2}, []float32{1, 2}); got != 0 {
+		t.Fatalf("NMSE equal = %g", got)
+	}
+	if got := NMSE([]float32{0, 0}, []float32{1, 1}); got != 1 {
+		t.Fatalf("NMSE zero = %g", got)
+	}
+}

@@ -1,0 +1,75 @@
+# Realm build and test entry points. `make run` builds everything and
+# streams a story from the bundled model through a WASM guest and the
+# chosen backend plugin; `make test` runs the whole test suite.
+
+GO        ?= go
+BIN       := bin
+GOARCH_HOST := $(shell $(GO) env GOARCH)
+PLUGINS   := reference
+ifeq ($(GOARCH_HOST),amd64)
+PLUGINS   += cpu-avx2
+endif
+ifeq ($(GOARCH_HOST),arm64)
+PLUGINS   += cpu-neon
+endif
+EXAMPLES  := generate pipeline sampler
+MODEL     ?= stories260k
+PROMPT    ?= Once upon a time
+TOKENS    ?= 200
+
+.PHONY: all build plugins examples run test test-go test-neon conformance deps deps-c vet fuzz generate clean
+
+all: build
+
+build: $(BIN)/realm plugins examples
+
+$(BIN)/realm: FORCE
+	$(GO) build -o $@ ./cmd/realm
+
+plugins: $(addprefix $(BIN)/realm-backend-,$(PLUGINS))
+
+$(BIN)/realm-backend-%: FORCE
+	$(GO) build -o $@ ./backends/$*/plugin
+
+examples: $(addprefix $(BIN)/examples/,$(addsuffix .wasm,$(EXAMPLES)))
+
+$(BIN)/examples/%.wasm: FORCE
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./examples/$*
+
+# The C guest needs clang, lld and wasi-libc (installed by deps-c).
+$(BIN)/examples/c-generate.wasm: examples/c-generate/main.c abi/realm.h
+	@mkdir -p $(BIN)/examples
+	clang --target=wasm32-wasi --sysroot=/usr -O2 -I abi -o $@ examples/c-generate/main.c
+
+run: build
+	$(BIN)/realm run $(BIN)/examples/generate.wasm -- $(MODEL) "$(PROMPT)" $(TOKENS)
+
+# Debian packages the tests need, installed when missing (CI runs as root).
+deps:
+	@scripts/deps.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+test: deps vet build test-go test-neon conformance
+
+test-go:
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-neon:
+	scripts/neon-test.sh
+
+conformance: build
+	$(BIN)/realm conformance --backend all --json $(BIN)/conformance.json
+
+fuzz:
+	$(GO) test ./gguf -run '^$$' -fuzz FuzzRead -fuzztime 60s
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf $(BIN)
+
+FORCE:

@@ -32,7 +32,14 @@ type cliEnv struct {
 // cmd_*.go file; add one line here per command.
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the version", runVersion},
+		"gguf":     {"inspect GGUF files, synthesize test models", runGGUF},
+		"quantize": {"convert a GGUF model to another tensor type", runQuantize},
+		"version":  {"print the version", runVersion},
+		"run":      {"run a WASM guest app against the configured backend", runRun},
+		"backends": {"show how the backends rank on this machine and which one runs", runBackends},
+		"models":   {"list the servable model names", runModels},
+		"generate": {"generate text from a model", runGenerate},
+		"tokenize": {"tokenize text with a model's tokenizer", runTokenize},
 	}
 }
 

@@ -74,10 +74,16 @@ type Output struct {
 
 // LoadOutput parses outputs/NAME.txt (NAME like "stories260K.once-upon").
 func LoadOutput(name string) (*Output, error) {
-	p, err := Path("outputs", name+".txt")
+	d, err := Dir()
 	if err != nil {
 		return nil, err
 	}
+	return LoadOutputFrom(d, name)
+}
+
+// LoadOutputFrom is LoadOutput for the reference directory dir.
+func LoadOutputFrom(dir, name string) (*Output, error) {
+	p := filepath.Join(dir, "outputs", name+".txt")
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("refdata: %w", err)
@@ -146,10 +152,16 @@ func parseIDs(s string) ([]int32, error) {
 
 // LoadLogits reads outputs/NAME.logits.f32 as rows of nVocab floats.
 func LoadLogits(name string, nVocab int) ([][]float32, error) {
-	p, err := Path("outputs", name+".logits.f32")
+	d, err := Dir()
 	if err != nil {
 		return nil, err
 	}
+	return LoadLogitsFrom(d, name, nVocab)
+}
+
+// LoadLogitsFrom is LoadLogits for the reference directory dir.
+func LoadLogitsFrom(dir, name string, nVocab int) ([][]float32, error) {
+	p := filepath.Join(dir, "outputs", name+".logits.f32")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("refdata: %w", err)

@@ -1,0 +1,82 @@
+//go:build amd64
+
+package cpuavx2
+
+// Assembly kernels (AVX2 + FMA + F16C; the *VNNI variants also need
+// AVX512-VNNI and AVX512-VL). Pointers must reference enough elements
+// for the lengths given; callers in this package check that.
+
+//go:noescape
+func dotF32(a, b *float32, n int) float32
+
+//go:noescape
+func dotF16(w *uint16, x *float32, n int) float32
+
+//go:noescape
+func roundF16(dst, src *float32, n int)
+
+//go:noescape
+func addF32(out, a, b *float32, n int)
+
+//go:noescape
+func mulF32(out, a, b *float32, n int)
+
+//go:noescape
+func axpyF32(y, x *float32, alpha float32, n int)
+
+//go:noescape
+func scaleF32(out, x *float32, s float32, n int)
+
+//go:noescape
+func rmsScale(out, x, w *float32, s float32, n int)
+
+//go:noescape
+func sumSq(x *float32, n int) float64
+
+//go:noescape
+func maxF32(x *float32, n int) float32
+
+//go:noescape
+func expShift(x *float32, n int, m float32) float32
+
+//go:noescape
+func siluMul(out, gate, up *float32, n int)
+
+//go:noescape
+func ropeRot(x, c, s *float32, n int)
+
+//go:noescape
+func dotQ4_0(w *byte, a *int8, ad *float32, nb int) float32
+
+//go:noescape
+func dotQ4_0VNNI(w *byte, a *int8, ad *float32, nb int) float32
+
+//go:noescape
+func dotQ8_0(w *byte, a *int8, ad *float32, nb int) float32
+
+//go:noescape
+func dotQ8_0VNNI(w *byte, a *int8, ad *float32, nb int) float32
+
+//go:noescape
+func dotQ4_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x4VNNI(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ8_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ8_0x4VNNI(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ4K(w *byte, a *int8, ad *float32, bs *int16, nb int) float32
+
+//go:noescape
+func dotQ4Kx4(w *byte, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ6K(w *byte, a *int8, ad *float32, bs *int16, nb int) float32
+
+//go:noescape
+func dotQ6Kx4(w *byte, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, nb int, out *float32)

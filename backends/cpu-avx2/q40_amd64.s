@@ -1,0 +1,197 @@
+//go:build amd64
+
+#include "textflag.h"
+
+DATA ·q0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA ·q0F<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA ·q0F<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA ·q0F<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL ·q0F<>(SB), RODATA|NOPTR, $32
+
+DATA ·q08<>+0(SB)/8, $0x0808080808080808
+DATA ·q08<>+8(SB)/8, $0x0808080808080808
+DATA ·q08<>+16(SB)/8, $0x0808080808080808
+DATA ·q08<>+24(SB)/8, $0x0808080808080808
+GLOBL ·q08<>(SB), RODATA|NOPTR, $32
+
+DATA ·qones16<>+0(SB)/8, $0x0001000100010001
+DATA ·qones16<>+8(SB)/8, $0x0001000100010001
+DATA ·qones16<>+16(SB)/8, $0x0001000100010001
+DATA ·qones16<>+24(SB)/8, $0x0001000100010001
+GLOBL ·qones16<>(SB), RODATA|NOPTR, $32
+
+
+// Q4_0 and Q8_0 weights against Q8_0 activations.
+//
+// Weight block (Q4_0, 18 bytes): f16 d, 16 bytes of nibbles.
+// Weight block (Q8_0, 34 bytes): f16 d, 32 signed bytes.
+// Activations: int8 quants (32 per block, rows `astride` bytes apart),
+// f32 block scales (rows `dstride` bytes apart).
+
+// UNPACK4 loads the Q4_0 block at SI into Y5 as signed bytes (q−8).
+// Needs Y15 = 0x0F bytes, Y14 = 0x08 bytes.
+#define UNPACK4 \
+	VMOVDQU 2(SI), X5 \
+	VPSRLW $4, X5, X6 \
+	VINSERTI128 $1, X6, Y5, Y5 \
+	VPAND Y15, Y5, Y5 \
+	VPSUBB Y14, Y5, Y5
+
+// WSCALE broadcasts the f16 scale at SI as f32 into Y6.
+#define WSCALE \
+	VPBROADCASTW (SI), X6 \
+	VCVTPH2PS X6, Y6
+
+// PAIR_AVX2 accumulates (Y6·da)·Σ w·a for one activation block:
+// Y4 = |w|, Y5 = w (signed), amem = activation quants, dmem = its scale.
+#define PAIR_AVX2(amem, dmem, t1, t2, acc) \
+	VMOVDQU amem, t1 \
+	VPSIGNB Y5, t1, t1 \
+	VPMADDUBSW t1, Y4, t1 \
+	VPMADDWD Y13, t1, t1 \
+	VCVTDQ2PS t1, t1 \
+	VBROADCASTSS dmem, t2 \
+	VMULPS Y6, t2, t2 \
+	VFMADD231PS t2, t1, acc
+
+// PAIR_VNNI is PAIR_AVX2 with VPDPBUSD in place of VPMADDUBSW+VPMADDWD.
+#define PAIR_VNNI(amem, dmem, t1, t2, acc) \
+	VMOVDQU amem, t1 \
+	VPSIGNB Y5, t1, t1 \
+	VPXOR t2, t2, t2 \
+	VPDPBUSD t1, Y4, t2 \
+	VCVTDQ2PS t2, t1 \
+	VBROADCASTSS dmem, t2 \
+	VMULPS Y6, t2, t2 \
+	VFMADD231PS t2, t1, acc
+
+#define LOADCONSTS \
+	VMOVDQU ·q0F<>(SB), Y15 \
+	VMOVDQU ·q08<>(SB), Y14 \
+	VMOVDQU ·qones16<>(SB), Y13
+
+#define HSUM(r, xr, xt) \
+	VEXTRACTF128 $1, r, xt \
+	VADDPS xt, xr, xr      \
+	VMOVHLPS xr, xt, xt    \
+	VADDPS xt, xr, xr      \
+	VMOVSHDUP xr, xt       \
+	VADDSS xt, xr, xr
+
+// ONEROW(unpack, bytes, pair) is the body of a one-activation-row dot.
+// Args: w+0 a+8 ad+16 nb+24, ret+32.
+#define ONEROW(unpack, bytes, pair) \
+	MOVQ w+0(FP), SI \
+	MOVQ a+8(FP), DI \
+	MOVQ ad+16(FP), DX \
+	MOVQ nb+24(FP), CX \
+	LOADCONSTS \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	TESTQ CX, CX \
+	JEQ one_done \
+one_loop: \
+	unpack \
+	VPABSB Y5, Y4 \
+	WSCALE \
+	pair((DI), (DX), Y7, Y8, Y0) \
+	ADDQ $bytes, SI \
+	ADDQ $32, DI \
+	ADDQ $4, DX \
+	DECQ CX \
+	JEQ one_done \
+	unpack \
+	VPABSB Y5, Y4 \
+	WSCALE \
+	pair((DI), (DX), Y9, Y10, Y1) \
+	ADDQ $bytes, SI \
+	ADDQ $32, DI \
+	ADDQ $4, DX \
+	DECQ CX \
+	JNE one_loop \
+one_done: \
+	VADDPS Y1, Y0, Y0 \
+	HSUM(Y0, X0, X1) \
+	VZEROUPPER \
+	MOVSS X0, ret+32(FP) \
+	RET
+
+// FOURROWS(unpack, bytes, pair) is the body of a 1 weight row × 4
+// activation rows tile. Args: w+0 a+8 astride+16 ad+24 dstride+32 nb+40
+// out+48 (4 floats).
+#define FOURROWS(unpack, bytes, pair) \
+	MOVQ w+0(FP), SI \
+	MOVQ a+8(FP), DI \
+	MOVQ astride+16(FP), R8 \
+	MOVQ ad+24(FP), DX \
+	MOVQ dstride+32(FP), R9 \
+	MOVQ nb+40(FP), CX \
+	LEAQ (R8)(R8*2), R10 \
+	LEAQ (R9)(R9*2), R11 \
+	LOADCONSTS \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	TESTQ CX, CX \
+	JEQ four_done \
+four_loop: \
+	unpack \
+	VPABSB Y5, Y4 \
+	WSCALE \
+	pair((DI), (DX), Y7, Y8, Y0) \
+	pair((DI)(R8*1), (DX)(R9*1), Y9, Y10, Y1) \
+	pair((DI)(R8*2), (DX)(R9*2), Y11, Y12, Y2) \
+	pair((DI)(R10*1), (DX)(R11*1), Y7, Y8, Y3) \
+	ADDQ $bytes, SI \
+	ADDQ $32, DI \
+	ADDQ $4, DX \
+	DECQ CX \
+	JNE four_loop \
+four_done: \
+	MOVQ out+48(FP), DI \
+	HSUM(Y0, X0, X8) \
+	HSUM(Y1, X1, X8) \
+	HSUM(Y2, X2, X8) \
+	HSUM(Y3, X3, X8) \
+	VMOVSS X0, (DI) \
+	VMOVSS X1, 4(DI) \
+	VMOVSS X2, 8(DI) \
+	VMOVSS X3, 12(DI) \
+	VZEROUPPER \
+	RET
+
+// UNPACK8 loads the Q8_0 block at SI into Y5.
+#define UNPACK8 VMOVDQU 2(SI), Y5
+
+// func dotQ4_0(w *byte, a *int8, ad *float32, nb int) float32
+TEXT ·dotQ4_0(SB), NOSPLIT, $0-36
+	ONEROW(UNPACK4, 18, PAIR_AVX2)
+
+// func dotQ4_0VNNI(w *byte, a *int8, ad *float32, nb int) float32
+TEXT ·dotQ4_0VNNI(SB), NOSPLIT, $0-36
+	ONEROW(UNPACK4, 18, PAIR_VNNI)
+
+// func dotQ8_0(w *byte, a *int8, ad *float32, nb int) float32
+TEXT ·dotQ8_0(SB), NOSPLIT, $0-36
+	ONEROW(UNPACK8, 34, PAIR_AVX2)
+
+// func dotQ8_0VNNI(w *byte, a *int8, ad *float32, nb int) float32
+TEXT ·dotQ8_0VNNI(SB), NOSPLIT, $0-36
+	ONEROW(UNPACK8, 34, PAIR_VNNI)
+
+// func dotQ4_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+TEXT ·dotQ4_0x4(SB), NOSPLIT, $0-56
+	FOURROWS(UNPACK4, 18, PAIR_AVX2)
+
+// func dotQ4_0x4VNNI(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+TEXT ·dotQ4_0x4VNNI(SB), NOSPLIT, $0-56
+	FOURROWS(UNPACK4, 18, PAIR_VNNI)
+
+// func dotQ8_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+TEXT ·dotQ8_0x4(SB), NOSPLIT, $0-56
+	FOURROWS(UNPACK8, 34, PAIR_AVX2)
+
+// func dotQ8_0x4VNNI(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
+TEXT ·dotQ8_0x4VNNI(SB), NOSPLIT, $0-56
+	FOURROWS(UNPACK8, 34, PAIR_VNNI)

@@ -1,0 +1,208 @@
+package cpuavx2
+
+import "math"
+
+// q8Acts holds activation rows quantized to Q8_0 blocks (the partner of
+// Q4_0 and Q8_0 weights) in a split layout: the quants of row b are
+// qs[b*cols:(b+1)*cols], block i of row b has scale d[b*nb+i] (the f16
+// value widened to f32) and quant sum s[b*nb+i].
+type q8Acts struct {
+	cols, nb int
+	qs       []int8
+	d        []float32
+	s        []int32
+}
+
+// q8KActs holds activation rows quantized to Q8_K super-blocks (the
+// partner of Q4_K and Q6_K weights): quants qs[b*cols:], one f32 scale
+// per 256 elements and the sum of each 16 quants in bsums.
+type q8KActs struct {
+	cols, nb int
+	qs       []int8
+	d        []float32
+	bsums    []int16
+}
+
+func growI8(s []int8, n int) []int8 {
+	if cap(s) < n {
+		return make([]int8, n)
+	}
+	return s[:n]
+}
+
+func growF32(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+func growI32(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n)
+	}
+	return s[:n]
+}
+
+func growI16(s []int16, n int) []int16 {
+	if cap(s) < n {
+		return make([]int16, n)
+	}
+	return s[:n]
+}
+
+// reset sizes a for batch rows of cols elements.
+func (a *q8Acts) reset(cols, batch int) {
+	a.cols, a.nb = cols, cols/32
+	a.qs = growI8(a.qs, cols*batch)
+	a.d = growF32(a.d, a.nb*batch)
+	a.s = growI32(a.s, a.nb*batch)
+}
+
+// quantizeRow quantizes row b from x (cols elements) the way llama.cpp
+// does on x86: d = amax/127 rounded to f16, quants x·(127/amax) rounded
+// half to even.
+func (a *q8Acts) quantizeRow(b int, x []float32) {
+	qs := a.qs[b*a.cols : (b+1)*a.cols]
+	for i := 0; i < a.nb; i++ {
+		blk := x[i*32 : i*32+32]
+		amax := absMax(blk)
+		d := amax / 127
+		id := float32(0)
+		if amax != 0 {
+			id = 127 / amax
+		}
+		a.d[b*a.nb+i] = f16ToF32(f32ToF16(d))
+		a.s[b*a.nb+i] = roundQuant(qs[i*32:i*32+32], blk, id)
+	}
+}
+
+// reset sizes a for batch rows of cols elements (cols a multiple of 256).
+func (a *q8KActs) reset(cols, batch int) {
+	a.cols, a.nb = cols, cols/256
+	a.qs = growI8(a.qs, cols*batch)
+	a.d = growF32(a.d, a.nb*batch)
+	a.bsums = growI16(a.bsums, a.nb*16*batch)
+}
+
+// quantizeRow quantizes row b from x into Q8_K super-blocks: the scale
+// comes from the element of largest magnitude (with its sign),
+// iscale = −127/that, q = min(127, round-half-even(iscale·x)).
+func (a *q8KActs) quantizeRow(b int, x []float32) {
+	qs := a.qs[b*a.cols : (b+1)*a.cols]
+	for i := 0; i < a.nb; i++ {
+		blk := x[i*256 : i*256+256]
+		q := qs[i*256 : i*256+256]
+		var amax, max float32
+		for _, v := range blk {
+			if av := float32(math.Abs(float64(v))); av > amax {
+				amax, max = av, v
+			}
+		}
+		bs := a.bsums[(b*a.nb+i)*16:][:16]
+		if amax == 0 {
+			a.d[b*a.nb+i] = 0
+			clear(q)
+			clear(bs)
+			continue
+		}
+		iscale := -127 / max
+		for j, v := range blk {
+			r := math.RoundToEven(float64(iscale * v))
+			if r > 127 {
+				r = 127
+			}
+			q[j] = int8(r)
+		}
+		for j := range bs {
+			var s int16
+			for _, v := range q[j*16 : j*16+16] {
+				s += int16(v)
+			}
+			bs[j] = s
+		}
+		a.d[b*a.nb+i] = 1 / iscale
+	}
+}
+
+// absMax returns max |v| over x.
+func absMax(x []float32) float32 {
+	var m float32
+	for _, v := range x {
+		if av := float32(math.Abs(float64(v))); av > m {
+			m = av
+		}
+	}
+	return m
+}
+
+// roundQuant stores round-half-even(x[i]·id) into q and returns the sum.
+func roundQuant(q []int8, x []float32, id float32) int32 {
+	var s int32
+	for i, v := range x {
+		r := int8(math.RoundToEven(float64(v * id)))
+		q[i] = r
+		s += int32(r)
+	}
+	return s
+}
+
+// f32ToF16 converts f to IEEE binary16, rounding to nearest even.
+func f32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int((b >> 23) & 0xff)
+	man := b & 0x7fffff
+	if exp == 0xff { // Inf or NaN
+		if man != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		if e < -10 {
+			return sign
+		}
+		man |= 0x800000
+		shift := uint(14 - e)
+		half := uint32(1) << (shift - 1)
+		rest := man & (1<<shift - 1)
+		v := man >> shift
+		if rest > half || (rest == half && v&1 == 1) {
+			v++
+		}
+		return sign | uint16(v)
+	}
+	v := uint32(e)<<10 | man>>13
+	rest := man & 0x1fff
+	if rest > 0x1000 || (rest == 0x1000 && v&1 == 1) {
+		v++ // may carry into the exponent, up to Inf: correct
+	}
+	return sign | uint16(v)
+}
+
+// f16ToF32 converts an IEEE binary16 value to float32 exactly.
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	case exp == 0:
+		if man == 0 {
+			return math.Float32frombits(sign)
+		}
+		// subnormal: value = man · 2^−24
+		f := float32(man) * (1.0 / (1 << 24))
+		if sign != 0 {
+			return -f
+		}
+		return f
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}

@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime/debug"
+	"sync"
+
+	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/gguf"
+)
+
+// TypeLister is implemented by kernels that support only some weight
+// types in MatMul and GetRows. Kernels without it are assumed to accept
+// every known type except Q8_K.
+type TypeLister interface {
+	Types() []gguf.Type
+}
+
+// Defaults for Options.
+const (
+	DefaultContext = 2048    // session size when OpenSession gets nCtx ≤ 0 (capped at n_ctx_train)
+	DefaultMaxKV   = 8 << 30 // largest KV cache of one session in bytes
+)
+
+// Options configure NewBackend.
+type Options struct {
+	Name            string   // backend name reported by Info ("reference")
+	Version         string   // backend version reported by Info
+	ProtocolVersion int      // reported by Info
+	Features        []string // CPU features the kernels use
+	Threads         int      // threads the kernels use (Info only)
+	// DefaultContext is the session size used when OpenSession gets
+	// nCtx ≤ 0, capped at the model's training context (0: 2048).
+	DefaultContext int
+	// MaxKVBytes caps the KV cache of one session (0: 8 GiB); larger
+	// requests fail with ErrOutOfMemory.
+	MaxKVBytes uint64
+}
+
+// backend is the in-process backends.Backend over a Kernels set.
+type backend struct {
+	k     Kernels
+	opts  Options
+	types []gguf.Type
+	ok    map[gguf.Type]bool
+
+	mu       sync.Mutex // guards the fields below
+	nextID   uint64
+	models   map[backends.ModelID]*loadedModel
+	sessions map[backends.SessionID]*sessionEntry
+}
+
+// loadedModel is a model with its mapping. rw is held for reading by
+// every call that uses the weights and for writing by UnloadModel, so
+// the mapping is never unmapped under a running decode.
+type loadedModel struct {
+	id       backends.ModelID
+	m        *Model
+	file     *gguf.Mapped
+	info     *backends.ModelInfo
+	rw       sync.RWMutex
+	closed   bool                                 // guarded by rw
+	sessions map[backends.SessionID]*sessionEntry // guarded by backend.mu
+}
+
+// sessionEntry is an open session; mu serializes calls on it.
+type sessionEntry struct {
+	id      backends.SessionID
+	model   *loadedModel
+	mu      sync.Mutex
+	s       *Session // nil once closed
+	sampler *sample.Sampler
+}
+
+// NewBackend returns an in-process backends.Backend that runs the llama
+// forward pass of this package on kernels k. It is safe for concurrent
+// use: sessions of one model may decode concurrently (the kernels must
+// allow it), calls on one session are serialized.
+func NewBackend(k Kernels, opts Options) backends.Backend {
+	if opts.DefaultContext <= 0 {
+		opts.DefaultContext = DefaultContext
+	}
+	if opts.MaxKVBytes == 0 {
+		opts.MaxKVBytes = DefaultMaxKV
+	}
+	b := &backend{
+		k:        k,
+		opts:     opts,
+		ok:       make(map[gguf.Type]bool),
+		models:   make(map[backends.ModelID]*loadedModel),
+		sessions: make(map[backends.SessionID]*sessionEntry),
+	}
+	if tl, ok := k.(TypeLister); ok {
+		b.types = tl.Types()
+	} else {
+		for _, t := range gguf.AllTypes() {
+			if t != gguf.TypeQ8_K {
+				b.types = append(b.types, t)
+			}
+		}
+	}
+	for _, t := range b.types {
+		b.ok[t] = true
+	}
+	return b
+}
+
+// Ops lists the tensor operations TensorOp accepts.
+func Ops() []string {
+	return []string{backends.OpMatMul, backends.OpGetRows, backends.OpRMSNorm, backends.OpRoPE,
+		backends.OpSoftmax, backends.OpSiLUMul, backends.OpSiLU, backends.OpAdd, backends.OpMul,
+		backends.OpAttention}
+}
+
+// Info describes the backend.
+func (b *backend) Info(ctx context.Context) (*backends.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &backends.Info{
+		Name:            b.opts.Name,
+		Version:         b.opts.Version,
+		ProtocolVersion: b.opts.ProtocolVersion,
+		Features:        append([]string(nil), b.opts.Features...),
+		Types:           append([]gguf.Type(nil), b.types...),
+		Ops:             Ops(),
+		Threads:         b.opts.Threads,
+	}, nil
+}
+
+// LoadModel maps and validates the GGUF file at req.Path.
+func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*backends.ModelInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req.Path == "" {
+		return nil, fmt.Errorf("%w: empty model path", backends.ErrInvalidArgument)
+	}
+	f, err := gguf.Open(req.Path)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("engine: load %s: %w: %w", req.Path, backends.ErrNotFound, err)
+		case errors.Is(err, fs.ErrPermission):
+			return nil, fmt.Errorf("engine: load %s: %w", req.Path, err)
+		}
+		return nil, fmt.Errorf("engine: load %s: %w: %w", req.Path, backends.ErrInvalidModel, err)
+	}
+	m, err := NewModel(f.File, f.TensorData, b.k, func(t gguf.Type) bool { return b.ok[t] })
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("engine: load %s: %w", req.Path, err)
+	}
+	lm := &loadedModel{m: m, file: f, info: m.Info(), sessions: make(map[backends.SessionID]*sessionEntry)}
+	b.mu.Lock()
+	b.nextID++
+	lm.id = backends.ModelID(b.nextID)
+	b.models[lm.id] = lm
+	b.mu.Unlock()
+	info := *lm.info
+	info.ID = lm.id
+	return &info, nil
+}
+
+// UnloadModel closes the model's sessions and unmaps it, after waiting
+// for calls in flight on it.
+func (b *backend) UnloadModel(ctx context.Context, id backends.ModelID) error {
+	b.mu.Lock()
+	lm, ok := b.models[id]
+	if !ok {
+		b.mu.Unlock()
+		return fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
+	}
+	delete(b.models, id)
+	sess := lm.sessions
+	lm.sessions = nil
+	for sid := range sess {
+		delete(b.sessions, sid)
+	}
+	b.mu.Unlock()
+
+	lm.rw.Lock()
+	defer lm.rw.Unlock()
+	lm.closed = true
+	for _, e := range sess {
+		e.mu.Lock()
+		e.s = nil
+		e.mu.Unlock()
+	}
+	if err := lm.file.Close(); err != nil {
+		return fmt.Errorf("engine: unload model %d: %w", id, err)
+	}
+	return nil
+}
+
+// model returns a loaded model, read-locked; call lm.rw.RUnlock when done.
+func (b *backend) model(id backends.ModelID) (*loadedModel, error) {
+	b.mu.Lock()
+	lm, ok := b.models[id]
+	b.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
+	}
+	lm.rw.RLock()
+	if lm.closed {
+		lm.rw.RUnlock()
+		return nil, fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
+	}
+	return lm, nil
+}
+
+// OpenSession opens a session of nCtx positions (nCtx ≤ 0: the default
+// size capped at the training context).
+func (b *backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int) (backends.SessionID, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	lm, err := b.model(id)
+	if err != nil {
+		return 0, err
+	}
+	defer lm.rw.RUnlock()
+	if nCtx <= 0 {
+		nCtx = min(b.opts.DefaultContext, lm.m.HP.NCtxTrain)
+	}
+	if nCtx > lm.m.HP.NCtxTrain {
+		return 0, fmt.Errorf("engine: %w: context size %d exceeds the model's training context %d", backends.ErrInvalidArgument, nCtx, lm.m.HP.NCtxTrain)
+	}
+	if kv := lm.m.KVBytes(nCtx); kv > b.opts.MaxKVBytes {
+		return 0, fmt.Errorf("engine: %w: a KV cache of %d positions needs %d bytes (limit %d)", backends.ErrOutOfMemory, nCtx, kv, b.opts.MaxKVBytes)
+	}
+	s, err := lm.m.NewSession(nCtx)
+	if err != nil {
+		return 0, fmt.Errorf("engine: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if lm.sessions == nil { // unloaded meanwhile (cannot happen under RLock, kept for safety)
+		return 0, fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
+	}
+	b.nextID++
+	e := &sessionEntry{id: backends.SessionID(b.nextID), model: lm, s: s}
+	b.sessions[e.id] = e
+	lm.sessions[e.id] = e
+	return e.id, nil
+}
+
+// session returns an open session, locked, with its model read-locked;
+// the caller must call release.
+func (b *backend) session(id backends.SessionID) (e *sessionEntry, release func(), err error) {
+	b.mu.Lock()
+	e, ok := b.sessions[id]
+	b.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("engine: session %d: %w", id, backends.ErrNotFound)
+	}
+	e.model.rw.RLock()
+	e.mu.Lock()
+	if e.model.closed || e.s == nil {
+		e.mu.Unlock()
+		e.model.rw.RUnlock()
+		return nil, nil, fmt.Errorf("engine: session %d: %w", id, backends.ErrNotFound)
+	}
+	return e, func() { e.mu.Unlock(); e.model.rw.RUnlock() }, nil
+}
+
+// Decode appends req.Tokens to the session in one batch.
+func (b *backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *backends.DecodeResult, err error) {
+	if req.Want != backends.WantLogits && req.Want != backends.WantSample && req.Want != backends.WantNone {
+		return nil, fmt.Errorf("engine: %w: unknown Want %d", backends.ErrInvalidArgument, req.Want)
+	}
+	e, release, err := b.session(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	defer recoverKernel(&err)
+	logits, err := e.s.Decode(ctx, req.Tokens, false)
+	if err != nil {
+		return nil, fmt.Errorf("engine: decode: %w", err)
+	}
+	res = &backends.DecodeResult{NPast: e.s.Len()}
+	switch req.Want {
+	case backends.WantLogits:
+		res.Logits = logits
+	case backends.WantSample:
+		if e.sampler == nil {
+			e.sampler = sample.New(req.Sample)
+		} else {
+			e.sampler.SetParams(req.Sample)
+		}
+		tok, err := e.sampler.Sample(logits, e.s.Tokens())
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		res.Token = tok
+	}
+	return res, nil
+}
+
+// recoverKernel turns a panic in a kernel into an error, so that a
+// kernel bug fails one call instead of the process.
+func recoverKernel(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("engine: kernel panic: %v\n%s", r, debug.Stack())
+	}
+}
+
+// Truncate rewinds a session to its first n positions.
+func (b *backend) Truncate(ctx context.Context, id backends.SessionID, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e, release, err := b.session(id)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := e.s.Truncate(n); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	return nil
+}
+
+// CloseSession releases a session (after a call in flight on it ends).
+func (b *backend) CloseSession(_ context.Context, id backends.SessionID) error {
+	b.mu.Lock()
+	e, ok := b.sessions[id]
+	if ok {
+		delete(b.sessions, id)
+		if e.model.sessions != nil {
+			delete(e.model.sessions, id)
+		}
+	}
+	b.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("engine: session %d: %w", id, backends.ErrNotFound)
+	}
+	e.mu.Lock()
+	e.s = nil
+	e.sampler = nil
+	e.mu.Unlock()
+	return nil
+}

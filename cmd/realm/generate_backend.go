@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/backends/engine"
+	"github.com/realmrt/realm/backends/reference"
+	"github.com/realmrt/realm/loader"
+)
+
+// openGenerateBackend returns the backend that runs `realm generate` and
+// the id of the model at path loaded into it, with a function that
+// releases both.
+//
+// With a configuration (--config, REALM_CONFIG, or ./plugins.hcl when it
+// exists) the model runs in the selected backend plugin under the
+// loader's supervisor, like `realm run`; --backend / REALM_BACKEND pins
+// one. Without any configuration it runs in-process on the scalar
+// reference kernels, so that generate works on a bare checkout.
+func openGenerateBackend(ctx context.Context, env *cliEnv, path, cfgFlag, pinFlag string) (backends.Backend, backends.ModelID, func(), error) {
+	cfgPath := loaderConfigPath(env, cfgFlag)
+	explicit := cfgFlag != "" || env.Getenv("REALM_CONFIG") != ""
+	if !explicit {
+		if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+			if pin := loaderPin(env, pinFlag); pin != "" {
+				return nil, 0, nil, fmt.Errorf("backend %q pinned but no configuration (%s) names backends", pin, cfgPath)
+			}
+			return openInProcessBackend(ctx, path)
+		}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: hclog.Warn})
+	rt, err := loader.Open(ctx, loader.Options{ConfigPath: cfgPath, Pin: loaderPin(env, pinFlag), Logger: log})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	mi, err := rt.Backend.LoadModel(ctx, backends.LoadRequest{Path: abs})
+	if err != nil {
+		_ = rt.Close()
+		return nil, 0, nil, err
+	}
+	return rt.Backend, mi.ID, func() {
+		_ = rt.Backend.UnloadModel(context.WithoutCancel(ctx), mi.ID)
+		_ = rt.Close()
+	}, nil
+}
+
+// openInProcessBackend loads the model at path into the in-process
+// engine over the scalar reference kernels.
+func openInProcessBackend(ctx context.Context, path string) (backends.Backend, backends.ModelID, func(), error) {
+	b := engine.NewBackend(reference.New(), engine.Options{Name: "reference", Version: version, ProtocolVersion: backends.ProtocolVersion, Threads: 1})
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return b, mi.ID, func() { _ = b.UnloadModel(context.WithoutCancel(ctx), mi.ID) }, nil
+}

@@ -1,0 +1,68 @@
+package core
+
+import (
+	"fmt"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/realmrt/realm/abi"
+	"github.com/realmrt/realm/core/gen"
+)
+
+// DefaultMaxTokens is realm_host_generate's max_tokens when neither the
+// request nor the policy sets one.
+const DefaultMaxTokens = 256
+
+func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
+	mh, err := in.model(i32(p[0]))
+	if err != nil {
+		return 0, err
+	}
+	prompt, err := readString(mem, u32(p[1]), u32(p[2]), abi.MaxTextLen, "prompt")
+	if err != nil {
+		return 0, err
+	}
+	var gp abi.GenerateParams
+	if err := readJSON(mem, u32(p[3]), u32(p[4]), &gp, "generate params"); err != nil {
+		return 0, err
+	}
+	if gp.MaxTokens < 0 || gp.NCtx < 0 {
+		return 0, errf(abi.ErrnoInval, "generate: max_tokens and n_ctx must be ≥ 0")
+	}
+	for _, s := range gp.Stop {
+		if s == "" {
+			return 0, errf(abi.ErrnoInval, "generate: empty stop string")
+		}
+	}
+	tok, err := mh.tokenizer()
+	if err != nil {
+		return 0, err
+	}
+	maxTokens := gp.MaxTokens
+	if maxTokens == 0 {
+		maxTokens = DefaultMaxTokens
+	}
+	if in.policy.MaxTokens > 0 {
+		left := in.policy.MaxTokens - in.generated
+		if left <= 0 {
+			return 0, errf(abi.ErrnoLimit, "max_tokens (%d) reached for this run", in.policy.MaxTokens)
+		}
+		maxTokens = min(maxTokens, left)
+	}
+	nCtx, err := in.contextSize(mh.m, uint32(gp.NCtx))
+	if err != nil {
+		return 0, err
+	}
+	// The shared generation loop: prefill, then one token per decode,
+	// sampled in the backend, streamed through the run's stdout writer.
+	res, err := gen.Run(in.ctx, mh.m.Backend, mh.m.Info.ID, tok, gen.Request{
+		Prompt: prompt, AddBOS: tok.AddBOSDefault(), ParseSpecial: true,
+		MaxTokens: maxTokens, NCtx: nCtx, Sample: sampleParams(gp.SampleParams), Stop: gp.Stop,
+	}, in.stdout)
+	in.generated += len(res.IDs)
+	in.decoded += len(res.PromptIDs) + max(len(res.IDs)-1, 0)
+	if err != nil {
+		return 0, fmt.Errorf("generate: %w", err)
+	}
+	return int32(len(res.IDs)), nil
+}

@@ -1,0 +1,103 @@
+package core
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/realmrt/realm/abi"
+)
+
+// limitWriter forwards writes to w until max bytes have passed; the
+// write that would cross the limit is refused and onLimit is called
+// (which cancels the run).
+type limitWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	max     int64
+	n       int64
+	over    bool
+	onLimit func()
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.over || l.n+int64(len(p)) > l.max {
+		if !l.over {
+			l.over = true
+			l.onLimit()
+		}
+		return 0, ErrOutputLimit
+	}
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	if err != nil {
+		return n, &writeError{err}
+	}
+	return n, nil
+}
+
+// writeError is a failure of the caller's writer: EIO for the guest.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string    { return "write output: " + e.err.Error() }
+func (e *writeError) Unwrap() error    { return e.err }
+func (e *writeError) Errno() abi.Errno { return abi.ErrnoIO }
+
+// logWriter sends guest stderr to the log, one line per entry.
+type logWriter struct {
+	mu  sync.Mutex
+	log hclog.Logger
+	buf []byte
+}
+
+const maxLogLine = 16 << 10
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.log.Info(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > maxLogLine {
+		l.log.Info(string(l.buf))
+		l.buf = l.buf[:0]
+	}
+	return len(p), nil
+}
+
+func (l *logWriter) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.log.Info(string(l.buf))
+		l.buf = nil
+	}
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+type cryptoRand struct{}
+
+func (cryptoRand) Read(p []byte) (int, error) { return rand.Read(p) }
+
+func cut(s string, sep byte) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}

@@ -1,0 +1,47 @@
+package core
+
+import (
+	"context"
+
+	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/tokenizer"
+)
+
+// Models serves loaded models by name: the host's view of the loader's
+// model cache. Acquire returns a reference-counted model (concurrent
+// acquisitions of one name share it); every Acquire is paired with one
+// Release. List returns every name the registry can serve.
+type Models interface {
+	Acquire(ctx context.Context, name string) (*Model, error)
+	Release(m *Model)
+	List(ctx context.Context) ([]string, error)
+}
+
+// Model is a model loaded in a backend, as the host functions need it.
+type Model struct {
+	// Name is the registry name.
+	Name string
+	// Backend holds the model; Info.ID is its handle there.
+	Backend     backends.Backend
+	BackendName string
+	Info        backends.ModelInfo
+	// Tokenizer is the host-side tokenizer built from the GGUF vocabulary.
+	Tokenizer *tokenizer.Tokenizer
+	// Meta is the GGUF header (chat template, ...); may be nil.
+	Meta *gguf.File
+	// TensorShapes gives the shape (fastest-varying first) of each weight
+	// by name; nil falls back to Info.TensorShapes.
+	TensorShapes map[string][]int
+	// Ref is the loader's own handle, returned through Release.
+	Ref any
+}
+
+func (m *Model) shape(name string) ([]int, bool) {
+	if m.TensorShapes != nil {
+		s, ok := m.TensorShapes[name]
+		return s, ok
+	}
+	s, ok := m.Info.TensorShapes[name]
+	return s, ok
+}

@@ -135,7 +135,8 @@ const (
 	// Result: the number of tokens. Writes: that many little-endian i32
 	// at out_ptr when the count ≤ out_cap (a count of tokens, not bytes).
 	// Errors: EBADF, EFAULT, E2BIG (text_len > MaxTextLen), EINVAL
-	// (unknown flags, or the tokenizer rejects the text).
+	// (unknown flags, or the tokenizer rejects the text), ENOTSUP (the
+	// model has no tokenizer).
 	FuncTokenize = "realm_host_tokenize"
 
 	// FuncDetokenize turns token ids into text.
@@ -216,9 +217,11 @@ const (
 	//
 	// Reads: the prompt (UTF-8) and GenerateParams JSON (may be empty).
 	// Result: the number of tokens generated.
-	// Errors: EBADF, EFAULT, E2BIG, EINVAL (malformed JSON), ECTXFULL
-	// (the prompt does not fit), ELIMIT (max output reached), EIO,
-	// EUNAVAIL, EBACKEND, ECANCELED.
+	// Errors: EBADF, EFAULT, E2BIG, EINVAL (malformed JSON, unknown
+	// fields, an empty stop string), ECTXFULL (the prompt does not fit),
+	// ELIMIT (the policy's max_tokens is spent, or max output reached),
+	// EIO (the output failed), ENOTSUP (no tokenizer), EUNAVAIL,
+	// EBACKEND, ECANCELED (the run's deadline passed).
 	FuncGenerate = "realm_host_generate"
 
 	// FuncTensorFromWeight makes a tensor handle for a weight of a loaded
@@ -285,7 +288,8 @@ const (
 	//	realm_host_log(level u32, msg_ptr u32, msg_len u32) -> i32
 	//
 	// Reads: msg_len bytes (cut to MaxLogLen). Result: 0.
-	// Errors: EFAULT, EINVAL (unknown level).
+	// Errors: EFAULT, EINVAL (unknown level), ELIMIT (the run has logged
+	// more than 1 MiB).
 	FuncLog = "realm_host_log"
 
 	// FuncLastError copies out the message of the last failed call of

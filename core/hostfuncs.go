@@ -782,6 +782,9 @@ func hostLog(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
+	if in.logBytes += int64(len(msg)); in.logBytes > maxLogBytes {
+		return 0, errf(abi.ErrnoLimit, "log: this run has logged more than %d bytes", maxLogBytes)
+	}
 	l := in.host.log.Named("guest")
 	switch level {
 	case abi.LogDebug:

@@ -184,11 +184,24 @@ func hostileCases() []hostileCase {
 		{name: "list-models-policy-filter", build: func(w *wasmBuilder) {
 			w.call("realm_host_list_models", 4096, 100)
 		}, policy: Policy{ModelPatterns: []string{"*-q8"}}, want: []string{"18"}}, // ["stories260k-q8"]
+		{name: "log-flood", build: func(w *wasmBuilder) {
+			for range 66 {
+				w.call("realm_host_log", 0, 0, 16<<10)
+			}
+		}, want: append(repeat("0", 64), "ELIMIT", "ELIMIT")},
 		{name: "wrong-signature", build: func(w *wasmBuilder) { w.importAs("env", "realm_host_log", 0, 0) }, wantErr: ErrInvalidModule},
 		{name: "memory-min-over-cap", build: func(w *wasmBuilder) { w.minPages = 200 }, policy: Policy{MemoryBytes: 1 << 20}, wantErr: ErrInvalidModule},
 		{name: "exit-code", build: func(w *wasmBuilder) { w.callIn("wasi_snapshot_preview1", "proc_exit", 3) }},
 		{name: "unknown-import", build: func(w *wasmBuilder) { w.call("realm_host_fork", 0) }, wantErr: ErrInvalidModule},
 	}
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
 }
 
 func TestHostile(t *testing.T) {

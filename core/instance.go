@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
@@ -37,7 +38,12 @@ type instance struct {
 	decoded     int
 	tensorBytes int64
 	calls       int64
+	logBytes    int64
 }
+
+// maxLogBytes caps what one run may send to the host log through
+// realm_host_log (stderr has its own cap).
+const maxLogBytes = 1 << 20
 
 type modelHandle struct {
 	m *Model
@@ -93,8 +99,14 @@ func (t *table[T]) get(h int32) (T, bool) {
 
 func (t *table[T]) del(h int32) { delete(t.m, h) }
 
+// releaseTimeout bounds the backend calls made to clean up after a run
+// (a hung plugin must not hang the host).
+const releaseTimeout = 10 * time.Second
+
 // release frees everything the run still holds.
 func (in *instance) release(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+	defer cancel()
 	for h, s := range in.sessions.m {
 		if err := s.m.Backend.CloseSession(ctx, s.id); err != nil {
 			in.host.log.Debug("closing session at end of run", "error", err)

@@ -50,16 +50,28 @@ func (e *writeError) Errno() abi.Errno { return abi.ErrnoIO }
 
 // logWriter sends guest stderr to the log, one line per entry.
 type logWriter struct {
-	mu  sync.Mutex
-	log hclog.Logger
-	buf []byte
+	mu    sync.Mutex
+	log   hclog.Logger
+	buf   []byte
+	total int64
+	cut   bool
 }
+
+// maxStderrBytes caps the guest stderr one run may send to the log.
+const maxStderrBytes = 1 << 20
 
 const maxLogLine = 16 << 10
 
 func (l *logWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.total += int64(len(p)); l.total > maxStderrBytes {
+		if !l.cut {
+			l.cut = true
+			l.log.Warn("guest stderr truncated", "limit", maxStderrBytes)
+		}
+		return len(p), nil
+	}
 	l.buf = append(l.buf, p...)
 	for {
 		i := bytes.IndexByte(l.buf, '\n')

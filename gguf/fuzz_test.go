@@ -79,3 +79,36 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDequantize decodes arbitrary bytes as every type and quantizes the
+// decoded floats back: neither may panic, and re-quantized data must
+// decode to values of the same size class.
+func FuzzDequantize(f *testing.F) {
+	f.Add(make([]byte, 292), uint8(0))
+	f.Add(bytes.Repeat([]byte{0xff, 0x7f, 0x00, 0x7c}, 80), uint8(3))
+	f.Fuzz(func(t *testing.T, b []byte, sel uint8) {
+		types := AllTypes()
+		typ := types[int(sel)%len(types)]
+		bb, be := typ.BlockBytes(), typ.BlockElems()
+		nb := len(b) / bb
+		src := b[:nb*bb]
+		dst := make([]float32, nb*be)
+		if err := Dequantize(dst, src, typ); err != nil {
+			t.Fatal(err)
+		}
+		for _, qt := range types {
+			if !CanQuantize(qt) || len(dst)%qt.BlockElems() != 0 {
+				continue
+			}
+			n, _ := qt.RowBytes(int64(len(dst)))
+			out := make([]byte, n)
+			if err := Quantize(out, dst, qt); err != nil {
+				t.Fatal(err)
+			}
+			back := make([]float32, len(dst))
+			if err := Dequantize(back, out, qt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

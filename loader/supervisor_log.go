@@ -20,13 +20,14 @@ type stderrTail struct {
 	mu      sync.Mutex
 	partial []byte
 	kept    []string
-	inPanic int // lines of the current panic still to keep
+	inPanic int // lines of the current panic still to keep; -1: skipping the rest of its trace
 }
 
 func newStderrTail(max int) *stderrTail { return &stderrTail{max: max} }
 
-// panicLines is how many lines of a panic or fatal error are kept.
-const panicLines = 8
+// panicLines is how many lines of a panic or fatal error are kept: the
+// message, the goroutine and the innermost frame (function, file:line).
+const panicLines = 4
 
 // Write implements io.Writer.
 func (t *stderrTail) Write(p []byte) (int, error) {
@@ -69,14 +70,15 @@ func (t *stderrTail) line(b []byte) {
 	switch {
 	case strings.HasPrefix(s, "panic: ") || strings.HasPrefix(s, "fatal error: "):
 		t.inPanic = panicLines
-	case t.inPanic > 0:
-	default:
+	case t.inPanic < 0: // the rest of a panic's stack trace
+		return
+	case t.inPanic == 0:
 		t.keep(s)
 		return
 	}
-	if t.inPanic > 0 {
-		t.inPanic--
-		t.keep(s)
+	t.keep(s)
+	if t.inPanic--; t.inPanic == 0 {
+		t.inPanic = -1
 	}
 }
 

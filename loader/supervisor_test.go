@@ -321,6 +321,7 @@ func TestSupervisorCrashRestart(t *testing.T) {
 			if !errors.Is(err, backends.ErrBackendCrashed) {
 				t.Fatalf("decode: %v, want ErrBackendCrashed", err)
 			}
+			t.Logf("crash error: %v", err)
 			if !strings.Contains(err.Error(), tc.wantLine) {
 				t.Errorf("crash error lacks the plugin's last error line %q: %v", tc.wantLine, err)
 			}

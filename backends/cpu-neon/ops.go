@@ -121,8 +121,9 @@ func (k *Kernels) Attention(out, q, kc, vc []float32, p engine.AttentionParams) 
 		panic(fmt.Sprintf("cpuneon: Attention: short slices for %+v", p))
 	}
 	group := p.NHead / p.NHeadKV
-	k.pool.parallel(p.Batch*p.NHead, 1, func(_, lo, hi int) {
-		scores := make([]float32, ctx)
+	buf := make([]float32, k.threads*ctx) // one score row per worker
+	k.pool.parallel(p.Batch*p.NHead, 1, func(w, lo, hi int) {
+		scores := buf[w*ctx : (w+1)*ctx]
 		for t := lo; t < hi; t++ {
 			b, h := t/p.NHead, t%p.NHead
 			kvh := h / group

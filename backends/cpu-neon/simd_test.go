@@ -300,3 +300,26 @@ func TestTiles(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundF16 checks the FCVTN rounding against the Go conversion,
+// including exact ties, overflow to infinity and subnormals.
+func TestRoundF16(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	var src []float32
+	for i := 0; i < 4000; i++ {
+		src = append(src, float32(rng.NormFloat64()*math.Pow(2, float64(rng.IntN(40)-25))))
+	}
+	for h := 0; h < 0x7c00; h += 37 { // halfway between neighbours: ties
+		a, b := f16ToF32(uint16(h)), f16ToF32(uint16(h+1))
+		src = append(src, (a+b)/2, -(a+b)/2)
+	}
+	src = append(src, 65520, 65519, 1e6, float32(math.Inf(-1)), 0, 1e-9)
+	got, want := make([]float32, len(src)), make([]float32, len(src))
+	roundF16(got, src)
+	roundF16Go(want, src)
+	for i := range src {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("roundF16(%v) = %v, want %v", src[i], got[i], want[i])
+		}
+	}
+}

@@ -32,14 +32,16 @@ type cliEnv struct {
 // cmd_*.go file; add one line here per command.
 func commands() map[string]command {
 	return map[string]command{
-		"gguf":     {"inspect GGUF files, synthesize test models", runGGUF},
-		"quantize": {"convert a GGUF model to another tensor type", runQuantize},
-		"version":  {"print the version", runVersion},
-		"run":      {"run a WASM guest app against the configured backend", runRun},
-		"backends": {"show how the backends rank on this machine and which one runs", runBackends},
-		"models":   {"list the servable model names", runModels},
-		"generate": {"generate text from a model", runGenerate},
-		"tokenize": {"tokenize text with a model's tokenizer", runTokenize},
+		"gguf":        {"inspect GGUF files, synthesize test models", runGGUF},
+		"quantize":    {"convert a GGUF model to another tensor type", runQuantize},
+		"version":     {"print the version", runVersion},
+		"run":         {"run a WASM guest app against the configured backend", runRun},
+		"backends":    {"show how the backends rank on this machine and which one runs", runBackends},
+		"models":      {"list the servable model names", runModels},
+		"generate":    {"generate text from a model", runGenerate},
+		"tokenize":    {"tokenize text with a model's tokenizer", runTokenize},
+		"bench":       {"measure prompt and generation speed (like llama-bench)", runBench},
+		"conformance": {"run the backend conformance suite through the plugins", runConformance},
 	}
 }
 

@@ -1,0 +1,25 @@
+// Command realm-backend-cpu-avx2 is the AVX2 CPU backend plugin: the
+// assembly kernels of backends/cpu-avx2 behind the shared forward pass,
+// served over go-plugin/gRPC. The Realm host starts it; it is not meant
+// to be run by hand.
+package main
+
+import (
+	cpuavx2 "github.com/realmrt/realm/backends/cpu-avx2"
+	"github.com/realmrt/realm/backends/engine"
+	"github.com/realmrt/realm/backends/sdk"
+)
+
+// version is the cpu-avx2 plugin's version.
+const version = "0.1.0"
+
+func main() {
+	sdk.Serve(sdk.Config{
+		Name:     cpuavx2.Name,
+		Version:  version,
+		Features: cpuavx2.Features(),
+		NewKernels: func(threads int) (engine.Kernels, error) {
+			return cpuavx2.New(threads)
+		},
+	})
+}

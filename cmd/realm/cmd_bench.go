@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/loader"
+)
+
+// benchResult is one test of `realm bench`, with llama-bench's JSON
+// field names so that the two tools' outputs can be compared by one
+// script.
+type benchResult struct {
+	ModelFilename string    `json:"model_filename"`
+	ModelType     string    `json:"model_type"`
+	ModelSize     int64     `json:"model_size"`
+	NPrompt       int       `json:"n_prompt"`
+	NGen          int       `json:"n_gen"`
+	NThreads      int       `json:"n_threads"`
+	Backends      string    `json:"backends"`
+	AvgNs         int64     `json:"avg_ns"`
+	StddevNs      int64     `json:"stddev_ns"`
+	AvgTs         float64   `json:"avg_ts"`
+	StddevTs      float64   `json:"stddev_ts"`
+	SamplesNs     []int64   `json:"samples_ns"`
+	SamplesTs     []float64 `json:"samples_ts"`
+	// TTFTMs is the time from the start of `realm bench` to the first
+	// generated token (plugin start, model load and one decode).
+	TTFTMs float64 `json:"ttft_ms"`
+}
+
+// runBench implements `realm bench`: prompt processing (pp) and text
+// generation (tg) speed through the plugin path, like llama-bench.
+func runBench(ctx context.Context, env *cliEnv, args []string) error {
+	start := time.Now()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var (
+		model   = fs.String("m", "", "GGUF model file (required)")
+		nPrompt = fs.Int("p", 128, "prompt tokens of the pp test (0: skip)")
+		nGen    = fs.Int("n", 32, "generated tokens of the tg test (0: skip)")
+		threads = fs.Int("t", 0, "compute threads of the plugin (0: the configuration's setting)")
+		reps    = fs.Int("r", 5, "repetitions of each test (after one warm-up run)")
+		pin     = fs.String("backend", "", "pin a backend of the configuration (default $REALM_BACKEND)")
+		cfgPath = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
+		asJSON  = fs.Bool("json", false, "print a JSON array, one object per test (llama-bench field names)")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	switch {
+	case *model == "":
+		fs.Usage()
+		return errors.New("bench: -m MODEL is required")
+	case *nPrompt < 0 || *nGen < 0 || *reps < 1 || *threads < 0:
+		return errors.New("bench: -p, -n, -t must be ≥ 0 and -r ≥ 1")
+	case *nPrompt == 0 && *nGen == 0:
+		return errors.New("bench: nothing to run (-p 0 and -n 0)")
+	}
+	abs, err := filepath.Abs(*model)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+
+	log := hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: hclog.Warn})
+	b, name, closeFn, err := openBenchBackend(ctx, env, *cfgPath, *pin, *threads, log)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer closeFn()
+	info, err := b.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("bench: backend info: %w", err)
+	}
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: abs})
+	if err != nil {
+		return fmt.Errorf("bench: loading %s: %w", *model, err)
+	}
+	defer func() { _ = b.UnloadModel(context.WithoutCancel(ctx), mi.ID) }()
+
+	bn := &benchRunner{b: b, model: mi.ID, nVocab: mi.NVocab, nCtx: *nPrompt + *nGen + 1}
+	// Time to first token: one single-token decode right after loading.
+	if _, err := bn.tg(ctx, 1); err != nil {
+		return fmt.Errorf("bench: first token: %w", err)
+	}
+	ttft := time.Since(start)
+
+	base := benchResult{
+		ModelFilename: abs,
+		ModelType:     modelType(mi),
+		ModelSize:     st.Size(),
+		NThreads:      info.Threads,
+		Backends:      name,
+		TTFTMs:        float64(ttft.Microseconds()) / 1000,
+	}
+	var results []benchResult
+	for _, test := range []struct {
+		np, ng int
+		run    func(context.Context) (time.Duration, error)
+	}{
+		{*nPrompt, 0, func(ctx context.Context) (time.Duration, error) { return bn.pp(ctx, *nPrompt) }},
+		{0, *nGen, func(ctx context.Context) (time.Duration, error) { return bn.tg(ctx, *nGen) }},
+	} {
+		if test.np+test.ng == 0 {
+			continue
+		}
+		if _, err := test.run(ctx); err != nil { // warm-up
+			return fmt.Errorf("bench: %w", err)
+		}
+		r := base
+		r.NPrompt, r.NGen = test.np, test.ng
+		for i := 0; i < *reps; i++ {
+			d, err := test.run(ctx)
+			if err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			r.SamplesNs = append(r.SamplesNs, d.Nanoseconds())
+			r.SamplesTs = append(r.SamplesTs, float64(test.np+test.ng)/d.Seconds())
+		}
+		var ns []float64
+		for _, v := range r.SamplesNs {
+			ns = append(ns, float64(v))
+		}
+		avg, sd := meanStddev(ns)
+		r.AvgNs, r.StddevNs = int64(avg), int64(sd)
+		r.AvgTs, r.StddevTs = meanStddev(r.SamplesTs)
+		results = append(results, r)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	return printBench(env, results, ttft)
+}
+
+// openBenchBackend starts the selected (or pinned) backend plugin under
+// the loader's supervisor, with threads compute threads (0: as
+// configured). It returns the backend, its name and a release function.
+func openBenchBackend(ctx context.Context, env *cliEnv, cfgFlag, pinFlag string, threads int, log hclog.Logger) (backends.Backend, string, func(), error) {
+	path := loaderConfigPath(env, cfgFlag)
+	pin := loaderPin(env, pinFlag)
+	if threads == 0 {
+		rt, err := loader.Open(ctx, loader.Options{ConfigPath: path, Pin: pin, Logger: log})
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return rt.Backend, rt.Supervisor.Active(), func() { _ = rt.Close() }, nil
+	}
+	// loader.Open has no thread override: the same steps, with the
+	// chosen backend's thread count replaced.
+	cfg, err := loader.LoadConfig(path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	m := loader.Detect()
+	d, err := loader.Select(m, cfg, loader.Preflight(ctx, m, cfg, loader.PluginProber(log)), pin)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	bc, ok := cfg.Backend(d.Chosen)
+	if !ok {
+		return nil, "", nil, fmt.Errorf("backend %q not in %s", d.Chosen, path)
+	}
+	sup, err := loader.NewSupervisor(ctx, loader.SupervisorConfig{
+		Logger:  log,
+		Plugins: []loader.PluginSpec{{Name: bc.Name, Binary: bc.Binary, Args: bc.Args, Env: bc.Env, Threads: threads}},
+	})
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("starting backend %s: %w", d.Chosen, err)
+	}
+	return sup, sup.Active(), func() { _ = sup.Close() }, nil
+}
+
+// benchRunner runs the pp and tg tests in fresh sessions.
+type benchRunner struct {
+	b      backends.Backend
+	model  backends.ModelID
+	nVocab int
+	nCtx   int
+}
+
+// pp decodes a batch of n fixed pseudo-random tokens in a fresh session
+// and returns the time of that decode (the greedy token of the last
+// position is sampled in the plugin, so no logits cross the wire).
+func (r *benchRunner) pp(ctx context.Context, n int) (time.Duration, error) {
+	sid, err := r.b.OpenSession(ctx, r.model, r.nCtx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = r.b.CloseSession(context.WithoutCancel(ctx), sid) }()
+	toks := make([]int32, n)
+	x := uint32(12345)
+	for i := range toks {
+		x = x*1664525 + 1013904223
+		toks[i] = int32((x >> 8) % uint32(max(r.nVocab, 1)))
+	}
+	t0 := time.Now()
+	if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample, Sample: sample.Params{Temperature: 0}}); err != nil {
+		return 0, err
+	}
+	return time.Since(t0), nil
+}
+
+// tg decodes n tokens one at a time in a fresh session, feeding back
+// each greedy token, and returns the total time.
+func (r *benchRunner) tg(ctx context.Context, n int) (time.Duration, error) {
+	sid, err := r.b.OpenSession(ctx, r.model, r.nCtx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = r.b.CloseSession(context.WithoutCancel(ctx), sid) }()
+	tok := int32(1)
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		res, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{tok}, Want: backends.WantSample, Sample: sample.Params{Temperature: 0}})
+		if err != nil {
+			return 0, err
+		}
+		tok = res.Token
+	}
+	return time.Since(t0), nil
+}
+
+// modelType describes a model like llama-bench ("llama 1.1B Q4_0"): the
+// architecture, the parameter count estimated from the shapes, and the
+// most common tensor type among the matrices.
+func modelType(mi *backends.ModelInfo) string {
+	params := float64(mi.NVocab)*float64(mi.NEmbd)*2 +
+		float64(mi.NLayer)*(2*float64(mi.NEmbd)*float64(mi.NEmbd)+
+			2*float64(mi.NEmbd)*float64(mi.NEmbd)*float64(mi.NHeadKV)/float64(max(mi.NHead, 1))+
+			3*float64(mi.NEmbd)*float64(mi.NFF))
+	size := fmt.Sprintf("%.0fM", params/1e6)
+	if params >= 1e9 {
+		size = fmt.Sprintf("%.1fB", params/1e9)
+	}
+	names := make([]string, 0, len(mi.TensorTypes))
+	for n := range mi.TensorTypes {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := mi.TensorTypes[names[i]], mi.TensorTypes[names[j]]
+		if names[i] == "F32" || names[j] == "F32" { // norms: not the model's type
+			return names[j] == "F32" && names[i] != "F32"
+		}
+		return a > b || (a == b && names[i] < names[j])
+	})
+	typ := "?"
+	if len(names) > 0 {
+		typ = names[0]
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s %s %s", mi.Arch, size, typ))
+}
+
+func meanStddev(v []float64) (mean, sd float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	if len(v) < 2 {
+		return mean, 0
+	}
+	for _, x := range v {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(v)-1))
+}
+
+// printBench prints the results as a table like llama-bench's.
+func printBench(env *cliEnv, results []benchResult, ttft time.Duration) error {
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\tsize\tbackend\tthreads\ttest\tt/s")
+	for _, r := range results {
+		test := fmt.Sprintf("pp%d", r.NPrompt)
+		if r.NGen > 0 {
+			test = fmt.Sprintf("tg%d", r.NGen)
+		}
+		fmt.Fprintf(tw, "%s\t%.2f MiB\t%s\t%d\t%s\t%.2f ± %.2f\n", r.ModelType, float64(r.ModelSize)/(1<<20), r.Backends, r.NThreads, test, r.AvgTs, r.StddevTs)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(env.Stdout, "time to first token (bench start → plugin start, model load, first decode): %.0f ms\n", float64(ttft.Microseconds())/1000)
+	return err
+}

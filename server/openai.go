@@ -1,0 +1,305 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+)
+
+// The OpenAI request and response shapes this server speaks.
+
+// completionRequest is the body of /v1/chat/completions and
+// /v1/completions (the fields of both).
+type completionRequest struct {
+	Model               string          `json:"model"`
+	Messages            json.RawMessage `json:"messages"`
+	Prompt              json.RawMessage `json:"prompt"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	TopK                *int            `json:"top_k"`
+	MinP                *float64        `json:"min_p"`
+	RepeatPenalty       *float64        `json:"repeat_penalty"`
+	Seed                *int64          `json:"seed"`
+	Stop                json.RawMessage `json:"stop"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	N *int `json:"n"`
+}
+
+// GuestRequest is the JSON document a guest app reads from stdin for one
+// HTTP request. Prompt is the text to generate from: the chat messages
+// rendered with the model's template (chat) or the request's prompt
+// (completions); Messages are the original chat messages (chat only).
+// MaxTokens is always set (the request's, the default, capped by the
+// app's policy); the sampling fields are those of the request (zero:
+// greedy / off). The guest writes the generated text, and nothing else,
+// to stdout.
+type GuestRequest struct {
+	Endpoint      string    `json:"endpoint"` // "chat" or "completions"
+	Model         string    `json:"model"`
+	Prompt        string    `json:"prompt"`
+	Messages      []Message `json:"messages,omitempty"`
+	MaxTokens     int       `json:"max_tokens"`
+	Temperature   float32   `json:"temperature"`
+	TopK          int       `json:"top_k,omitempty"`
+	TopP          float32   `json:"top_p,omitempty"`
+	MinP          float32   `json:"min_p,omitempty"`
+	RepeatPenalty float32   `json:"repeat_penalty,omitempty"`
+	Seed          uint64    `json:"seed,omitempty"`
+	Stop          []string  `json:"stop,omitempty"`
+	Stream        bool      `json:"stream"`
+}
+
+// DefaultMaxTokens is max_tokens when a request sets none.
+const DefaultMaxTokens = 256
+
+// maxStops caps the stop strings of a request.
+const maxStops = 16
+
+// apiError is an error answered in OpenAI's shape.
+type apiError struct {
+	status  int
+	typ     string // invalid_request_error, authentication_error, ...
+	code    string // model_not_found, ... or ""
+	param   string
+	message string
+	kind    string // the metrics label
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func badRequest(param, format string, args ...any) *apiError {
+	return &apiError{status: 400, typ: "invalid_request_error", param: param, message: fmt.Sprintf(format, args...), kind: "bad_request"}
+}
+
+// errorBody is the JSON of an error response.
+func (e *apiError) body() map[string]any {
+	var param, code any
+	if e.param != "" {
+		param = e.param
+	}
+	if e.code != "" {
+		code = e.code
+	}
+	return map[string]any{"error": map[string]any{"message": e.message, "type": e.typ, "param": param, "code": code}}
+}
+
+// parsed is a validated request.
+type parsed struct {
+	chat         bool
+	model        string
+	messages     []Message
+	prompt       string
+	maxTokens    int // 0: not set
+	guest        GuestRequest
+	includeUsage bool
+}
+
+// parseRequest decodes and validates a request body.
+func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
+	var r completionRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(&r); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, badRequest(te.Field, "invalid type for %q: expected %s", te.Field, te.Type)
+		}
+		return nil, badRequest("", "invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return nil, badRequest("", "invalid JSON body: trailing data after the object")
+	}
+	p := &parsed{chat: chat, model: r.Model}
+	if r.Model == "" {
+		return nil, badRequest("model", "you must provide a model parameter")
+	}
+	if r.N != nil && *r.N != 1 {
+		return nil, badRequest("n", "n must be 1 (this server generates one choice per request), got %d", *r.N)
+	}
+	if chat {
+		if len(r.Messages) == 0 || string(r.Messages) == "null" {
+			return nil, badRequest("messages", "messages is required")
+		}
+		msgs, err := parseMessages(r.Messages)
+		if err != nil {
+			return nil, err
+		}
+		p.messages = msgs
+	} else {
+		if len(r.Prompt) == 0 || string(r.Prompt) == "null" {
+			return nil, badRequest("prompt", "prompt is required")
+		}
+		s, err := parsePrompt(r.Prompt)
+		if err != nil {
+			return nil, err
+		}
+		p.prompt = s
+	}
+	mt := r.MaxTokens
+	param := "max_tokens"
+	if r.MaxCompletionTokens != nil {
+		mt, param = r.MaxCompletionTokens, "max_completion_tokens"
+	}
+	if mt != nil {
+		if *mt < 1 {
+			return nil, badRequest(param, "%s must be at least 1, got %d", param, *mt)
+		}
+		p.maxTokens = *mt
+	}
+	g := &p.guest
+	// OpenAI's default temperature is 1; 0 is greedy decoding.
+	g.Temperature = 1
+	if r.Temperature != nil {
+		if *r.Temperature < 0 || *r.Temperature > 2 || math.IsNaN(*r.Temperature) {
+			return nil, badRequest("temperature", "temperature must be between 0 and 2, got %g", *r.Temperature)
+		}
+		g.Temperature = float32(*r.Temperature)
+	}
+	if r.TopP != nil {
+		if !(*r.TopP > 0 && *r.TopP <= 1) {
+			return nil, badRequest("top_p", "top_p must be in (0, 1], got %g", *r.TopP)
+		}
+		if *r.TopP < 1 {
+			g.TopP = float32(*r.TopP)
+		}
+	}
+	if r.TopK != nil {
+		if *r.TopK < 0 {
+			return nil, badRequest("top_k", "top_k must be ≥ 0, got %d", *r.TopK)
+		}
+		g.TopK = *r.TopK
+	}
+	if r.MinP != nil {
+		if !(*r.MinP >= 0 && *r.MinP <= 1) {
+			return nil, badRequest("min_p", "min_p must be in [0, 1], got %g", *r.MinP)
+		}
+		g.MinP = float32(*r.MinP)
+	}
+	if r.RepeatPenalty != nil {
+		if !(*r.RepeatPenalty >= 0 && *r.RepeatPenalty <= 10) {
+			return nil, badRequest("repeat_penalty", "repeat_penalty must be in [0, 10], got %g", *r.RepeatPenalty)
+		}
+		g.RepeatPenalty = float32(*r.RepeatPenalty)
+	}
+	if r.Seed != nil {
+		g.Seed = uint64(*r.Seed)
+	}
+	stops, err := parseStop(r.Stop)
+	if err != nil {
+		return nil, err
+	}
+	g.Stop = stops
+	g.Stream = r.Stream
+	if r.StreamOptions != nil {
+		if !r.Stream {
+			return nil, badRequest("stream_options", "stream_options is only allowed when stream is true")
+		}
+		p.includeUsage = r.StreamOptions.IncludeUsage
+	}
+	return p, nil
+}
+
+// parseMessages accepts content as a string or an array of parts of
+// type "text" (other part types are refused).
+func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
+	var in []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+		Name    string          `json:"name"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, badRequest("messages", "messages must be an array of {role, content} objects: %v", err)
+	}
+	if len(in) == 0 {
+		return nil, badRequest("messages", "messages must not be empty")
+	}
+	out := make([]Message, 0, len(in))
+	for i, m := range in {
+		param := fmt.Sprintf("messages[%d]", i)
+		switch m.Role {
+		case "system", "developer", "user", "assistant", "tool":
+		default:
+			return nil, badRequest(param+".role", "invalid role %q (want system, developer, user, assistant or tool)", m.Role)
+		}
+		var text string
+		if len(m.Content) > 0 && string(m.Content) != "null" {
+			if err := json.Unmarshal(m.Content, &text); err != nil {
+				var parts []struct {
+					Type string `json:"type"`
+					Text string `json:"text"`
+				}
+				if err := json.Unmarshal(m.Content, &parts); err != nil {
+					return nil, badRequest(param+".content", "content must be a string or an array of text parts")
+				}
+				var b strings.Builder
+				for _, pt := range parts {
+					if pt.Type != "text" {
+						return nil, badRequest(param+".content", "content part type %q is not supported (only text)", pt.Type)
+					}
+					b.WriteString(pt.Text)
+				}
+				text = b.String()
+			}
+		} else if m.Role != "assistant" {
+			return nil, badRequest(param+".content", "content is required")
+		}
+		out = append(out, Message{Role: m.Role, Content: text, Name: m.Name})
+	}
+	return out, nil
+}
+
+// parsePrompt accepts a string or an array of exactly one string.
+func parsePrompt(raw json.RawMessage) (string, *apiError) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var ss []string
+	if err := json.Unmarshal(raw, &ss); err != nil {
+		return "", badRequest("prompt", "prompt must be a string or an array of one string")
+	}
+	if len(ss) != 1 {
+		return "", badRequest("prompt", "prompt must hold exactly one string (batched prompts are not supported), got %d", len(ss))
+	}
+	return ss[0], nil
+}
+
+// parseStop accepts null, a string or an array of strings.
+func parseStop(raw json.RawMessage) ([]string, *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if s == "" {
+			return nil, badRequest("stop", "stop must not be empty")
+		}
+		return []string{s}, nil
+	}
+	var ss []string
+	if err := json.Unmarshal(raw, &ss); err != nil {
+		return nil, badRequest("stop", "stop must be a string or an array of strings")
+	}
+	if len(ss) > maxStops {
+		return nil, badRequest("stop", "at most %d stop strings, got %d", maxStops, len(ss))
+	}
+	for _, x := range ss {
+		if x == "" {
+			return nil, badRequest("stop", "stop strings must not be empty")
+		}
+	}
+	return ss, nil
+}
+
+// usage is OpenAI's token usage object.
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}

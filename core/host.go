@@ -247,28 +247,36 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	return m, nil
 }
 
-// compile returns the compiled guest, from the cache when warm.
+// compile returns the compiled guest, from the cache when warm. The
+// lock is not held while compiling (seconds for a large guest), so
+// cached guests keep starting meanwhile.
 func (r *wrt) compile(ctx context.Context, mod *Module) (wazero.CompiledModule, error) {
-	key, wasm := mod.key, mod.wasm
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if m, ok := r.compiled[key]; ok {
+	m, ok := r.compiled[mod.key]
+	r.mu.Unlock()
+	if ok {
 		return m, nil
 	}
-	m, err := r.rt.CompileModule(ctx, wasm)
+	m, err := r.rt.CompileModule(ctx, mod.wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if prev, ok := r.compiled[mod.key]; ok { // compiled concurrently
+		m.Close(ctx)
+		return prev, nil
 	}
 	if len(r.order) >= maxCompiled {
 		old := r.order[0]
 		r.order = r.order[1:]
-		// Runs in flight keep their instance; closing the compiled
-		// module only drops the cache entry.
+		// Closing a compiled module is safe while instances made from
+		// it run; it only drops the cache entry.
 		r.compiled[old].Close(ctx)
 		delete(r.compiled, old)
 	}
-	r.compiled[key] = m
-	r.order = append(r.order, key)
+	r.compiled[mod.key] = m
+	r.order = append(r.order, mod.key)
 	return m, nil
 }
 

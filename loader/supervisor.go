@@ -112,9 +112,10 @@ type Supervisor struct {
 	cfg SupervisorConfig
 	log hclog.Logger
 
-	ctx    context.Context // the supervisor's lifetime; Close cancels it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // background goroutines
+	ctx     context.Context // the supervisor's lifetime; Close cancels it
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // background goroutines
+	sockDir string         // private (0700) directory of the plugins' Unix sockets
 
 	mu          sync.Mutex
 	cur         *instance     // the live plugin; nil while (re)starting
@@ -174,6 +175,11 @@ func NewSupervisor(ctx context.Context, cfg SupervisorConfig) (*Supervisor, erro
 		models:   make(map[backends.ModelID]*modelEntry),
 		sessions: make(map[backends.SessionID]sessionEntry),
 	}
+	dir, err := os.MkdirTemp("", "realm-plugins-")
+	if err != nil {
+		return nil, fmt.Errorf("loader: supervisor: socket directory: %w", err)
+	}
+	s.sockDir = dir
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, s.cancel) // ctx ends the start, not the supervisor
 	inst, err := s.bringUp(false)
@@ -181,6 +187,7 @@ func NewSupervisor(ctx context.Context, cfg SupervisorConfig) (*Supervisor, erro
 	if err != nil {
 		s.cancel()
 		s.wg.Wait()
+		_ = os.RemoveAll(s.sockDir)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("loader: starting backend plugin: %w", ctx.Err())
 		}
@@ -247,7 +254,7 @@ func (s *Supervisor) Close() error {
 		inst.stop(true)
 	}
 	s.wg.Wait()
-	return nil
+	return os.RemoveAll(s.sockDir)
 }
 
 func (s *Supervisor) isClosed() bool {
@@ -417,7 +424,8 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 	// last value of a repeated key. (go-plugin's own variables follow.)
 	cmd.Env = append(append(os.Environ(), spec.Env...),
 		backends.EnvThreads+"="+strconv.Itoa(spec.Threads),
-		backends.EnvHostPID+"="+strconv.Itoa(os.Getpid()))
+		backends.EnvHostPID+"="+strconv.Itoa(os.Getpid()),
+		plugin.EnvUnixSocketDir+"="+s.sockDir)
 	cmd.SysProcAttr = sysProcAttr()
 	clientCfg := &plugin.ClientConfig{
 		HandshakeConfig:  backends.Handshake(),
@@ -437,31 +445,32 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 		Logger:          s.log.Named(spec.Name),
 		GRPCDialOptions: backends.DialOptions(),
 	}
-	if err := inst.spawn(clientCfg); err != nil {
+	// fail reaps the process first, so that the error carries its last
+	// stderr lines complete.
+	fail := func(err error) error {
 		inst.cancel(err)
 		inst.stop(false)
 		s.setLastErrors(inst)
-		return nil, s.startError(inst, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			inst.stop(false)
-			s.setLastErrors(inst)
+		if errors.Is(err, backends.ErrProtocolMismatch) {
+			return err
 		}
-	}()
+		return s.startError(inst, err)
+	}
+	if err := inst.spawn(clientCfg); err != nil {
+		return nil, fail(err)
+	}
 	rpc, err := inst.client.Client()
 	if err != nil {
-		return nil, s.startError(inst, err)
+		return nil, fail(err)
 	}
 	raw, err := rpc.Dispense(backends.PluginName)
 	if err != nil {
-		return nil, s.startError(inst, err)
+		return nil, fail(err)
 	}
 	b, isBackend := raw.(*backends.GRPCClient)
 	gc, isGRPC := rpc.(*plugin.GRPCClient)
 	if !isBackend || !isGRPC {
-		return nil, s.startError(inst, fmt.Errorf("unexpected plugin client %T / %T", raw, rpc))
+		return nil, fail(fmt.Errorf("unexpected plugin client %T / %T", raw, rpc))
 	}
 	inst.backend, inst.conn = b, gc.Conn
 
@@ -469,11 +478,11 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 	info, pid, err := b.InfoPID(ctx)
 	cancel()
 	if err != nil {
-		return nil, s.startError(inst, fmt.Errorf("info: %w", err))
+		return nil, fail(fmt.Errorf("info: %w", err))
 	}
 	if info.ProtocolVersion != backends.ProtocolVersion {
-		return nil, fmt.Errorf("loader: plugin %q (%s) speaks backend protocol %d, the host %d: %w",
-			spec.Name, spec.Binary, info.ProtocolVersion, backends.ProtocolVersion, backends.ErrProtocolMismatch)
+		return nil, fail(fmt.Errorf("loader: plugin %q (%s) speaks backend protocol %d, the host %d: %w",
+			spec.Name, spec.Binary, info.ProtocolVersion, backends.ProtocolVersion, backends.ErrProtocolMismatch))
 	}
 	if pid != inst.pid {
 		s.log.Warn("plugin reports another pid than the one started", "plugin", spec.Name, "started", inst.pid, "reported", pid)
@@ -482,7 +491,6 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 	inst.startup = time.Since(began)
 	s.log.Debug("backend plugin started", "plugin", spec.Name, "pid", inst.pid, "epoch", epoch,
 		"version", info.Version, "startup", inst.startup)
-	ok = true
 	return inst, nil
 }
 
@@ -495,7 +503,14 @@ func (s *Supervisor) startError(inst *instance, err error) error {
 	if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
 		kind = backends.ErrProtocolMismatch
 	}
-	return fmt.Errorf("loader: plugin %q (%s): %w: %v%s", inst.spec.Name, inst.spec.Binary, kind, err, formatLines(inst.stderr.lines()))
+	// go-plugin's messages run over several lines of generic advice;
+	// keep the first, and say plainly what an empty handshake means.
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	msg = strings.TrimSpace(msg)
+	if msg == "Unrecognized remote plugin message:" {
+		msg = "no handshake on stdout (the plugin exited or crashed at start)"
+	}
+	return fmt.Errorf("loader: plugin %q (%s): %w: %s%s", inst.spec.Name, inst.spec.Binary, kind, msg, formatLines(inst.stderr.lines()))
 }
 
 func formatLines(lines []string) string {

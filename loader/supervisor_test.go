@@ -361,10 +361,12 @@ func TestSupervisorKillNoticed(t *testing.T) {
 	cfg.PingInterval = time.Hour // only the connection watch can notice
 	s := supStart(t, cfg)
 	pid := s.PID()
+	t0 := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	supWaitFor(t, "the restart", 10*time.Second, func() bool { return s.Restarts() == 1 && s.PID() != 0 })
+	t.Logf("SIGKILL to restarted plugin answering Info: %v", time.Since(t0))
 	supWaitFor(t, "the dead plugin to be reaped", 5*time.Second, func() bool { return supReaped(pid) })
 }
 
@@ -427,6 +429,7 @@ func TestSupervisorStartErrors(t *testing.T) {
 				s.Close()
 				t.Fatal("NewSupervisor succeeded")
 			}
+			t.Logf("start error: %v", err)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -503,7 +506,8 @@ func TestSupervisorNoisyStdout(t *testing.T) {
 // checks that its plugin does not outlive it.
 func TestSupervisorHostDeath(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSupervisorHelperProcess$")
-	cmd.Env = append(os.Environ(), supHelperEnv+"=host")
+	// TMPDIR: the killed host cannot remove its socket directory.
+	cmd.Env = append(os.Environ(), supHelperEnv+"=host", "TMPDIR="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -643,5 +647,62 @@ func TestSupervisorCloseInFlight(t *testing.T) {
 	}
 	if err := <-errc; !errors.Is(err, loader.ErrClosed) || errors.Is(err, backends.ErrBackendCrashed) {
 		t.Fatalf("in-flight call after Close: %v", err)
+	}
+}
+
+// TestSupervisorConcurrentCrash: several goroutines decode while the
+// plugin is killed; each sees a crash (or, after the restart, a stale
+// session), reopens and carries on with correct results.
+func TestSupervisorConcurrentCrash(t *testing.T) {
+	s := supStart(t, supConfig(t, supSpec("fake", "fake")))
+	ctx := context.Background()
+	mi, err := s.LoadModel(ctx, backends.LoadRequest{Path: supModelFile(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, steps = 4, 60
+	errc := make(chan error, workers)
+	killAt := make(chan struct{})
+	for w := range workers {
+		go func() {
+			var toks []int32
+			sid, err := s.OpenSession(ctx, mi.ID, 1024)
+			crashes := 0
+			for i := 0; i < steps && err == nil; i++ {
+				if i == steps/3 && w == 0 {
+					close(killAt)
+				}
+				tok := int32(1 + (w+i)%10)
+				var res *backends.DecodeResult
+				res, err = s.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{tok}})
+				switch {
+				case err == nil:
+					toks = append(toks, tok)
+					if !slices.Equal(res.Logits, backendtest.Logits(toks, 32)) {
+						err = fmt.Errorf("worker %d step %d: wrong logits", w, i)
+					}
+				case errors.Is(err, backends.ErrBackendCrashed) || errors.Is(err, backends.ErrStaleHandle):
+					crashes++
+					toks = nil
+					sid, err = s.OpenSession(ctx, mi.ID, 1024)
+				}
+			}
+			if err == nil && crashes > 1 {
+				err = fmt.Errorf("worker %d saw %d crashes for one kill", w, crashes)
+			}
+			errc <- err
+		}()
+	}
+	<-killAt
+	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for range workers {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	if s.Restarts() != 1 {
+		t.Errorf("restarts = %d", s.Restarts())
 	}
 }

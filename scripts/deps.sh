@@ -3,7 +3,7 @@
 # CI runs as root on Debian; elsewhere this prints what to install.
 set -euo pipefail
 want=(
-  clang lld wasi-libc                       # the C guest example (wasm32-wasi)
+  clang lld wasi-libc libclang-rt-14-dev-wasm32   # the C guest example (wasm32-wasi)
   qemu-user-static gcc-aarch64-linux-gnu    # cpu-neon tests under emulation
 )
 missing=()

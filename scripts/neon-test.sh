@@ -64,6 +64,8 @@ run_tests() {
 	fi
 	printf 'neon-test: qemu -cpu %-10s %s: %d passed, %d failed, %d skipped in %.1fs; %s\n' \
 		"$cpu" "$status" "$pass" "$failn" "$skip" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$paths"
+	local conf=$(grep -m1 -o 'conformance cpu-neon: .*' "$log" || echo "conformance: no summary line")
+	printf 'neon-test: qemu -cpu %-10s %s\n' "$cpu" "$conf"
 }
 run_tests max 1
 run_tests cortex-a72 0

@@ -116,7 +116,7 @@ func (m *Metrics) run(model, backend string, prompt, generated int, ttft time.Du
 			h = &histogram{bounds: tpsBuckets, counts: make([]uint64, len(tpsBuckets)+1)}
 			m.tps[l] = h
 		}
-		h.observe(float64(generated) / genTime.Seconds())
+		h.observe(float64(generated-1) / genTime.Seconds())
 	}
 }
 

@@ -80,3 +80,15 @@ func dotQ6K(w *byte, a *int8, ad *float32, bs *int16, nb int) float32
 
 //go:noescape
 func dotQ6Kx4(w *byte, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0VNNIU(w *byte, a *int8, ad *float32, ac *int32, nb int) float32
+
+//go:noescape
+func dotQ4_0x4VNNIU(w *byte, a *int8, astride int, ad *float32, ac *int32, dstride int, nb int, out *float32)
+
+//go:noescape
+func quantQ8_0(x *float32, qs *int8, d *float32, s *int32, nb int)
+
+//go:noescape
+func quantQ8K(x *float32, qs *int8, d *float32, bsums *int16, nb int)

@@ -171,3 +171,30 @@ func BenchmarkMemRead(b *testing.B) {
 		dotF32(&x[0], &y[0], n)
 	}
 }
+
+// BenchmarkMatVecInCache measures the matvec kernels' compute speed on
+// one thread with the weights in L2 (256×2048), free of memory limits.
+func BenchmarkMatVecInCache(b *testing.B) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeF16} {
+		w := randWeight(rng, typ, 256, 2048)
+		x := randVec(rng, 2048)
+		out := make([]float32, 256)
+		for _, vnni := range []bool{false, true} {
+			if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 {
+				continue
+			}
+			isa := "avx2"
+			if vnni {
+				isa = "vnni"
+			}
+			b.Run(fmt.Sprintf("%v/%s", typ, isa), func(b *testing.B) {
+				k := benchKernels(b, 1, vnni)
+				b.SetBytes(int64(len(w.Data)))
+				for b.Loop() {
+					k.MatMul(out, w, x, 1)
+				}
+			})
+		}
+	}
+}

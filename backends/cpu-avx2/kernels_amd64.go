@@ -3,6 +3,7 @@
 package cpuavx2
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -23,6 +24,8 @@ type Kernels struct {
 	mu     sync.Mutex // serializes operations; guards the scratch below
 	q8     q8Acts
 	q8k    q8KActs
+	q8src  []float32 // the activations k.q8 holds, to skip requantizing
+	q8ksrc []float32 // the activations k.q8k holds
 	xf     []float32   // f16-rounded activations
 	rowBuf [][]float32 // per-worker dequantized weight row
 	scores [][]float32 // per-worker attention scores
@@ -139,20 +142,46 @@ func (k *Kernels) roundF16(dst, x []float32) {
 	})
 }
 
+// sameF32 reports whether a and b hold the same bits.
+func sameF32(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 {
+		return true
+	}
+	ab := unsafe.Slice((*byte)(unsafe.Pointer(&a[0])), 4*len(a))
+	bb := unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), 4*len(b))
+	return bytes.Equal(ab, bb)
+}
+
+// quantQ8 quantizes x (batch rows of cols) into k.q8, unless k.q8
+// already holds exactly these activations (the engine multiplies one
+// input by Q, K and V, and by gate and up, in a row).
 func (k *Kernels) quantQ8(x []float32, cols, batch int) {
+	if k.q8.cols == cols && sameF32(x, k.q8src) {
+		return
+	}
+	k.q8src = append(k.q8src[:0], x...)
 	k.q8.reset(cols, batch)
-	k.pool.forChunks(batch, 1, 4, func(_, lo, hi int) {
+	a := &k.q8
+	k.pool.forChunks(batch, 1, 8, func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
-			k.q8.quantizeRow(b, x[b*cols:(b+1)*cols])
+			quantQ8_0(&x[b*cols], &a.qs[b*cols], &a.d[b*a.nb], &a.s[b*a.nb], a.nb)
 		}
 	})
 }
 
 func (k *Kernels) quantQ8K(x []float32, cols, batch int) {
+	if k.q8k.cols == cols && sameF32(x, k.q8ksrc) {
+		return
+	}
+	k.q8ksrc = append(k.q8ksrc[:0], x...)
 	k.q8k.reset(cols, batch)
-	k.pool.forChunks(batch, 1, 4, func(_, lo, hi int) {
+	a := &k.q8k
+	k.pool.forChunks(batch, 1, 8, func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
-			k.q8k.quantizeRow(b, x[b*cols:(b+1)*cols])
+			quantQ8K(&x[b*cols], &a.qs[b*cols], &a.d[b*a.nb], &a.bsums[b*a.nb*16], a.nb)
 		}
 	})
 }
@@ -173,6 +202,10 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 		dot1, dot4 = dotQ8_0, dotQ8_0x4
 	}
 	qs, ad, data := k.q8.qs, k.q8.d, w.Data
+	if w.Type == gguf.TypeQ4_0 && k.vnni {
+		k.matQ4_0VNNI(out, w, rb, batch)
+		return
+	}
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
 		var t [4]float32
 		b := 0
@@ -191,6 +224,33 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 			o := out[b*rows : (b+1)*rows]
 			for r := lo; r < hi; r++ {
 				o[r] = dot1(&data[r*rb], a, d, nb)
+			}
+		}
+	})
+}
+
+// matQ4_0VNNI is matQ8 for Q4_0 weights with the unsigned VNNI kernels.
+func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, batch int) {
+	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
+	qs, ad, ac, data := k.q8.qs, k.q8.d, k.q8.s, w.Data
+	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
+		var t [4]float32
+		b := 0
+		for ; b+4 <= batch; b += 4 {
+			a, d, c := &qs[b*cols], &ad[b*nb], &ac[b*nb]
+			for r := lo; r < hi; r++ {
+				dotQ4_0x4VNNIU(&data[r*rb], a, cols, d, c, 4*nb, nb, &t[0])
+				out[b*rows+r] = t[0]
+				out[(b+1)*rows+r] = t[1]
+				out[(b+2)*rows+r] = t[2]
+				out[(b+3)*rows+r] = t[3]
+			}
+		}
+		for ; b < batch; b++ {
+			a, d, c := &qs[b*cols], &ad[b*nb], &ac[b*nb]
+			o := out[b*rows : (b+1)*rows]
+			for r := lo; r < hi; r++ {
+				o[r] = dotQ4_0VNNIU(&data[r*rb], a, d, c, nb)
 			}
 		}
 	})

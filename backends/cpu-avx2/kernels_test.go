@@ -397,3 +397,69 @@ func TestF16Conversion(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantQ8_0Asm checks the assembly activation quantizer bit for bit
+// against the scalar one, including all-zero blocks and ties.
+func TestQuantQ8_0Asm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	cols, batch := 32*37, 3
+	x := randVec(rng, cols*batch)
+	clear(x[32:64]) // a zero block
+	for i := 64; i < 96; i++ {
+		x[i] = float32(i%5) * 0.5 // exact ties after scaling
+	}
+	x[96] = 127
+	var a, g q8Acts
+	a.reset(cols, batch)
+	g.reset(cols, batch)
+	for b := 0; b < batch; b++ {
+		a.quantizeRow(b, x[b*cols:(b+1)*cols])
+		quantQ8_0(&x[b*cols], &g.qs[b*cols], &g.d[b*g.nb], &g.s[b*g.nb], g.nb)
+	}
+	for i := range a.qs {
+		if a.qs[i] != g.qs[i] {
+			t.Fatalf("qs[%d] = %d, want %d (x=%g)", i, g.qs[i], a.qs[i], x[i])
+		}
+	}
+	for i := range a.d {
+		if a.d[i] != g.d[i] || a.s[i] != g.s[i] {
+			t.Fatalf("block %d: d,s = %g,%d want %g,%d", i, g.d[i], g.s[i], a.d[i], a.s[i])
+		}
+	}
+}
+
+// TestQuantQ8KAsm checks the assembly Q8_K quantizer bit for bit
+// against the scalar one (zero blocks, negative maxima, ties).
+func TestQuantQ8KAsm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	cols, batch := 256*5, 3
+	x := randVec(rng, cols*batch)
+	clear(x[256:512])
+	x[600] = -50 // negative maximum
+	x[700] = 50  // tie in magnitude, later: the first one wins
+	for i := 768; i < 1024; i++ {
+		x[i] = float32(i%7) - 3
+	}
+	var a, g q8KActs
+	a.reset(cols, batch)
+	g.reset(cols, batch)
+	for b := 0; b < batch; b++ {
+		a.quantizeRow(b, x[b*cols:(b+1)*cols])
+		quantQ8K(&x[b*cols], &g.qs[b*cols], &g.d[b*g.nb], &g.bsums[b*g.nb*16], g.nb)
+	}
+	for i := range a.qs {
+		if a.qs[i] != g.qs[i] {
+			t.Fatalf("qs[%d] = %d, want %d (x=%g)", i, g.qs[i], a.qs[i], x[i])
+		}
+	}
+	for i := range a.d {
+		if a.d[i] != g.d[i] {
+			t.Fatalf("d[%d] = %g, want %g", i, g.d[i], a.d[i])
+		}
+	}
+	for i := range a.bsums {
+		if a.bsums[i] != g.bsums[i] {
+			t.Fatalf("bsums[%d] = %d, want %d", i, g.bsums[i], a.bsums[i])
+		}
+	}
+}

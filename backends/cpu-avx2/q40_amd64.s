@@ -195,3 +195,105 @@ TEXT ·dotQ8_0x4(SB), NOSPLIT, $0-56
 // func dotQ8_0x4VNNI(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
 TEXT ·dotQ8_0x4VNNI(SB), NOSPLIT, $0-56
 	FOURROWS(UNPACK8, 34, PAIR_VNNI)
+
+// Q4_0 with VNNI, unsigned form: VPDPBUSD multiplies the raw nibbles
+// (0..15, unsigned) by the signed activation quants, starting from an
+// accumulator holding −8·Σa (precomputed per activation block) in lane
+// 0, so the lanes sum to Σ (q−8)·a without the sign/abs steps.
+
+// UNPACK4U loads the Q4_0 nibbles at SI into Y4 as bytes 0..15.
+#define UNPACK4U \
+	VMOVDQU 2(SI), X4 \
+	VPSRLW $4, X4, X5 \
+	VINSERTI128 $1, X5, Y4, Y4 \
+	VPAND Y15, Y4, Y4
+
+#define PAIR_VNNIU(amem, cmem, dmem, t1, x1, t2, acc) \
+	VMOVD cmem, x1 \
+	VPDPBUSD amem, Y4, t1 \
+	VCVTDQ2PS t1, t1 \
+	VBROADCASTSS dmem, t2 \
+	VMULPS Y6, t2, t2 \
+	VFMADD231PS t2, t1, acc
+
+// func dotQ4_0VNNIU(w *byte, a *int8, ad *float32, ac *int32, nb int) float32
+TEXT ·dotQ4_0VNNIU(SB), NOSPLIT, $0-44
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ ad+16(FP), DX
+	MOVQ ac+24(FP), BX
+	MOVQ nb+32(FP), CX
+	VMOVDQU ·q0F<>(SB), Y15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	TESTQ CX, CX
+	JEQ u1_done
+u1_loop:
+	UNPACK4U
+	WSCALE
+	PAIR_VNNIU((DI), (BX), (DX), Y7, X7, Y8, Y0)
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, BX
+	DECQ CX
+	JEQ u1_done
+	UNPACK4U
+	WSCALE
+	PAIR_VNNIU((DI), (BX), (DX), Y9, X9, Y10, Y1)
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, BX
+	DECQ CX
+	JNE u1_loop
+u1_done:
+	VADDPS Y1, Y0, Y0
+	HSUM(Y0, X0, X1)
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
+	RET
+
+// func dotQ4_0x4VNNIU(w *byte, a *int8, astride int, ad *float32, ac *int32, dstride int, nb int, out *float32)
+TEXT ·dotQ4_0x4VNNIU(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ astride+16(FP), R8
+	MOVQ ad+24(FP), DX
+	MOVQ ac+32(FP), BX
+	MOVQ dstride+40(FP), R9
+	MOVQ nb+48(FP), CX
+	LEAQ (R8)(R8*2), R10
+	LEAQ (R9)(R9*2), R11
+	VMOVDQU ·q0F<>(SB), Y15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ CX, CX
+	JEQ u4_done
+u4_loop:
+	UNPACK4U
+	WSCALE
+	PAIR_VNNIU((DI), (BX), (DX), Y7, X7, Y8, Y0)
+	PAIR_VNNIU((DI)(R8*1), (BX)(R9*1), (DX)(R9*1), Y9, X9, Y10, Y1)
+	PAIR_VNNIU((DI)(R8*2), (BX)(R9*2), (DX)(R9*2), Y11, X11, Y12, Y2)
+	PAIR_VNNIU((DI)(R10*1), (BX)(R11*1), (DX)(R11*1), Y13, X13, Y14, Y3)
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, BX
+	DECQ CX
+	JNE u4_loop
+u4_done:
+	MOVQ out+56(FP), DI
+	HSUM(Y0, X0, X8)
+	HSUM(Y1, X1, X8)
+	HSUM(Y2, X2, X8)
+	HSUM(Y3, X3, X8)
+	VMOVSS X0, (DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	VZEROUPPER
+	RET

@@ -73,7 +73,7 @@ func (a *q8Acts) quantizeRow(b int, x []float32) {
 			id = 127 / amax
 		}
 		a.d[b*a.nb+i] = f16ToF32(f32ToF16(d))
-		a.s[b*a.nb+i] = roundQuant(qs[i*32:i*32+32], blk, id)
+		a.s[b*a.nb+i] = -8 * roundQuant(qs[i*32:i*32+32], blk, id)
 	}
 }
 

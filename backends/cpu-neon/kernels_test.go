@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/realmrt/realm/backends/engine"
@@ -48,7 +49,7 @@ func randVec(rng *rand.Rand, n int, scale float64) []float32 {
 }
 
 // quantWeight builds a rows×cols weight of type ty from random values.
-func quantWeight(t *testing.T, rng *rand.Rand, ty gguf.Type, rows, cols int) *engine.Weight {
+func quantWeight(t testing.TB, rng *rand.Rand, ty gguf.Type, rows, cols int) *engine.Weight {
 	t.Helper()
 	rb, err := ty.RowBytes(int64(cols))
 	if err != nil {
@@ -412,6 +413,26 @@ func TestPool(t *testing.T) {
 			}
 		}
 	}
+	// A panic in a helper reaches the caller, and the pool keeps working.
+	for i := 0; i < 3; i++ {
+		func() {
+			defer func() {
+				if r := recover(); r != "boom" {
+					t.Errorf("recovered %v, want boom", r)
+				}
+			}()
+			p.parallel(100, 1, func(w, lo, hi int) {
+				if lo == 57 {
+					panic("boom")
+				}
+			})
+		}()
+	}
+	var sum atomic.Int64
+	p.parallel(100, 3, func(_, lo, hi int) { sum.Add(int64(hi - lo)) })
+	if sum.Load() != 100 {
+		t.Errorf("after panics the pool covered %d of 100 items", sum.Load())
+	}
 	p.close()
 	p.close() // idempotent
 }
@@ -427,5 +448,44 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := New(100000); err == nil {
 		t.Error("New(100000) succeeded")
+	}
+}
+
+// TestConcurrentUse runs kernels from several goroutines at once (two
+// sessions decoding concurrently) and checks each result against a
+// sequential run.
+func TestConcurrentUse(t *testing.T) {
+	k := newTestKernels(t, 3, hasDotProd())
+	rng := rand.New(rand.NewPCG(41, 42))
+	types := []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeF16}
+	ws := make([]*engine.Weight, len(types))
+	xs := make([][]float32, len(types))
+	want := make([][]float32, len(types))
+	for i, ty := range types {
+		ws[i] = quantWeight(t, rng, ty, 33, 256)
+		xs[i] = randVec(rng, 3*256, 1)
+		want[i] = make([]float32, 3*33)
+		k.MatMul(want[i], ws[i], xs[i], 3)
+	}
+	done := make(chan error, len(types))
+	for i := range types {
+		go func(i int) {
+			got := make([]float32, 3*33)
+			for it := 0; it < 20; it++ {
+				k.MatMul(got, ws[i], xs[i], 3)
+				if !slices.Equal(got, want[i]) {
+					done <- fmt.Errorf("%s: concurrent result differs", types[i])
+					return
+				}
+				sm := slices.Clone(xs[i])
+				k.Softmax(sm, 256)
+			}
+			done <- nil
+		}(i)
+	}
+	for range types {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

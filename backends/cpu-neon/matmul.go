@@ -110,6 +110,8 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 				}
 				k.batchInt(s, a, out, r, w.Rows, batch, cols, func(dt []int32, b int) float32 {
 					return combineQ4K(dt, s, a, b, nb)
+				}, func(b int) float32 {
+					return dotQ4K(s.q, a.qs[b*cols:(b+1)*cols], s.sc[:16*nb], s.d[:2*nb], a.d[b*nb:(b+1)*nb], a.bsums[b*nb*16:(b+1)*nb*16], k.dot)
 				})
 			}
 			k.count(intPath(k.dot), (hi-lo)*batch)
@@ -130,6 +132,8 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 				}
 				k.batchInt(s, a, out, r, w.Rows, batch, cols, func(dt []int32, b int) float32 {
 					return combineQ6K(dt, s, a, b, nb)
+				}, func(b int) float32 {
+					return dotQ6K(s.q, a.qs[b*cols:(b+1)*cols], s.sc[:16*nb], s.d[:nb], a.d[b*nb:(b+1)*nb], k.dot)
 				})
 			}
 			k.count(intPath(k.dot), (hi-lo)*batch)
@@ -149,9 +153,11 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 
 // batchInt computes output row r for all batch rows from the unpacked
 // K-quant weight row in s.q: per-16 integer dots four activation rows at
-// a time (one pass over the weight row per tile), then combine applies
-// the block scales for activation row b.
-func (k *Kernels) batchInt(s *scratch, a *q8Act, out []float32, r, rows, batch, cols int, combine func(dt []int32, b int) float32) {
+// a time (one pass over the weight row per 1×4 tile), then combine
+// applies the block scales for activation row b; the remaining rows (all
+// of them for batch < 4, e.g. every decode step) use single, the fused
+// one-row kernel.
+func (k *Kernels) batchInt(s *scratch, a *q8Act, out []float32, r, rows, batch, cols int, combine func(dt []int32, b int) float32, single func(b int) float32) {
 	n16 := cols / 16
 	b := 0
 	for ; b+4 <= batch; b += 4 {
@@ -161,8 +167,7 @@ func (k *Kernels) batchInt(s *scratch, a *q8Act, out []float32, r, rows, batch, 
 		}
 	}
 	for ; b < batch; b++ {
-		dotI8x16(s.q, a.qs[b*cols:(b+1)*cols], s.dot[:n16], k.dot)
-		out[b*rows+r] = combine(s.dot[:n16], b)
+		out[b*rows+r] = single(b)
 	}
 }
 

@@ -29,14 +29,23 @@ const (
 	numPaths
 )
 
-var pathNames = [numPaths]string{"f32-fmla", "f16-fcvtl", "sdot", "smull", "go", "dequant"}
-
 // String returns the name of p.
 func (p Path) String() string {
-	if p < 0 || p >= numPaths {
-		return fmt.Sprintf("path(%d)", int(p))
+	switch p {
+	case PathF32:
+		return "f32-fmla"
+	case PathF16:
+		return "f16-fcvtl"
+	case PathSDOT:
+		return "sdot"
+	case PathSMULL:
+		return "smull"
+	case PathGo:
+		return "go"
+	case PathDequant:
+		return "dequant"
 	}
-	return pathNames[p]
+	return fmt.Sprintf("path(%d)", int(p))
 }
 
 // Stats counts, per code path, how many weight rows × activation rows

@@ -12,6 +12,26 @@ type job struct {
 	chunk int
 	next  atomic.Int64
 	wg    sync.WaitGroup
+
+	mu    sync.Mutex
+	panic any // the first panic of any worker, re-raised by the caller
+}
+
+// run works on j, turning a panic into j.panic and stopping the
+// remaining chunks, so a failing kernel cannot kill a helper goroutine
+// (and the process) or leave the caller waiting.
+func (j *job) run(worker int) {
+	defer func() {
+		if r := recover(); r != nil {
+			j.mu.Lock()
+			if j.panic == nil {
+				j.panic = r
+			}
+			j.mu.Unlock()
+			j.next.Store(int64(j.n))
+		}
+	}()
+	j.work(worker)
 }
 
 // work runs chunks of j until none is left.
@@ -47,7 +67,7 @@ func newPool(threads int) *pool {
 		go func(w int, ch chan *job) {
 			defer p.done.Done()
 			for j := range ch {
-				j.work(w)
+				j.run(w)
 				j.wg.Done()
 			}
 		}(w, ch)
@@ -58,7 +78,9 @@ func newPool(threads int) *pool {
 // parallel calls fn(worker, lo, hi) over [0, n) in chunks of chunk items
 // (dynamic scheduling: each worker takes the next free chunk), using at
 // most maxWorkers workers, and returns when all chunks are done. worker
-// is in [0, threads) and identifies per-worker scratch space.
+// is in [0, threads) and identifies per-worker scratch space. A panic in
+// any worker is re-raised on the calling goroutine after all workers
+// have stopped.
 func (p *pool) parallel(n, chunk int, fn func(worker, lo, hi int)) {
 	if n <= 0 {
 		return
@@ -79,8 +101,11 @@ func (p *pool) parallel(n, chunk int, fn func(worker, lo, hi int)) {
 	for w := 0; w < helpers; w++ {
 		p.jobs[w] <- j
 	}
-	j.work(0)
+	j.run(0)
 	j.wg.Wait()
+	if j.panic != nil {
+		panic(j.panic)
+	}
 }
 
 // chunkFor picks a chunk size giving each thread several chunks.

@@ -48,6 +48,18 @@ func quantQ8_0Asm(q *int8, d *float32, x *float32, nb int)
 func roundF16Asm(dst, src *float32, n int)
 
 //go:noescape
+func dotQ4KSDOT(wq, xq *int8, sc *int32, wd, xd *float32, bsums *int32, nb int) float32
+
+//go:noescape
+func dotQ4KSMULL(wq, xq *int8, sc *int32, wd, xd *float32, bsums *int32, nb int) float32
+
+//go:noescape
+func dotQ6KSDOT(wq, xq *int8, sc *int32, wd, xd *float32, nb int) float32
+
+//go:noescape
+func dotQ6KSMULL(wq, xq *int8, sc *int32, wd, xd *float32, nb int) float32
+
+//go:noescape
 func f16ToF32Asm(dst *float32, src *byte, n int)
 
 //go:noescape
@@ -192,6 +204,34 @@ func dotI8x16x4(w, x []int8, out []int32, dot bool) {
 	} else {
 		dotI8x16x4SMULL(&w[0], &x[0], n, n, &out[0], n/16)
 	}
+}
+
+// dotQ4K returns the dot product of an unpacked Q4_K weight row (quants
+// wq, scales and mins sc, d/dmin pairs wd) with a Q8_K activation row.
+func dotQ4K(wq, xq []int8, sc []int32, wd, xd []float32, bsums []int32, dot bool) float32 {
+	nb := len(xd)
+	if nb == 0 {
+		return 0
+	}
+	_, _, _, _, _ = wq[256*nb-1], xq[256*nb-1], sc[16*nb-1], wd[2*nb-1], bsums[16*nb-1]
+	if dot {
+		return dotQ4KSDOT(&wq[0], &xq[0], &sc[0], &wd[0], &xd[0], &bsums[0], nb)
+	}
+	return dotQ4KSMULL(&wq[0], &xq[0], &sc[0], &wd[0], &xd[0], &bsums[0], nb)
+}
+
+// dotQ6K returns the dot product of an unpacked Q6_K weight row (quants
+// wq, scales sc, d wd) with a Q8_K activation row.
+func dotQ6K(wq, xq []int8, sc []int32, wd, xd []float32, dot bool) float32 {
+	nb := len(xd)
+	if nb == 0 {
+		return 0
+	}
+	_, _, _, _ = wq[256*nb-1], xq[256*nb-1], sc[16*nb-1], wd[nb-1]
+	if dot {
+		return dotQ6KSDOT(&wq[0], &xq[0], &sc[0], &wd[0], &xd[0], nb)
+	}
+	return dotQ6KSMULL(&wq[0], &xq[0], &sc[0], &wd[0], &xd[0], nb)
 }
 
 func f16RowToF32(dst []float32, src []byte) {

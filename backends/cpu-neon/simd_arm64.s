@@ -1205,3 +1205,411 @@ loop:
 	SUBS $8, R2, R2
 	BNE loop
 	RET
+
+// func dotQ4KSDOT(wq, xq *int8, sc *int32, wd, xd *float32, bsums *int32, nb int) float32
+// One Q4_K weight row (unpacked quants wq, 0..15) times one Q8_K
+// activation row over nb super-blocks, with SDOT: per
+// super-block i the eight 32-element integer dots are weighted by the
+// 6-bit scales sc[16i:16i+8] (int32), the mins sc[16i+8:16i+16] by the
+// pair sums of bsums[16i:16i+16], and
+// acc += (wd[2i]·xd[i])·sumi − (wd[2i+1]·xd[i])·mins (nb > 0).
+TEXT ·dotQ4KSDOT(SB), NOSPLIT, $0-60
+	MOVD wq+0(FP), R0
+	MOVD xq+8(FP), R1
+	MOVD sc+16(FP), R2
+	MOVD wd+24(FP), R3
+	MOVD xd+32(FP), R4
+	MOVD bsums+40(FP), R5
+	MOVD nb+48(FP), R6
+	WORD $0x4f00041f // movi v31.4s, #0
+loop:
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000410 // movi v16.4s, #0
+	WORD $0x4e829410 // sdot v16.4s, v0.16b, v2.16b
+	WORD $0x4e839430 // sdot v16.4s, v1.16b, v3.16b
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000411 // movi v17.4s, #0
+	WORD $0x4e829411 // sdot v17.4s, v0.16b, v2.16b
+	WORD $0x4e839431 // sdot v17.4s, v1.16b, v3.16b
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000412 // movi v18.4s, #0
+	WORD $0x4e829412 // sdot v18.4s, v0.16b, v2.16b
+	WORD $0x4e839432 // sdot v18.4s, v1.16b, v3.16b
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000413 // movi v19.4s, #0
+	WORD $0x4e829413 // sdot v19.4s, v0.16b, v2.16b
+	WORD $0x4e839433 // sdot v19.4s, v1.16b, v3.16b
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000414 // movi v20.4s, #0
+	WORD $0x4e829414 // sdot v20.4s, v0.16b, v2.16b
+	WORD $0x4e839434 // sdot v20.4s, v1.16b, v3.16b
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000415 // movi v21.4s, #0
+	WORD $0x4e829415 // sdot v21.4s, v0.16b, v2.16b
+	WORD $0x4e839435 // sdot v21.4s, v1.16b, v3.16b
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000416 // movi v22.4s, #0
+	WORD $0x4e829416 // sdot v22.4s, v0.16b, v2.16b
+	WORD $0x4e839436 // sdot v22.4s, v1.16b, v3.16b
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x4f000417 // movi v23.4s, #0
+	WORD $0x4e829417 // sdot v23.4s, v0.16b, v2.16b
+	WORD $0x4e839437 // sdot v23.4s, v1.16b, v3.16b
+	WORD $0x4eb1be10 // addp v16.4s, v16.4s, v17.4s
+	WORD $0x4eb3be52 // addp v18.4s, v18.4s, v19.4s
+	WORD $0x4eb5be94 // addp v20.4s, v20.4s, v21.4s
+	WORD $0x4eb7bed6 // addp v22.4s, v22.4s, v23.4s
+	WORD $0x4eb2be10 // addp v16.4s, v16.4s, v18.4s
+	WORD $0x4eb6be94 // addp v20.4s, v20.4s, v22.4s
+	VLD1.P 64(R2), [V24.S4, V25.S4, V26.S4, V27.S4]
+	VLD1.P 64(R5), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4eb89e10 // mul v16.4s, v16.4s, v24.4s
+	WORD $0x4eb99690 // mla v16.4s, v20.4s, v25.4s
+	WORD $0x4eb1ba10 // addv s16, v16.4s
+	WORD $0x4ea5bc84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4ea7bcc6 // addp v6.4s, v6.4s, v7.4s
+	WORD $0x4eba9c84 // mul v4.4s, v4.4s, v26.4s
+	WORD $0x4ebb94c4 // mla v4.4s, v6.4s, v27.4s
+	WORD $0x4eb1b884 // addv s4, v4.4s
+	WORD $0x5e21da10 // scvtf s16, s16
+	WORD $0x5e21d884 // scvtf s4, s4
+	WORD $0x2cc11865 // ldp s5, s6, [x3], #8
+	WORD $0xbc404487 // ldr s7, [x4], #4
+	WORD $0x1e2708a5 // fmul s5, s5, s7
+	WORD $0x1e2708c6 // fmul s6, s6, s7
+	WORD $0x1f057e1f // fmadd s31, s16, s5, s31
+	WORD $0x1f06fc9f // fmsub s31, s4, s6, s31
+	SUBS $1, R6, R6
+	BNE loop
+	FMOVS F31, ret+56(FP)
+	RET
+
+// func dotQ4KSMULL(wq, xq *int8, sc *int32, wd, xd *float32, bsums *int32, nb int) float32
+// One Q4_K weight row (unpacked quants wq, 0..15) times one Q8_K
+// activation row over nb super-blocks, with SMULL/SADALP: per
+// super-block i the eight 32-element integer dots are weighted by the
+// 6-bit scales sc[16i:16i+8] (int32), the mins sc[16i+8:16i+16] by the
+// pair sums of bsums[16i:16i+16], and
+// acc += (wd[2i]·xd[i])·sumi − (wd[2i+1]·xd[i])·mins (nb > 0).
+TEXT ·dotQ4KSMULL(SB), NOSPLIT, $0-60
+	MOVD wq+0(FP), R0
+	MOVD xq+8(FP), R1
+	MOVD sc+16(FP), R2
+	MOVD wd+24(FP), R3
+	MOVD xd+32(FP), R4
+	MOVD bsums+40(FP), R5
+	MOVD nb+48(FP), R6
+	WORD $0x4f00041f // movi v31.4s, #0
+loop:
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602910 // saddlp v16.4s, v8.8h
+	WORD $0x4e606930 // sadalp v16.4s, v9.8h
+	WORD $0x4e606950 // sadalp v16.4s, v10.8h
+	WORD $0x4e606970 // sadalp v16.4s, v11.8h
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602911 // saddlp v17.4s, v8.8h
+	WORD $0x4e606931 // sadalp v17.4s, v9.8h
+	WORD $0x4e606951 // sadalp v17.4s, v10.8h
+	WORD $0x4e606971 // sadalp v17.4s, v11.8h
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602912 // saddlp v18.4s, v8.8h
+	WORD $0x4e606932 // sadalp v18.4s, v9.8h
+	WORD $0x4e606952 // sadalp v18.4s, v10.8h
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602913 // saddlp v19.4s, v8.8h
+	WORD $0x4e606933 // sadalp v19.4s, v9.8h
+	WORD $0x4e606953 // sadalp v19.4s, v10.8h
+	WORD $0x4e606973 // sadalp v19.4s, v11.8h
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602914 // saddlp v20.4s, v8.8h
+	WORD $0x4e606934 // sadalp v20.4s, v9.8h
+	WORD $0x4e606954 // sadalp v20.4s, v10.8h
+	WORD $0x4e606974 // sadalp v20.4s, v11.8h
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602915 // saddlp v21.4s, v8.8h
+	WORD $0x4e606935 // sadalp v21.4s, v9.8h
+	WORD $0x4e606955 // sadalp v21.4s, v10.8h
+	WORD $0x4e606975 // sadalp v21.4s, v11.8h
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602916 // saddlp v22.4s, v8.8h
+	WORD $0x4e606936 // sadalp v22.4s, v9.8h
+	WORD $0x4e606956 // sadalp v22.4s, v10.8h
+	WORD $0x4e606976 // sadalp v22.4s, v11.8h
+	VLD1.P 32(R0), [V0.B16, V1.B16]
+	VLD1.P 32(R1), [V2.B16, V3.B16]
+	WORD $0x0e22c008 // smull v8.8h, v0.8b, v2.8b
+	WORD $0x4e22c009 // smull2 v9.8h, v0.16b, v2.16b
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e602917 // saddlp v23.4s, v8.8h
+	WORD $0x4e606937 // sadalp v23.4s, v9.8h
+	WORD $0x4e606957 // sadalp v23.4s, v10.8h
+	WORD $0x4e606977 // sadalp v23.4s, v11.8h
+	WORD $0x4eb1be10 // addp v16.4s, v16.4s, v17.4s
+	WORD $0x4eb3be52 // addp v18.4s, v18.4s, v19.4s
+	WORD $0x4eb5be94 // addp v20.4s, v20.4s, v21.4s
+	WORD $0x4eb7bed6 // addp v22.4s, v22.4s, v23.4s
+	WORD $0x4eb2be10 // addp v16.4s, v16.4s, v18.4s
+	WORD $0x4eb6be94 // addp v20.4s, v20.4s, v22.4s
+	VLD1.P 64(R2), [V24.S4, V25.S4, V26.S4, V27.S4]
+	VLD1.P 64(R5), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4eb89e10 // mul v16.4s, v16.4s, v24.4s
+	WORD $0x4eb99690 // mla v16.4s, v20.4s, v25.4s
+	WORD $0x4eb1ba10 // addv s16, v16.4s
+	WORD $0x4ea5bc84 // addp v4.4s, v4.4s, v5.4s
+	WORD $0x4ea7bcc6 // addp v6.4s, v6.4s, v7.4s
+	WORD $0x4eba9c84 // mul v4.4s, v4.4s, v26.4s
+	WORD $0x4ebb94c4 // mla v4.4s, v6.4s, v27.4s
+	WORD $0x4eb1b884 // addv s4, v4.4s
+	WORD $0x5e21da10 // scvtf s16, s16
+	WORD $0x5e21d884 // scvtf s4, s4
+	WORD $0x2cc11865 // ldp s5, s6, [x3], #8
+	WORD $0xbc404487 // ldr s7, [x4], #4
+	WORD $0x1e2708a5 // fmul s5, s5, s7
+	WORD $0x1e2708c6 // fmul s6, s6, s7
+	WORD $0x1f057e1f // fmadd s31, s16, s5, s31
+	WORD $0x1f06fc9f // fmsub s31, s4, s6, s31
+	SUBS $1, R6, R6
+	BNE loop
+	FMOVS F31, ret+56(FP)
+	RET
+
+// func dotQ6KSDOT(wq, xq *int8, sc *int32, wd, xd *float32, nb int) float32
+// One Q6_K weight row (unpacked quants wq, −32..31) times one Q8_K
+// activation row over nb super-blocks, with SDOT: the sixteen
+// 16-element integer dots of super-block i are weighted by the int32
+// scales sc[16i:16i+16] and acc += (wd[i]·xd[i])·sumi (nb > 0).
+TEXT ·dotQ6KSDOT(SB), NOSPLIT, $0-52
+	MOVD wq+0(FP), R0
+	MOVD xq+8(FP), R1
+	MOVD sc+16(FP), R2
+	MOVD wd+24(FP), R3
+	MOVD xd+32(FP), R4
+	MOVD nb+40(FP), R6
+	WORD $0x4f00041f // movi v31.4s, #0
+loop:
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x4f00040c // movi v12.4s, #0
+	WORD $0x4e84940c // sdot v12.4s, v0.16b, v4.16b
+	WORD $0x4f00040d // movi v13.4s, #0
+	WORD $0x4e85942d // sdot v13.4s, v1.16b, v5.16b
+	WORD $0x4f00040e // movi v14.4s, #0
+	WORD $0x4e86944e // sdot v14.4s, v2.16b, v6.16b
+	WORD $0x4f00040f // movi v15.4s, #0
+	WORD $0x4e87946f // sdot v15.4s, v3.16b, v7.16b
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x4f000410 // movi v16.4s, #0
+	WORD $0x4e849410 // sdot v16.4s, v0.16b, v4.16b
+	WORD $0x4f000411 // movi v17.4s, #0
+	WORD $0x4e859431 // sdot v17.4s, v1.16b, v5.16b
+	WORD $0x4f000412 // movi v18.4s, #0
+	WORD $0x4e869452 // sdot v18.4s, v2.16b, v6.16b
+	WORD $0x4f000413 // movi v19.4s, #0
+	WORD $0x4e879473 // sdot v19.4s, v3.16b, v7.16b
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x4f000414 // movi v20.4s, #0
+	WORD $0x4e849414 // sdot v20.4s, v0.16b, v4.16b
+	WORD $0x4f000415 // movi v21.4s, #0
+	WORD $0x4e859435 // sdot v21.4s, v1.16b, v5.16b
+	WORD $0x4f000416 // movi v22.4s, #0
+	WORD $0x4e869456 // sdot v22.4s, v2.16b, v6.16b
+	WORD $0x4f000417 // movi v23.4s, #0
+	WORD $0x4e879477 // sdot v23.4s, v3.16b, v7.16b
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x4f000418 // movi v24.4s, #0
+	WORD $0x4e849418 // sdot v24.4s, v0.16b, v4.16b
+	WORD $0x4f000419 // movi v25.4s, #0
+	WORD $0x4e859439 // sdot v25.4s, v1.16b, v5.16b
+	WORD $0x4f00041a // movi v26.4s, #0
+	WORD $0x4e86945a // sdot v26.4s, v2.16b, v6.16b
+	WORD $0x4f00041b // movi v27.4s, #0
+	WORD $0x4e87947b // sdot v27.4s, v3.16b, v7.16b
+	WORD $0x4eadbd8c // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4eafbdce // addp v14.4s, v14.4s, v15.4s
+	WORD $0x4eaebd8c // addp v12.4s, v12.4s, v14.4s
+	WORD $0x4eb1be10 // addp v16.4s, v16.4s, v17.4s
+	WORD $0x4eb3be52 // addp v18.4s, v18.4s, v19.4s
+	WORD $0x4eb2be10 // addp v16.4s, v16.4s, v18.4s
+	WORD $0x4eb5be94 // addp v20.4s, v20.4s, v21.4s
+	WORD $0x4eb7bed6 // addp v22.4s, v22.4s, v23.4s
+	WORD $0x4eb6be94 // addp v20.4s, v20.4s, v22.4s
+	WORD $0x4eb9bf18 // addp v24.4s, v24.4s, v25.4s
+	WORD $0x4ebbbf5a // addp v26.4s, v26.4s, v27.4s
+	WORD $0x4ebabf18 // addp v24.4s, v24.4s, v26.4s
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4ea09d8c // mul v12.4s, v12.4s, v0.4s
+	WORD $0x4ea1960c // mla v12.4s, v16.4s, v1.4s
+	WORD $0x4ea2968c // mla v12.4s, v20.4s, v2.4s
+	WORD $0x4ea3970c // mla v12.4s, v24.4s, v3.4s
+	WORD $0x4eb1b98c // addv s12, v12.4s
+	WORD $0x5e21d98c // scvtf s12, s12
+	WORD $0xbc404465 // ldr s5, [x3], #4
+	WORD $0xbc404487 // ldr s7, [x4], #4
+	WORD $0x1e2708a5 // fmul s5, s5, s7
+	WORD $0x1f057d9f // fmadd s31, s12, s5, s31
+	SUBS $1, R6, R6
+	BNE loop
+	FMOVS F31, ret+48(FP)
+	RET
+
+// func dotQ6KSMULL(wq, xq *int8, sc *int32, wd, xd *float32, nb int) float32
+// One Q6_K weight row (unpacked quants wq, −32..31) times one Q8_K
+// activation row over nb super-blocks, with SMULL/SADALP: the sixteen
+// 16-element integer dots of super-block i are weighted by the int32
+// scales sc[16i:16i+16] and acc += (wd[i]·xd[i])·sumi (nb > 0).
+TEXT ·dotQ6KSMULL(SB), NOSPLIT, $0-52
+	MOVD wq+0(FP), R0
+	MOVD xq+8(FP), R1
+	MOVD sc+16(FP), R2
+	MOVD wd+24(FP), R3
+	MOVD xd+32(FP), R4
+	MOVD nb+40(FP), R6
+	WORD $0x4f00041f // movi v31.4s, #0
+loop:
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x0e24c008 // smull v8.8h, v0.8b, v4.8b
+	WORD $0x4e24c009 // smull2 v9.8h, v0.16b, v4.16b
+	WORD $0x4e60290c // saddlp v12.4s, v8.8h
+	WORD $0x4e60692c // sadalp v12.4s, v9.8h
+	WORD $0x0e25c028 // smull v8.8h, v1.8b, v5.8b
+	WORD $0x4e25c029 // smull2 v9.8h, v1.16b, v5.16b
+	WORD $0x4e60290d // saddlp v13.4s, v8.8h
+	WORD $0x4e60692d // sadalp v13.4s, v9.8h
+	WORD $0x0e26c048 // smull v8.8h, v2.8b, v6.8b
+	WORD $0x4e26c049 // smull2 v9.8h, v2.16b, v6.16b
+	WORD $0x4e60290e // saddlp v14.4s, v8.8h
+	WORD $0x4e60692e // sadalp v14.4s, v9.8h
+	WORD $0x0e27c068 // smull v8.8h, v3.8b, v7.8b
+	WORD $0x4e27c069 // smull2 v9.8h, v3.16b, v7.16b
+	WORD $0x4e60290f // saddlp v15.4s, v8.8h
+	WORD $0x4e60692f // sadalp v15.4s, v9.8h
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x0e24c008 // smull v8.8h, v0.8b, v4.8b
+	WORD $0x4e24c009 // smull2 v9.8h, v0.16b, v4.16b
+	WORD $0x4e602910 // saddlp v16.4s, v8.8h
+	WORD $0x4e606930 // sadalp v16.4s, v9.8h
+	WORD $0x0e25c028 // smull v8.8h, v1.8b, v5.8b
+	WORD $0x4e25c029 // smull2 v9.8h, v1.16b, v5.16b
+	WORD $0x4e602911 // saddlp v17.4s, v8.8h
+	WORD $0x4e606931 // sadalp v17.4s, v9.8h
+	WORD $0x0e26c048 // smull v8.8h, v2.8b, v6.8b
+	WORD $0x4e26c049 // smull2 v9.8h, v2.16b, v6.16b
+	WORD $0x4e602912 // saddlp v18.4s, v8.8h
+	WORD $0x4e606932 // sadalp v18.4s, v9.8h
+	WORD $0x0e27c068 // smull v8.8h, v3.8b, v7.8b
+	WORD $0x4e27c069 // smull2 v9.8h, v3.16b, v7.16b
+	WORD $0x4e602913 // saddlp v19.4s, v8.8h
+	WORD $0x4e606933 // sadalp v19.4s, v9.8h
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x0e24c008 // smull v8.8h, v0.8b, v4.8b
+	WORD $0x4e24c009 // smull2 v9.8h, v0.16b, v4.16b
+	WORD $0x4e602914 // saddlp v20.4s, v8.8h
+	WORD $0x4e606934 // sadalp v20.4s, v9.8h
+	WORD $0x0e25c028 // smull v8.8h, v1.8b, v5.8b
+	WORD $0x4e25c029 // smull2 v9.8h, v1.16b, v5.16b
+	WORD $0x4e602915 // saddlp v21.4s, v8.8h
+	WORD $0x4e606935 // sadalp v21.4s, v9.8h
+	WORD $0x0e26c048 // smull v8.8h, v2.8b, v6.8b
+	WORD $0x4e26c049 // smull2 v9.8h, v2.16b, v6.16b
+	WORD $0x4e602916 // saddlp v22.4s, v8.8h
+	WORD $0x4e606936 // sadalp v22.4s, v9.8h
+	WORD $0x0e27c068 // smull v8.8h, v3.8b, v7.8b
+	WORD $0x4e27c069 // smull2 v9.8h, v3.16b, v7.16b
+	WORD $0x4e602917 // saddlp v23.4s, v8.8h
+	WORD $0x4e606937 // sadalp v23.4s, v9.8h
+	VLD1.P 64(R0), [V0.B16, V1.B16, V2.B16, V3.B16]
+	VLD1.P 64(R1), [V4.B16, V5.B16, V6.B16, V7.B16]
+	WORD $0x0e24c008 // smull v8.8h, v0.8b, v4.8b
+	WORD $0x4e24c009 // smull2 v9.8h, v0.16b, v4.16b
+	WORD $0x4e602918 // saddlp v24.4s, v8.8h
+	WORD $0x4e606938 // sadalp v24.4s, v9.8h
+	WORD $0x0e25c028 // smull v8.8h, v1.8b, v5.8b
+	WORD $0x4e25c029 // smull2 v9.8h, v1.16b, v5.16b
+	WORD $0x4e602919 // saddlp v25.4s, v8.8h
+	WORD $0x4e606939 // sadalp v25.4s, v9.8h
+	WORD $0x0e26c048 // smull v8.8h, v2.8b, v6.8b
+	WORD $0x4e26c049 // smull2 v9.8h, v2.16b, v6.16b
+	WORD $0x4e60291a // saddlp v26.4s, v8.8h
+	WORD $0x4e60693a // sadalp v26.4s, v9.8h
+	WORD $0x0e27c068 // smull v8.8h, v3.8b, v7.8b
+	WORD $0x4e27c069 // smull2 v9.8h, v3.16b, v7.16b
+	WORD $0x4e60291b // saddlp v27.4s, v8.8h
+	WORD $0x4e60693b // sadalp v27.4s, v9.8h
+	WORD $0x4eadbd8c // addp v12.4s, v12.4s, v13.4s
+	WORD $0x4eafbdce // addp v14.4s, v14.4s, v15.4s
+	WORD $0x4eaebd8c // addp v12.4s, v12.4s, v14.4s
+	WORD $0x4eb1be10 // addp v16.4s, v16.4s, v17.4s
+	WORD $0x4eb3be52 // addp v18.4s, v18.4s, v19.4s
+	WORD $0x4eb2be10 // addp v16.4s, v16.4s, v18.4s
+	WORD $0x4eb5be94 // addp v20.4s, v20.4s, v21.4s
+	WORD $0x4eb7bed6 // addp v22.4s, v22.4s, v23.4s
+	WORD $0x4eb6be94 // addp v20.4s, v20.4s, v22.4s
+	WORD $0x4eb9bf18 // addp v24.4s, v24.4s, v25.4s
+	WORD $0x4ebbbf5a // addp v26.4s, v26.4s, v27.4s
+	WORD $0x4ebabf18 // addp v24.4s, v24.4s, v26.4s
+	VLD1.P 64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4ea09d8c // mul v12.4s, v12.4s, v0.4s
+	WORD $0x4ea1960c // mla v12.4s, v16.4s, v1.4s
+	WORD $0x4ea2968c // mla v12.4s, v20.4s, v2.4s
+	WORD $0x4ea3970c // mla v12.4s, v24.4s, v3.4s
+	WORD $0x4eb1b98c // addv s12, v12.4s
+	WORD $0x5e21d98c // scvtf s12, s12
+	WORD $0xbc404465 // ldr s5, [x3], #4
+	WORD $0xbc404487 // ldr s7, [x4], #4
+	WORD $0x1e2708a5 // fmul s5, s5, s7
+	WORD $0x1f057d9f // fmadd s31, s12, s5, s31
+	SUBS $1, R6, R6
+	BNE loop
+	FMOVS F31, ret+48(FP)
+	RET

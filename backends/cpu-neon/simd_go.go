@@ -38,6 +38,39 @@ func dotQ8BlocksGo(wq []int8, wd []float32, xq []int8, xd []float32) float32 {
 	return acc
 }
 
+// dotQ4KGo mirrors dotQ4K (see the assembly for the layout).
+func dotQ4KGo(wq, xq []int8, sc []int32, wd, xd []float32, bsums []int32) float32 {
+	var acc float32
+	var d16 [16]int32
+	for i, yd := range xd {
+		dotI8x16Go(wq[256*i:256*i+256], xq[256*i:256*i+256], d16[:])
+		scs, bs := sc[16*i:16*i+16], bsums[16*i:16*i+16]
+		var sumi, mins int32
+		for j := 0; j < 8; j++ {
+			sumi += scs[j] * (d16[2*j] + d16[2*j+1])
+			mins += scs[8+j] * (bs[2*j] + bs[2*j+1])
+		}
+		acc += float32(sumi) * (wd[2*i] * yd)
+		acc -= float32(mins) * (wd[2*i+1] * yd)
+	}
+	return acc
+}
+
+// dotQ6KGo mirrors dotQ6K.
+func dotQ6KGo(wq, xq []int8, sc []int32, wd, xd []float32) float32 {
+	var acc float32
+	var d16 [16]int32
+	for i, yd := range xd {
+		dotI8x16Go(wq[256*i:256*i+256], xq[256*i:256*i+256], d16[:])
+		var sumi int32
+		for j, v := range d16 {
+			sumi += sc[16*i+j] * v
+		}
+		acc += float32(sumi) * (wd[i] * yd)
+	}
+	return acc
+}
+
 func addGo(out, a, b []float32) {
 	a, b = a[:len(out)], b[:len(out)]
 	for i := range out {

@@ -40,6 +40,14 @@ func dotI8x16x4(w, x []int8, out []int32, _ bool) {
 	}
 }
 
+func dotQ4K(wq, xq []int8, sc []int32, wd, xd []float32, bsums []int32, _ bool) float32 {
+	return dotQ4KGo(wq, xq, sc, wd, xd, bsums)
+}
+
+func dotQ6K(wq, xq []int8, sc []int32, wd, xd []float32, _ bool) float32 {
+	return dotQ6KGo(wq, xq, sc, wd, xd)
+}
+
 func f16RowToF32(dst []float32, src []byte)        { f16RowToF32Go(dst, src) }
 func unpackQ4_0(q []int8, d []float32, src []byte) { unpackQ4_0Go(q, d, src) }
 func unpackQ8_0(q []int8, d []float32, src []byte) { unpackQ8_0Go(q, d, src) }

@@ -323,3 +323,36 @@ func TestRoundF16(t *testing.T) {
 		}
 	}
 }
+
+// TestFusedKQuant checks the fused one-row Q4_K/Q6_K kernels against
+// their Go mirrors.
+func TestFusedKQuant(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	for _, cfg := range configs() {
+		for _, nb := range []int{1, 3} {
+			wq, xq := make([]int8, 256*nb), make([]int8, 256*nb)
+			for i := range wq {
+				wq[i], xq[i] = int8(rng.IntN(64)-32), int8(rng.Uint32())
+			}
+			sc, bs := make([]int32, 16*nb), make([]int32, 16*nb)
+			for i := range sc {
+				sc[i] = int32(rng.IntN(128) - 64)
+				for _, v := range xq[16*i : 16*i+16] {
+					bs[i] += int32(v)
+				}
+			}
+			wd, xd := randVec(rng, 2*nb, 0.01), randVec(rng, nb, 0.01)
+			for _, c := range []struct {
+				name      string
+				got, want float32
+			}{
+				{"Q4_K", dotQ4K(wq, xq, sc, wd, xd, bs, cfg.dot), dotQ4KGo(wq, xq, sc, wd, xd, bs)},
+				{"Q6_K", dotQ6K(wq, xq, sc, wd[:nb], xd, cfg.dot), dotQ6KGo(wq, xq, sc, wd[:nb], xd)},
+			} {
+				if math.Abs(float64(c.got-c.want)) > 1e-5*(math.Abs(float64(c.want))+1e-2) {
+					t.Errorf("%s %s nb=%d: %v, Go %v", cfg.name, c.name, nb, c.got, c.want)
+				}
+			}
+		}
+	}
+}

@@ -91,7 +91,11 @@ func Serve(cfg Config) {
 }
 
 func serve(cfg Config) int {
-	// First of all: keep stdout for the handshake only.
+	if hs := backends.Handshake(); os.Getenv(hs.MagicCookieKey) != hs.MagicCookieValue {
+		fmt.Fprintf(os.Stderr, "%s is a Realm backend plugin: the Realm host starts it (see `realm backends`); it is not meant to be run by hand.\n", os.Args[0])
+		return 1
+	}
+	// Then, before anything can write to it: keep stdout for the handshake only.
 	handshake, err := redirectStdout()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "realm plugin: redirecting stdout: %v\n", err)

@@ -33,7 +33,13 @@ func TestGenerateThroughPlugin(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "realm-backend-reference")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./backends/reference/plugin")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		if goBin, err = exec.LookPath("go"); err != nil {
+			t.Fatal("no go command to build the plugin:", err)
+		}
+	}
+	build := exec.Command(goBin, "build", "-o", bin, "./backends/reference/plugin")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the reference plugin: %v\n%s", err, out)

@@ -42,6 +42,7 @@ func commands() map[string]command {
 		"tokenize":    {"tokenize text with a model's tokenizer", runTokenize},
 		"bench":       {"measure prompt and generation speed (like llama-bench)", runBench},
 		"conformance": {"run the backend conformance suite through the plugins", runConformance},
+		"serve":       {"serve the OpenAI API; each request runs a WASM app", runServe},
 	}
 }
 

@@ -126,7 +126,12 @@ func LoadOutputFrom(dir, name string) (*Output, error) {
 		case "gen_ids":
 			out.GenIDs, err = parseIDs(val)
 		case "gen_text":
-			out.GenText = val
+			// The last field; the generated text may span lines.
+			rest := []string{val}
+			for sc.Scan() {
+				rest = append(rest, sc.Text())
+			}
+			out.GenText = strings.Join(rest, "\n")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("refdata: %s: %s: %w", p, key, err)

@@ -53,3 +53,14 @@ func TestNMSE(t *testing.T) {
 		t.Fatalf("NMSE zero = %g", got)
 	}
 }
+
+func TestGenTextSpansLines(t *testing.T) {
+	o, err := LoadOutput("stories260K-Q8_0.once-upon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tail = "it was too high.\nLily's mom said"
+	if len(o.GenText) < len(tail) || o.GenText[len(o.GenText)-len(tail):] != tail {
+		t.Fatalf("GenText = %q, want it to end with %q", o.GenText, tail)
+	}
+}

@@ -1,0 +1,15 @@
+// Package vulkan is Realm's GPU backend: the llama forward pass runs on
+// a Vulkan device through compute shaders (GLSL in shaders/, compiled to
+// the committed SPIR-V in spv/ by `go generate`). Weights are uploaded
+// once at load into device buffers (split where a device limits the
+// size of one storage-buffer binding), activations and the f16 KV cache
+// stay on the device, and only the logits come back.
+//
+// Vulkan is reached through a thin cgo shim (shim.h, shim_vulkan.c) that
+// opens the loader with dlopen, so the plugin starts, and its probe
+// reports why it cannot run, on a machine without Vulkan. The shim needs
+// the Vulkan headers at build time and is compiled only with the build
+// tag "vulkan" (and cgo); without it New returns an error saying so.
+package vulkan
+
+//go:generate ./gen.sh

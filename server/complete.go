@@ -1,0 +1,415 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/realmrt/realm/abi"
+	"github.com/realmrt/realm/core"
+)
+
+// statusClientGone is the status recorded (nginx's convention) for a
+// request whose client disconnected before the answer was complete.
+const statusClientGone = 499
+
+// complete serves a chat or text completion.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, appName string) {
+	start := time.Now()
+	endpoint := "completions"
+	if chat {
+		endpoint = "chat"
+	}
+	model, backend := "", ""
+	status := http.StatusOK
+	defer func() { s.metrics.request(endpoint, model, backend, status) }()
+	fail := func(e *apiError) {
+		status = e.status
+		kind := e.kind
+		if kind == "" {
+			kind = "error"
+		}
+		s.metrics.error(kind, model, backend)
+		writeError(w, e)
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
+			return
+		}
+		fail(badRequest("", "reading the request body: %v", err))
+		return
+	}
+	p, aerr := parseRequest(body, chat)
+	if aerr != nil {
+		fail(aerr)
+		return
+	}
+	a := s.def
+	if appName != "" {
+		a = s.apps[appName]
+		if a == nil {
+			fail(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "app_not_found", message: fmt.Sprintf("no app %q is configured", appName), kind: "app_not_found"})
+			return
+		}
+	} else if ma := s.modelApps[p.model]; ma != nil {
+		a = ma
+	}
+	if !a.allows(p.model) {
+		e := modelNotFound(p.model)
+		e.message = fmt.Sprintf("the model %q is not available to app %q", p.model, a.name)
+		fail(e)
+		return
+	}
+	if !s.backendUp() {
+		fail(&apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: "the backend plugin is down or restarting; retry shortly", kind: "backend_unavailable"})
+		return
+	}
+	ctx := r.Context()
+	lm, err := s.rt.Models.Acquire(ctx, p.model)
+	if err != nil {
+		if ctx.Err() != nil {
+			status = statusClientGone
+			s.metrics.error("cancelled", "", "")
+			return
+		}
+		fail(acquireError(p.model, err))
+		return
+	}
+	defer s.rt.Models.Release(lm)
+	model, backend = lm.Name, lm.BackendName
+
+	g := p.guest
+	g.Endpoint, g.Model = endpoint, p.model
+	if chat {
+		var tmplText string
+		if lm.Meta != nil {
+			tmplText, _ = lm.Meta.String("tokenizer.chat_template")
+		}
+		eos := ""
+		if lm.Tokenizer != nil && lm.Tokenizer.EOS() >= 0 {
+			eos = lm.Tokenizer.Token(lm.Tokenizer.EOS())
+		}
+		g.Prompt = DetectTemplate(tmplText, eos).Render(p.messages)
+		g.Messages = p.messages
+	} else {
+		g.Prompt = p.prompt
+	}
+	if lm.Tokenizer == nil {
+		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the model has no tokenizer", kind: "backend_error"})
+		return
+	}
+	ids, err := lm.Tokenizer.Encode(g.Prompt, lm.Tokenizer.AddBOSDefault(), true)
+	if err != nil {
+		fail(badRequest("prompt", "tokenizing the prompt: %v", err))
+		return
+	}
+	promptTokens := len(ids)
+	nCtx := lm.Info.NCtxTrain
+	if nCtx <= 0 {
+		nCtx = 4096
+	}
+	if mc := a.policy.MaxContext; mc > 0 && mc < nCtx {
+		nCtx = mc
+	}
+	if promptTokens == 0 {
+		fail(badRequest("prompt", "the prompt is empty"))
+		return
+	}
+	if promptTokens >= nCtx {
+		e := badRequest("messages", "the prompt is %d tokens; this model's context is %d tokens", promptTokens, nCtx)
+		if !chat {
+			e.param = "prompt"
+		}
+		e.code = "context_length_exceeded"
+		fail(e)
+		return
+	}
+	g.MaxTokens = p.maxTokens
+	if g.MaxTokens == 0 {
+		g.MaxTokens = DefaultMaxTokens
+	}
+	if pm := a.policy.MaxTokens; pm > 0 && pm < g.MaxTokens {
+		g.MaxTokens = pm
+	}
+
+	lim := s.limiter(model)
+	if err := lim.acquire(ctx); err != nil {
+		if errors.Is(err, errQueueFull) {
+			fail(&apiError{status: http.StatusTooManyRequests, typ: "rate_limit_error", code: "queue_full",
+				message: fmt.Sprintf("model %q is busy: %d requests running and %d waiting; retry shortly", model, s.maxConcurrent, s.maxQueue), kind: "queue_full"})
+			return
+		}
+		status = statusClientGone
+		s.metrics.error("cancelled", model, backend)
+		return
+	}
+	defer lim.release()
+
+	in, err := json.Marshal(g)
+	if err != nil {
+		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: err.Error(), kind: "internal"})
+		return
+	}
+	out := &output{
+		w: w, rc: http.NewResponseController(w), stream: g.Stream, chat: chat,
+		id: newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat]), created: time.Now().Unix(), model: p.model,
+		onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
+	}
+	stderr := &tailBuffer{max: stderrTail}
+	runStart := time.Now()
+	res, runErr := s.host.Run(ctx, core.RunRequest{
+		Module: a.module, Name: a.name, Stdin: bytes.NewReader(in), Stdout: out, Stderr: stderr, Policy: a.policy,
+	})
+	end := time.Now()
+	generated := 0
+	if res != nil {
+		generated = res.TokensGenerated
+	}
+	var ttft, genTime time.Duration
+	if !out.firstAt.IsZero() {
+		ttft, genTime = out.firstAt.Sub(start), end.Sub(out.firstAt)
+	}
+	s.metrics.run(model, backend, promptTokens, generated, ttft, genTime)
+	s.log.Debug("request", "endpoint", endpoint, "app", a.name, "model", model, "prompt_tokens", promptTokens,
+		"tokens", generated, "queue_wait", runStart.Sub(start), "ttft", ttft, "duration", end.Sub(start), "error", runErr)
+
+	if e := s.runError(ctx, res, runErr, stderr.String()); e != nil {
+		if e.status == statusClientGone {
+			status = statusClientGone
+			s.metrics.error(e.kind, model, backend)
+			return
+		}
+		if out.started {
+			status = e.status
+			s.metrics.error(e.kind, model, backend)
+			out.sendError(e)
+			return
+		}
+		fail(e)
+		return
+	}
+	finish := "stop"
+	if generated >= g.MaxTokens || promptTokens+generated >= nCtx {
+		finish = "length"
+	}
+	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
+	if g.Stream {
+		out.finish(finish, u, p.includeUsage)
+		return
+	}
+	text := out.buf.String()
+	var choice map[string]any
+	if chat {
+		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": nil, "finish_reason": finish}
+	} else {
+		choice = map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": finish}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": out.id, "object": out.object(false), "created": out.created, "model": p.model,
+		"choices": []any{choice}, "usage": u, "system_fingerprint": "realm-" + backend,
+	})
+}
+
+// runError classifies the outcome of a run; nil is success.
+func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, stderr string) *apiError {
+	gone := &apiError{status: statusClientGone, kind: "cancelled"}
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return gone
+		case errors.Is(err, core.ErrDeadline):
+			return &apiError{status: http.StatusGatewayTimeout, typ: "server_error", code: "timeout", message: "the app ran past its time limit", kind: "timeout"}
+		case errors.Is(err, core.ErrOutputLimit):
+			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app wrote more than its output limit", kind: "output_limit"}
+		case errors.Is(err, core.ErrTrap):
+			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app trapped: " + err.Error(), kind: "app_error"}
+		}
+		return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: err.Error(), kind: "app_error"}
+	}
+	if res == nil || res.ExitCode == 0 {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return gone
+	}
+	msg := stderr
+	if msg == "" {
+		msg = fmt.Sprintf("the app exited with status %d", res.ExitCode)
+	}
+	// The guest SDK's errors name their errno ("... (EUNAVAIL)"): map
+	// the ones that are the client's or the backend's doing.
+	has := func(e abi.Errno) bool { return strings.Contains(stderr, e.String()) }
+	switch {
+	case has(abi.ErrnoUnavail):
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: msg, kind: "backend_unavailable"}
+	case has(abi.ErrnoCtxfull):
+		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", code: "context_length_exceeded", message: msg, kind: "bad_request"}
+	case has(abi.ErrnoInval):
+		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", message: msg, kind: "bad_request"}
+	case has(abi.ErrnoNoent):
+		return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "model_not_found", message: msg, kind: "model_not_found"}
+	case has(abi.ErrnoAcces):
+		return &apiError{status: http.StatusForbidden, typ: "permission_error", message: msg, kind: "forbidden"}
+	case has(abi.ErrnoCanceled):
+		return &apiError{status: http.StatusGatewayTimeout, typ: "server_error", code: "timeout", message: msg, kind: "timeout"}
+	case has(abi.ErrnoBackend), has(abi.ErrnoNomem), has(abi.ErrnoBadmodel):
+		return &apiError{status: http.StatusInternalServerError, typ: "server_error", code: "backend_error", message: msg, kind: "backend_error"}
+	}
+	return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: msg, kind: "app_error"}
+}
+
+// output receives the guest's stdout: buffered for a plain response,
+// forwarded as SSE chunks (whole UTF-8 sequences only) when streaming.
+// It is written by the run, on the handler's goroutine.
+type output struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	stream  bool
+	chat    bool
+	id      string
+	created int64
+	model   string
+	onBytes func(int)
+
+	started bool
+	firstAt time.Time
+	chunker UTF8Chunker
+	buf     bytes.Buffer
+}
+
+func (o *output) object(chunk bool) string {
+	switch {
+	case o.chat && chunk:
+		return "chat.completion.chunk"
+	case o.chat:
+		return "chat.completion"
+	}
+	return "text_completion"
+}
+
+// Write implements io.Writer for the guest's stdout.
+func (o *output) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if o.firstAt.IsZero() {
+		o.firstAt = time.Now()
+	}
+	o.onBytes(len(p))
+	if !o.stream {
+		return o.buf.Write(p)
+	}
+	text := o.chunker.Add(p)
+	if text == "" {
+		return len(p), nil
+	}
+	if err := o.sendText(text); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// begin sends the headers and, for chat, the role chunk.
+func (o *output) begin() error {
+	if o.started {
+		return nil
+	}
+	o.started = true
+	h := o.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	o.w.WriteHeader(http.StatusOK)
+	if o.chat {
+		return o.event(o.chunk(map[string]any{"role": "assistant", "content": ""}, "", nil))
+	}
+	return nil
+}
+
+// chunk builds one streamed object with one choice; text completions
+// carry text where chat carries a delta.
+func (o *output) chunk(delta map[string]any, finish string, u *usage) map[string]any {
+	var fr any
+	if finish != "" {
+		fr = finish
+	}
+	var choice map[string]any
+	if o.chat {
+		choice = map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": fr}
+	} else {
+		text, _ := delta["content"].(string)
+		choice = map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": fr}
+	}
+	c := map[string]any{"id": o.id, "object": o.object(true), "created": o.created, "model": o.model, "choices": []any{choice}}
+	if u != nil {
+		c["usage"] = u
+	}
+	return c
+}
+
+// event writes one SSE event and flushes it.
+func (o *output) event(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return o.raw(b)
+}
+
+func (o *output) raw(data []byte) error {
+	var b bytes.Buffer
+	b.Grow(len(data) + 8)
+	b.WriteString("data: ")
+	b.Write(data)
+	b.WriteString("\n\n")
+	if _, err := o.w.Write(b.Bytes()); err != nil {
+		return err
+	}
+	return o.rc.Flush()
+}
+
+func (o *output) sendText(text string) error {
+	if err := o.begin(); err != nil {
+		return err
+	}
+	return o.event(o.chunk(map[string]any{"content": text}, "", nil))
+}
+
+// finish ends a successful stream: what the chunker held, the chunk with
+// the finish reason, a usage chunk when asked, then [DONE].
+func (o *output) finish(reason string, u usage, includeUsage bool) {
+	if rest := o.chunker.Flush(); rest != "" {
+		if o.sendText(rest) != nil {
+			return
+		}
+	}
+	if o.begin() != nil {
+		return
+	}
+	if o.event(o.chunk(map[string]any{}, reason, nil)) != nil {
+		return
+	}
+	if includeUsage {
+		c := map[string]any{"id": o.id, "object": o.object(true), "created": o.created, "model": o.model, "choices": []any{}, "usage": u}
+		if o.event(c) != nil {
+			return
+		}
+	}
+	o.raw([]byte("[DONE]"))
+}
+
+// sendError ends a stream that already started with an error event.
+func (o *output) sendError(e *apiError) {
+	o.event(e.body())
+}

@@ -1,0 +1,433 @@
+// Package server is realm serve: an OpenAI-compatible HTTP API whose
+// requests each run as a fresh, sandboxed instance of a WASM guest app.
+//
+// For every completion request the server validates the body, picks the
+// app (by route, /v1/apps/{app}/..., by a model name an app block lists,
+// or the default app), checks the app's policy, resolves the model,
+// renders the chat template, waits for a slot of the model (a bounded
+// FIFO queue per model; full: 429), and runs the app with the request as
+// JSON on stdin (GuestRequest). What the guest writes to stdout is the
+// completion: streamed as Server-Sent Events as it is written, or
+// returned whole. A client that goes away cancels the run, which cancels
+// the backend calls in flight.
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/core"
+	"github.com/realmrt/realm/core/loaderhost"
+	"github.com/realmrt/realm/loader"
+)
+
+// DefaultAppName is the app that serves requests no app block claims.
+const DefaultAppName = "chat"
+
+// Limits of the HTTP layer.
+const (
+	maxBodyBytes  = 8 << 20
+	stderrTail    = 4 << 10
+	retryAfterSec = "1"
+)
+
+// defaultPolicy applies to the default app when plugins.hcl has no block
+// for it.
+var defaultPolicy = core.Policy{Timeout: 5 * time.Minute, MemoryBytes: 64 << 20, MaxOutput: 16 << 20}
+
+// Options configures a Server.
+type Options struct {
+	// DefaultApp names the app serving requests that no route and no
+	// app block claims (DefaultAppName when "").
+	DefaultApp string
+	// DefaultWASM is the guest module for the default app when
+	// plugins.hcl has no app block of that name (the examples/chat build).
+	DefaultWASM string
+	// APIKeys, when not empty, replaces the keys of the configuration's
+	// api_keys_file.
+	APIKeys []string
+	// MaxConcurrent and MaxQueue, when > 0 / ≥ 0 and set, replace the
+	// server block's values (runs per model at once, requests waiting
+	// per model).
+	MaxConcurrent int
+	MaxQueue      *int
+	// Logger receives request and guest events (nil: discard).
+	Logger hclog.Logger
+	// CacheDir keeps compiled guests across processes ("" : in memory).
+	CacheDir string
+}
+
+// Server serves the OpenAI API over a loader runtime.
+type Server struct {
+	rt      *loader.Runtime
+	host    *core.Host
+	metrics *Metrics
+	log     hclog.Logger
+	keys    *keySet
+
+	apps      map[string]*app
+	modelApps map[string]*app // exact model names listed by app blocks
+	def       *app
+
+	maxConcurrent, maxQueue int
+
+	mu       sync.Mutex
+	limiters map[string]*limiter
+}
+
+// app is a guest module with its policy.
+type app struct {
+	name   string
+	module *core.Module
+	policy core.Policy
+}
+
+// allows reports whether the app may serve the model.
+func (a *app) allows(model string) bool {
+	if a.policy.ModelPatterns == nil {
+		return true
+	}
+	for _, p := range a.policy.ModelPatterns {
+		if ok, err := path.Match(p, model); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// New builds a server on rt: a WASM host over rt's model cache and the
+// apps of rt.Config (each compiled once) plus the default app. Close
+// releases the host; rt stays the caller's.
+func New(ctx context.Context, rt *loader.Runtime, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	m := NewMetrics()
+	host, err := core.NewHost(ctx, core.Config{
+		Models:   InstrumentModels(loaderhost.Models(rt.Models), m),
+		Logger:   log,
+		CacheDir: opts.CacheDir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{
+		rt: rt, host: host, metrics: m, log: log,
+		apps: map[string]*app{}, modelApps: map[string]*app{},
+		maxConcurrent: rt.Config.Server.MaxConcurrent, maxQueue: rt.Config.Server.MaxQueue,
+		limiters: map[string]*limiter{},
+	}
+	if opts.MaxConcurrent > 0 {
+		s.maxConcurrent = opts.MaxConcurrent
+	}
+	if opts.MaxQueue != nil && *opts.MaxQueue >= 0 {
+		s.maxQueue = *opts.MaxQueue
+	}
+	if s.maxConcurrent < 1 {
+		s.maxConcurrent = 1
+	}
+	fail := func(err error) (*Server, error) {
+		host.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	keys := opts.APIKeys
+	if len(keys) == 0 && rt.Config.Server.APIKeysFile != "" {
+		if keys, err = ReadAPIKeys(rt.Config.Server.APIKeysFile); err != nil {
+			return fail(err)
+		}
+		if len(keys) == 0 {
+			return fail(fmt.Errorf("server: api_keys_file %s holds no key", rt.Config.Server.APIKeysFile))
+		}
+	}
+	s.keys = newKeySet(keys)
+
+	for i := range rt.Config.Apps {
+		ac := &rt.Config.Apps[i]
+		a, err := s.compileApp(ctx, ac.Name, ac.WASM, loaderhost.Policy(ac))
+		if err != nil {
+			return fail(err)
+		}
+		s.apps[ac.Name] = a
+	}
+	defName := opts.DefaultApp
+	if defName == "" {
+		defName = DefaultAppName
+	}
+	if a, ok := s.apps[defName]; ok {
+		s.def = a
+	} else {
+		if opts.DefaultWASM == "" {
+			return fail(fmt.Errorf("server: no app %q in %s and no guest module given for it", defName, rt.Config.Path))
+		}
+		a, err := s.compileApp(ctx, defName, opts.DefaultWASM, defaultPolicy)
+		if err != nil {
+			return fail(err)
+		}
+		s.def, s.apps[defName] = a, a
+	}
+	// Model names an app block lists exactly (no pattern) route to it.
+	for i := range rt.Config.Apps {
+		ac := &rt.Config.Apps[i]
+		if ac.Name == defName {
+			continue
+		}
+		for _, name := range ac.Models {
+			if strings.ContainsAny(name, "*?[") {
+				continue
+			}
+			if _, taken := s.modelApps[name]; !taken {
+				s.modelApps[name] = s.apps[ac.Name]
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) compileApp(ctx context.Context, name, wasmPath string, p core.Policy) (*app, error) {
+	b, err := os.ReadFile(wasmPath)
+	if err != nil {
+		return nil, fmt.Errorf("server: app %q: %w", name, err)
+	}
+	mod, err := s.host.Compile(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("server: app %q (%s): %w", name, wasmPath, err)
+	}
+	return &app{name: name, module: mod, policy: p}, nil
+}
+
+// Close releases the WASM host. Runs in flight fail.
+func (s *Server) Close(ctx context.Context) error { return s.host.Close(ctx) }
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Handler returns the HTTP API:
+//
+//	POST /v1/chat/completions, POST /v1/completions
+//	POST /v1/apps/{app}/chat/completions, POST /v1/apps/{app}/completions
+//	GET  /v1/models, GET /v1/models/{model}
+//	GET  /health, GET /metrics (no API key needed)
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, true, "") }))
+	mux.HandleFunc("POST /v1/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, false, "") }))
+	mux.HandleFunc("POST /v1/apps/{app}/chat/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, true, r.PathValue("app")) }))
+	mux.HandleFunc("POST /v1/apps/{app}/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, false, r.PathValue("app")) }))
+	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
+	mux.HandleFunc("GET /v1/models/{model}", s.auth(s.getModel))
+	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", message: fmt.Sprintf("unknown endpoint %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	switch e.status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", retryAfterSec)
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="realm"`)
+	}
+	writeJSON(w, e.status, e.body())
+}
+
+// auth requires a valid bearer key when keys are configured.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.keys.enabled() {
+			key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || !s.keys.valid(strings.TrimSpace(key)) {
+				msg := "missing API key: send Authorization: Bearer <key>"
+				if ok {
+					msg = "invalid API key"
+				}
+				s.metrics.request(endpointOf(r), "", "", http.StatusUnauthorized)
+				s.metrics.error("unauthorized", "", "")
+				writeError(w, &apiError{status: http.StatusUnauthorized, typ: "authentication_error", code: "invalid_api_key", message: msg})
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+func endpointOf(r *http.Request) string {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/chat/completions"):
+		return "chat"
+	case strings.HasSuffix(r.URL.Path, "/completions"):
+		return "completions"
+	case strings.HasPrefix(r.URL.Path, "/v1/models"):
+		return "models"
+	}
+	return "other"
+}
+
+// backendUp reports whether the backend plugin is running.
+func (s *Server) backendUp() bool {
+	return s.rt.Supervisor == nil || s.rt.Supervisor.PID() > 0
+}
+
+func (s *Server) backendName() string {
+	if s.rt.Supervisor != nil {
+		return s.rt.Supervisor.Active()
+	}
+	return s.rt.Decision.Chosen
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if !s.backendUp() {
+		w.Header().Set("Retry-After", retryAfterSec)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "backend": s.backendName(), "reason": "backend plugin is down or restarting"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "backend": s.backendName()})
+}
+
+// modelObject is an entry of GET /v1/models.
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func modelObj(e loader.ModelEntry) modelObject {
+	var created int64
+	if fi, err := os.Stat(e.Path); err == nil {
+		created = fi.ModTime().Unix()
+	}
+	return modelObject{ID: e.Name, Object: "model", Created: created, OwnedBy: "realm"}
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	entries := s.rt.Models.List(r.Context())
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	data := make([]modelObject, 0, len(entries))
+	for _, e := range entries {
+		data = append(data, modelObj(e))
+	}
+	s.metrics.request("models", "", "", http.StatusOK)
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("model")
+	for _, e := range s.rt.Models.List(r.Context()) {
+		if e.Name == name {
+			s.metrics.request("models", "", "", http.StatusOK)
+			writeJSON(w, http.StatusOK, modelObj(e))
+			return
+		}
+	}
+	s.metrics.request("models", "", "", http.StatusNotFound)
+	writeError(w, modelNotFound(name))
+}
+
+func modelNotFound(name string) *apiError {
+	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
+		message: fmt.Sprintf("the model %q does not exist", name), kind: "model_not_found"}
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	var st scrapeState
+	s.mu.Lock()
+	names := sortedKeys(s.limiters)
+	for _, n := range names {
+		run, q := s.limiters[n].state()
+		l := labels("model", n)
+		st.running = append(st.running, gauge{l, float64(run)})
+		st.queued = append(st.queued, gauge{l, float64(q)})
+	}
+	s.mu.Unlock()
+	if sup := s.rt.Supervisor; sup != nil {
+		l := labels("backend", sup.Active())
+		st.restarts = append(st.restarts, gauge{l, float64(sup.Restarts())})
+		up := 0.0
+		if sup.PID() > 0 {
+			up = 1
+		}
+		st.up = append(st.up, gauge{l, up})
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	s.metrics.write(w, st)
+}
+
+// limiter returns the model's limiter.
+func (s *Server) limiter(model string) *limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.limiters[model]
+	if l == nil {
+		l = newLimiter(s.maxConcurrent, s.maxQueue)
+		s.limiters[model] = l
+	}
+	return l
+}
+
+// acquireError maps a model cache error to an API error.
+func acquireError(name string, err error) *apiError {
+	switch {
+	case errors.Is(err, loader.ErrNotFound), errors.Is(err, loader.ErrInvalidName), errors.Is(err, loader.ErrOutsideModelsDir):
+		return modelNotFound(name)
+	case errors.Is(err, backends.ErrBackendCrashed), errors.Is(err, loader.ErrClosed), errors.Is(err, loader.ErrWrongBackend):
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: err.Error(), kind: "backend_unavailable"}
+	case errors.Is(err, loader.ErrOverBudget):
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "model_overloaded", message: err.Error(), kind: "over_budget"}
+	}
+	return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "loading the model: " + err.Error(), kind: "backend_error"}
+}
+
+// newID returns an id like "chatcmpl-3f9a...".
+func newID(prefix string) string {
+	var b [12]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(bytes.TrimSpace(t.buf))
+}

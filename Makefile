@@ -21,7 +21,7 @@ TOKENS    ?= 200
 
 all: build
 
-build: $(BIN)/realm plugins examples
+build: $(BIN)/realm plugins examples $(BIN)/conformance/abiguest.wasm
 
 $(BIN)/realm: FORCE
 	$(GO) build -o $@ ./cmd/realm
@@ -35,6 +35,9 @@ examples: $(addprefix $(BIN)/examples/,$(addsuffix .wasm,$(EXAMPLES)))
 
 $(BIN)/examples/%.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./examples/$*
+
+$(BIN)/conformance/abiguest.wasm: FORCE
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./tests/conformance/abiguest
 
 # The C guest needs clang, lld and wasi-libc (installed by deps-c).
 $(BIN)/examples/c-generate.wasm: examples/c-generate/main.c abi/realm.h

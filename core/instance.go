@@ -162,7 +162,8 @@ func errnoOf(err error) abi.Errno {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return abi.ErrnoCanceled
-	case errors.Is(err, backends.ErrBackendCrashed), errors.Is(err, backends.ErrStaleHandle):
+	case errors.Is(err, backends.ErrBackendCrashed), errors.Is(err, backends.ErrStaleHandle),
+		errors.Is(err, backends.ErrPluginStart), errors.Is(err, backends.ErrProtocolMismatch):
 		return abi.ErrnoUnavail
 	case errors.Is(err, backends.ErrNotFound), errors.Is(err, os.ErrNotExist):
 		return abi.ErrnoNoent

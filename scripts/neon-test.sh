@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # neon-test.sh builds the cpu-neon (arm64) tests and binaries on any host
 # and runs them under QEMU user-mode emulation:
-#   1. the cpuneon test binary with QEMU's default CPU (has the dot-product
-#      extension: the SDOT path must run) and with -cpu cortex-a72 (no
-#      dot-product: the plain SMULL path must run), one summary line each;
+#   0. GOARCH=arm64 go vet of the package (asmdecl checks the assembly);
+#   1. the cpuneon test binary (kernel tests, greedy generation, and the
+#      shared conformance suite in-process) with QEMU's default CPU (has
+#      the dot-product extension: the SDOT path must run) and with
+#      -cpu cortex-a72 (no dot-product: the plain SMULL path must run),
+#      with summary and conformance lines for each;
 #   2. a probe that executes SDOT on cortex-a72 and must die with SIGILL,
 #      showing the emulator really withholds the instruction;
 #   3. GOARCH=arm64 builds of the realm CLI and the cpu-neon plugin, and
@@ -39,6 +42,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
+echo "neon-test: go vet (arm64: checks the assembly's frames and argument offsets)"
+GOARCH=arm64 "$GO" vet ./backends/cpu-neon/...
 echo "neon-test: building arm64 test binary"
 GOARCH=arm64 "$GO" test -c -o "$tmp/cpu-neon.test" ./backends/cpu-neon
 
@@ -134,6 +139,34 @@ if [ "${REALM_NEON_E2E:-1}" != 0 ]; then
 		tail -5 "$tmp/run.err"
 		fail=1
 	fi
+fi
+
+# 5. The conformance suite for cpu-neon through the real plugin boundary:
+# the native host (bin/realm, compares against the native reference)
+# starts the arm64 plugin under QEMU, once per emulated CPU.
+if [ -x bin/realm ] && [ -f bin/conformance/abiguest.wasm ]; then
+	GOARCH=arm64 "$GO" build -o "$tmp/neon-plugin.arm64" ./backends/cpu-neon/plugin
+	for cpu in max cortex-a72; do
+		cpuargs=""
+		[ "$cpu" != max ] && cpuargs="-cpu $cpu"
+		printf '#!/bin/sh\nexec %s %s %s "$@"\n' "$(command -v "$QEMU")" "$cpuargs" "$tmp/neon-plugin.arm64" >"$tmp/neon-plugin-$cpu"
+		chmod +x "$tmp/neon-plugin-$cpu"
+		printf 'backend "cpu-neon" {\n  binary = "%s"\n  arch = "any"\n  priority = 50\n}\n' "$tmp/neon-plugin-$cpu" >"$tmp/neon-$cpu.hcl"
+		rc=0
+		bin/realm conformance --backend cpu-neon --config "$tmp/neon-$cpu.hcl" --ops '^(matmul|get_rows|rmsnorm|softmax|rope|attention|silu|add|mul|model|abi|fault/kill)' \
+			--json "$tmp/neon-$cpu.json" >"$tmp/conf-$cpu.log" 2>&1 || rc=$?
+		line=$(grep -m1 -E '^cpu-neon: [0-9]+ passed' "$tmp/conf-$cpu.log" || echo "cpu-neon: no summary line")
+		if [ $rc -eq 0 ]; then
+			echo "neon-test: qemu -cpu $cpu plugin conformance: $line"
+		else
+			echo "neon-test: qemu -cpu $cpu plugin conformance: FAIL: $line"
+			grep -E 'FAIL' "$tmp/conf-$cpu.log" | head -20
+			fail=1
+		fi
+	done
+else
+	echo "neon-test: plugin conformance: FAIL: bin/realm or bin/conformance/abiguest.wasm not built (run make build first)"
+	fail=1
 fi
 
 if [ $fail -ne 0 ]; then

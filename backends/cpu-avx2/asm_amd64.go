@@ -92,3 +92,9 @@ func quantQ8_0(x *float32, qs *int8, d *float32, s *int32, nb int)
 
 //go:noescape
 func quantQ8K(x *float32, qs *int8, d *float32, bsums *int16, nb int)
+
+//go:noescape
+func dotQ4_0x4Z(w *byte, a *int8, cvec *int32, dvec *float32, stride int, npairs int, out *float32)
+
+//go:noescape
+func dotQ4_0x8Z(w *byte, a *int8, cvec *int32, dvec *float32, stride int, npairs int, out *float32)

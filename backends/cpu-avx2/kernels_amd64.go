@@ -169,6 +169,9 @@ func (k *Kernels) quantQ8(x []float32, cols, batch int) {
 		for b := lo; b < hi; b++ {
 			quantQ8_0(&x[b*cols], &a.qs[b*cols], &a.d[b*a.nb], &a.s[b*a.nb], a.nb)
 		}
+		if batch >= 4 && k.vnni {
+			a.expand(lo, hi)
+		}
 	})
 }
 
@@ -234,12 +237,27 @@ func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, batch int) {
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
 	qs, ad, ac, data := k.q8.qs, k.q8.d, k.q8.s, w.Data
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
-		var t [4]float32
+		var t [8]float32
 		b := 0
+		if nb%2 == 0 {
+			for ; b+8 <= batch; b += 8 {
+				a, c, d := &qs[b*cols], &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8]
+				for r := lo; r < hi; r++ {
+					dotQ4_0x8Z(&data[r*rb], a, c, d, cols, nb/2, &t[0])
+					for i, v := range t {
+						out[(b+i)*rows+r] = v
+					}
+				}
+			}
+		}
 		for ; b+4 <= batch; b += 4 {
 			a, d, c := &qs[b*cols], &ad[b*nb], &ac[b*nb]
 			for r := lo; r < hi; r++ {
-				dotQ4_0x4VNNIU(&data[r*rb], a, cols, d, c, 4*nb, nb, &t[0])
+				if nb%2 == 0 {
+					dotQ4_0x4Z(&data[r*rb], a, &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8], cols, nb/2, &t[0])
+				} else {
+					dotQ4_0x4VNNIU(&data[r*rb], a, cols, d, c, 4*nb, nb, &t[0])
+				}
 				out[b*rows+r] = t[0]
 				out[(b+1)*rows+r] = t[1]
 				out[(b+2)*rows+r] = t[2]

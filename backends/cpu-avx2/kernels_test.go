@@ -179,8 +179,12 @@ func TestMatMulLargeBatch(t *testing.T) {
 func TestQuantizedActivationsMatchScalar(t *testing.T) {
 	ks := variants(t, 1)
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
-		cols, rows, batch := 768, 5, 6
+	for _, c := range []struct {
+		typ   gguf.Type
+		batch int
+	}{{gguf.TypeQ4_0, 6}, {gguf.TypeQ4_0, 13}, {gguf.TypeQ8_0, 6}, {gguf.TypeQ8_0, 13}, {gguf.TypeQ4_K, 6}, {gguf.TypeQ6_K, 6}} {
+		typ, batch := c.typ, c.batch
+		cols, rows := 768, 5
 		w := randWeight(rng, typ, rows, cols)
 		x := randVec(rng, batch*cols)
 		// scalar model
@@ -210,7 +214,7 @@ func TestQuantizedActivationsMatchScalar(t *testing.T) {
 			got := make([]float32, batch*rows)
 			k.MatMul(got, w, x, batch)
 			if e := refdata.NMSE(got, want); !(e <= 1e-9) {
-				t.Errorf("%s %v: NMSE vs scalar model %.3g", name, typ, e)
+				t.Errorf("%s %v batch %d: NMSE vs scalar model %.3g", name, typ, batch, e)
 			}
 		}
 	}

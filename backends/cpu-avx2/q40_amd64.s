@@ -297,3 +297,186 @@ u4_done:
 	VMOVSS X3, 12(DI)
 	VZEROUPPER
 	RET
+
+// 512-bit Q4_0 × Q8_0 tile (AVX512F/BW/VL + VNNI): two blocks per
+// instruction for 4 activation rows. The activation side comes in three
+// arrays with the same row stride (cols bytes): the quants, cvec (per
+// block 8 int32: −8·Σq then zeros) and dvec (per block its scale 8
+// times), so that a pair of blocks is one 64-byte load in each.
+
+DATA ·z0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL ·z0F<>(SB), RODATA|NOPTR, $8
+
+#define PAIRZ(off, t, acc) \
+	VMOVDQU32 off(BX), t \
+	VPDPBUSD off(DI), Z4, t \
+	VCVTDQ2PS t, t \
+	VMULPS off(DX), Z6, Z5 \
+	VFMADD231PS Z5, t, acc
+
+#define PAIRZS(off, t, acc) \
+	VMOVDQU32 off(BX)(R8*1), t \
+	VPDPBUSD off(DI)(R8*1), Z4, t \
+	VCVTDQ2PS t, t \
+	VMULPS off(DX)(R8*1), Z6, Z5 \
+	VFMADD231PS Z5, t, acc
+
+#define PAIRZS2(off, t, acc) \
+	VMOVDQU32 off(BX)(R8*2), t \
+	VPDPBUSD off(DI)(R8*2), Z4, t \
+	VCVTDQ2PS t, t \
+	VMULPS off(DX)(R8*2), Z6, Z5 \
+	VFMADD231PS Z5, t, acc
+
+#define PAIRZS3(off, t, acc) \
+	VMOVDQU32 off(BX)(R10*1), t \
+	VPDPBUSD off(DI)(R10*1), Z4, t \
+	VCVTDQ2PS t, t \
+	VMULPS off(DX)(R10*1), Z6, Z5 \
+	VFMADD231PS Z5, t, acc
+
+// HSUMZ reduces Z register z (16 floats) into the low float of xr.
+#define HSUMZ(z, y, xr, yt, xt) \
+	VEXTRACTF64X4 $1, z, yt \
+	VADDPS yt, y, y \
+	HSUM(y, xr, xt)
+
+// func dotQ4_0x4Z(w *byte, a *int8, cvec *int32, dvec *float32, stride int, npairs int, out *float32)
+TEXT ·dotQ4_0x4Z(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ cvec+16(FP), BX
+	MOVQ dvec+24(FP), DX
+	MOVQ stride+32(FP), R8
+	MOVQ npairs+40(FP), CX
+	LEAQ (R8)(R8*2), R10
+	VPBROADCASTQ ·z0F<>(SB), Z15
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TESTQ CX, CX
+	JEQ z4_done
+z4_loop:
+	// weights: [lo_i, hi_i, lo_i+1, hi_i+1]
+	VMOVDQU 2(SI), X4
+	VINSERTI128 $1, 20(SI), Y4, Y4
+	VPSRLW $4, Y4, Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VSHUFI64X2 $0xd8, Z4, Z4, Z4
+	VPANDD Z15, Z4, Z4
+	// weight scales: [d_i ×8, d_i+1 ×8]
+	VPBROADCASTW (SI), X6
+	VPBROADCASTW 18(SI), X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VCVTPH2PS Y6, Z6
+	PAIRZ(0, Z7, Z0)
+	PAIRZS(0, Z8, Z1)
+	PAIRZS2(0, Z9, Z2)
+	PAIRZS3(0, Z10, Z3)
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $64, BX
+	ADDQ $64, DX
+	DECQ CX
+	JNE z4_loop
+z4_done:
+	MOVQ out+48(FP), DI
+	HSUMZ(Z0, Y0, X0, Y8, X8)
+	HSUMZ(Z1, Y1, X1, Y8, X8)
+	HSUMZ(Z2, Y2, X2, Y8, X8)
+	HSUMZ(Z3, Y3, X3, Y8, X8)
+	VMOVSS X0, (DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	VZEROUPPER
+	RET
+
+#define PAIRZB(qb, cb, db, t, acc) \
+	VMOVDQU32 cb, t \
+	VPDPBUSD qb, Z4, t \
+	VCVTDQ2PS t, t \
+	VMULPS db, Z6, Z5 \
+	VFMADD231PS Z5, t, acc
+
+// func dotQ4_0x8Z(w *byte, a *int8, cvec *int32, dvec *float32, stride int, npairs int, out *float32)
+// is dotQ4_0x4Z for 8 activation rows.
+TEXT ·dotQ4_0x8Z(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ cvec+16(FP), BX
+	MOVQ dvec+24(FP), DX
+	MOVQ stride+32(FP), R8
+	MOVQ npairs+40(FP), CX
+	LEAQ (R8)(R8*2), R10
+	LEAQ (DI)(R8*4), R11
+	LEAQ (BX)(R8*4), R12
+	LEAQ (DX)(R8*4), R13
+	VPBROADCASTQ ·z0F<>(SB), Z15
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	TESTQ CX, CX
+	JEQ z8_done
+z8_loop:
+	VMOVDQU 2(SI), X4
+	VINSERTI128 $1, 20(SI), Y4, Y4
+	VPSRLW $4, Y4, Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VSHUFI64X2 $0xd8, Z4, Z4, Z4
+	VPANDD Z15, Z4, Z4
+	VPBROADCASTW (SI), X6
+	VPBROADCASTW 18(SI), X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VCVTPH2PS Y6, Z6
+	PAIRZB((DI), (BX), (DX), Z7, Z0)
+	PAIRZB((DI)(R8*1), (BX)(R8*1), (DX)(R8*1), Z8, Z1)
+	PAIRZB((DI)(R8*2), (BX)(R8*2), (DX)(R8*2), Z9, Z2)
+	PAIRZB((DI)(R10*1), (BX)(R10*1), (DX)(R10*1), Z10, Z3)
+	PAIRZB((R11), (R12), (R13), Z11, Z16)
+	PAIRZB((R11)(R8*1), (R12)(R8*1), (R13)(R8*1), Z12, Z17)
+	PAIRZB((R11)(R8*2), (R12)(R8*2), (R13)(R8*2), Z13, Z18)
+	PAIRZB((R11)(R10*1), (R12)(R10*1), (R13)(R10*1), Z14, Z19)
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $64, BX
+	ADDQ $64, DX
+	ADDQ $64, R11
+	ADDQ $64, R12
+	ADDQ $64, R13
+	DECQ CX
+	JNE z8_loop
+z8_done:
+	MOVQ out+48(FP), DI
+	HSUMZ(Z0, Y0, X0, Y8, X8)
+	HSUMZ(Z1, Y1, X1, Y8, X8)
+	HSUMZ(Z2, Y2, X2, Y8, X8)
+	HSUMZ(Z3, Y3, X3, Y8, X8)
+	VMOVSS X0, (DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	VEXTRACTF64X4 $1, Z16, Y8
+	VADDPS Y8, Y16, Y0
+	HSUM(Y0, X0, X8)
+	VEXTRACTF64X4 $1, Z17, Y8
+	VADDPS Y8, Y17, Y1
+	HSUM(Y1, X1, X8)
+	VEXTRACTF64X4 $1, Z18, Y8
+	VADDPS Y8, Y18, Y2
+	HSUM(Y2, X2, X8)
+	VEXTRACTF64X4 $1, Z19, Y8
+	VADDPS Y8, Y19, Y3
+	HSUM(Y3, X3, X8)
+	VMOVSS X0, 16(DI)
+	VMOVSS X1, 20(DI)
+	VMOVSS X2, 24(DI)
+	VMOVSS X3, 28(DI)
+	VZEROUPPER
+	RET

@@ -11,6 +11,22 @@ type q8Acts struct {
 	qs       []int8
 	d        []float32
 	s        []int32
+	// Expanded forms for the 512-bit Q4_0 tile, filled by expand: per
+	// block 8 int32 (s, then zeros) and 8 copies of d.
+	cvec []int32
+	dvec []float32
+}
+
+// expand fills cvec and dvec for rows lo..hi−1.
+func (a *q8Acts) expand(lo, hi int) {
+	for i := lo * a.nb; i < hi*a.nb; i++ {
+		c := a.cvec[8*i : 8*i+8]
+		c[0] = a.s[i]
+		d := a.dvec[8*i : 8*i+8]
+		for j := range d {
+			d[j] = a.d[i]
+		}
+	}
 }
 
 // q8KActs holds activation rows quantized to Q8_K super-blocks (the
@@ -57,6 +73,9 @@ func (a *q8Acts) reset(cols, batch int) {
 	a.qs = growI8(a.qs, cols*batch)
 	a.d = growF32(a.d, a.nb*batch)
 	a.s = growI32(a.s, a.nb*batch)
+	a.cvec = growI32(a.cvec, 8*a.nb*batch)
+	clear(a.cvec)
+	a.dvec = growF32(a.dvec, 8*a.nb*batch)
 }
 
 // quantizeRow quantizes row b from x (cols elements) the way llama.cpp

@@ -489,3 +489,34 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeVariants checks the (vector) activation quantizers against
+// their scalar Go versions bit for bit, on blocks with a negative or a
+// positive extreme, an all-zero block and tiny values.
+func TestQuantizeVariants(t *testing.T) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	x := randVec(rng, 5*256, 1)
+	x[10] = -9                    // block 0: negative extreme
+	x[256+77] = 9                 // block 1: positive extreme
+	clear(x[512:768])             // block 2: all zero
+	for i := 768; i < 1024; i++ { // block 3: tiny
+		x[i] *= 1e-30
+	}
+	q1, q2 := make([]int8, len(x)), make([]int8, len(x))
+	d1, d2 := make([]float32, 5), make([]float32, 5)
+	b1, b2 := make([]int32, 80), make([]int32, 80)
+	for i := range b1 {
+		b1[i], b2[i] = -1, -1
+	}
+	quantizeQ8_K(q1, d1, b1, x)
+	quantizeQ8_KGo(q2, d2, b2, x)
+	if !slices.Equal(q1, q2) || !sameBits(d1, d2) || !slices.Equal(b1, b2) {
+		t.Errorf("Q8_K: vector and scalar quantizers differ\nd %v\n  %v\nbsums %v\n      %v", d1, d2, b1, b2)
+	}
+	e1, e2 := make([]float32, 40), make([]float32, 40)
+	quantizeQ8_0(q1, e1, x)
+	quantizeQ8_0Go(q2, e2, x)
+	if !slices.Equal(q1, q2) || !sameBits(e1, e2) {
+		t.Errorf("Q8_0: vector and scalar quantizers differ")
+	}
+}

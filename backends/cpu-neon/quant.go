@@ -106,9 +106,9 @@ func quantizeQ8_0Go(qs []int8, ds []float32, x []float32) {
 	}
 }
 
-// quantizeQ8_K quantizes x (a multiple of 256 elements) to Q8_K like
+// quantizeQ8_KGo quantizes x (a multiple of 256 elements) to Q8_K like
 // llama.cpp: the signed value of largest magnitude maps to −127.
-func quantizeQ8_K(qs []int8, ds []float32, bsums []int32, x []float32) {
+func quantizeQ8_KGo(qs []int8, ds []float32, bsums []int32, x []float32) {
 	for b := 0; b*256 < len(x); b++ {
 		blk := x[b*256 : b*256+256]
 		var max, amax float32

@@ -45,6 +45,9 @@ func dotI8x16x4SMULL(w, x *int8, xstride, n int, out *int32, ostride int)
 func quantQ8_0Asm(q *int8, d *float32, x *float32, nb int)
 
 //go:noescape
+func quantQ8KAsm(q *int8, d *float32, bsums *int32, x *float32, nb int)
+
+//go:noescape
 func roundF16Asm(dst, src *float32, n int)
 
 //go:noescape
@@ -415,4 +418,15 @@ func roundF16(dst, src []float32) {
 		roundF16Asm(&dst[0], &src[0], m)
 	}
 	roundF16Go(dst[m:], src[m:n])
+}
+
+// quantizeQ8_K quantizes x (a multiple of 256 elements) to Q8_K like
+// llama.cpp: the signed value of largest magnitude maps to −127.
+func quantizeQ8_K(qs []int8, ds []float32, bsums []int32, x []float32) {
+	nb := len(x) / 256
+	if nb == 0 {
+		return
+	}
+	_, _, _ = qs[256*nb-1], ds[nb-1], bsums[16*nb-1]
+	quantQ8KAsm(&qs[0], &ds[0], &bsums[0], &x[0], nb)
 }

@@ -1613,3 +1613,99 @@ loop:
 	BNE loop
 	FMOVS F31, ret+48(FP)
 	RET
+
+// func quantQ8KAsm(q *int8, d *float32, bsums *int32, x *float32, nb int)
+// Quantizes nb blocks of 256 floats to Q8_K as llama.cpp does: m is the
+// value of largest magnitude, iscale = −127/m, q = min(127, round-half-
+// even(iscale·x)) (FCVTNS), bsums = sums of each 16 quants, d = 1/iscale;
+// an all-zero block gets d = 0 and zero quants and sums (nb > 0).
+TEXT ·quantQ8KAsm(SB), NOSPLIT, $0-40
+	MOVD q+0(FP), R0
+	MOVD d+8(FP), R1
+	MOVD bsums+16(FP), R2
+	MOVD x+24(FP), R3
+	MOVD nb+32(FP), R4
+	FMOVS $-127.0, F26
+	FMOVS $1.0, F27
+	WORD $0x4f0307f9 // movi v25.4s, #127
+loopb:
+	MOVD R3, R7
+	VLD1.P 64(R3), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e21f410 // fmax v16.4s, v0.4s, v1.4s
+	WORD $0x4e23f451 // fmax v17.4s, v2.4s, v3.4s
+	WORD $0x4ea1f412 // fmin v18.4s, v0.4s, v1.4s
+	WORD $0x4ea3f453 // fmin v19.4s, v2.4s, v3.4s
+	MOVD $15, R8
+pass1:
+	VLD1.P 64(R3), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x4e20f610 // fmax v16.4s, v16.4s, v0.4s
+	WORD $0x4e21f631 // fmax v17.4s, v17.4s, v1.4s
+	WORD $0x4e22f610 // fmax v16.4s, v16.4s, v2.4s
+	WORD $0x4e23f631 // fmax v17.4s, v17.4s, v3.4s
+	WORD $0x4ea0f652 // fmin v18.4s, v18.4s, v0.4s
+	WORD $0x4ea1f673 // fmin v19.4s, v19.4s, v1.4s
+	WORD $0x4ea2f652 // fmin v18.4s, v18.4s, v2.4s
+	WORD $0x4ea3f673 // fmin v19.4s, v19.4s, v3.4s
+	SUBS $1, R8, R8
+	BNE pass1
+	WORD $0x4e31f610 // fmax v16.4s, v16.4s, v17.4s
+	WORD $0x6e30fa10 // fmaxv s16, v16.4s
+	WORD $0x4eb3f652 // fmin v18.4s, v18.4s, v19.4s
+	WORD $0x6eb0fa52 // fminv s18, v18.4s
+	WORD $0x1e214253 // fneg s19, s18
+	WORD $0x1e302260 // fcmp s19, s16
+	WORD $0x1e30ce54 // fcsel s20, s18, s16, gt
+	WORD $0x1e202288 // fcmp s20, #0.0
+	BEQ zero
+	WORD $0x1e341b56 // fdiv s22, s26, s20
+	WORD $0x1e361b78 // fdiv s24, s27, s22
+	WORD $0xbc004438 // str s24, [x1], #4
+	WORD $0x4e0406d6 // dup v22.4s, v22.s[0]
+	MOVD R7, R3
+	MOVD $16, R8
+pass2:
+	VLD1.P 64(R3), [V0.S4, V1.S4, V2.S4, V3.S4]
+	WORD $0x6e36dc00 // fmul v0.4s, v0.4s, v22.4s
+	WORD $0x6e36dc21 // fmul v1.4s, v1.4s, v22.4s
+	WORD $0x6e36dc42 // fmul v2.4s, v2.4s, v22.4s
+	WORD $0x6e36dc63 // fmul v3.4s, v3.4s, v22.4s
+	WORD $0x4e21a800 // fcvtns v0.4s, v0.4s
+	WORD $0x4e21a821 // fcvtns v1.4s, v1.4s
+	WORD $0x4e21a842 // fcvtns v2.4s, v2.4s
+	WORD $0x4e21a863 // fcvtns v3.4s, v3.4s
+	WORD $0x4eb96c00 // smin v0.4s, v0.4s, v25.4s
+	WORD $0x4eb96c21 // smin v1.4s, v1.4s, v25.4s
+	WORD $0x4eb96c42 // smin v2.4s, v2.4s, v25.4s
+	WORD $0x4eb96c63 // smin v3.4s, v3.4s, v25.4s
+	WORD $0x4ea18404 // add v4.4s, v0.4s, v1.4s
+	WORD $0x4ea38445 // add v5.4s, v2.4s, v3.4s
+	WORD $0x4ea58484 // add v4.4s, v4.4s, v5.4s
+	WORD $0x4eb1b884 // addv s4, v4.4s
+	WORD $0xbc004444 // str s4, [x2], #4
+	WORD $0x0e614806 // sqxtn v6.4h, v0.4s
+	WORD $0x4e614826 // sqxtn2 v6.8h, v1.4s
+	WORD $0x0e614847 // sqxtn v7.4h, v2.4s
+	WORD $0x4e614867 // sqxtn2 v7.8h, v3.4s
+	WORD $0x0e2148c8 // sqxtn v8.8b, v6.8h
+	WORD $0x4e2148e8 // sqxtn2 v8.16b, v7.8h
+	VST1.P [V8.B16], 16(R0)
+	SUBS $1, R8, R8
+	BNE pass2
+	SUBS $1, R4, R4
+	BNE loopb
+	RET
+zero:
+	WORD $0x4f00e400 // movi v0.16b, #0
+	WORD $0x4f00e401 // movi v1.16b, #0
+	WORD $0x4f00e402 // movi v2.16b, #0
+	WORD $0x4f00e403 // movi v3.16b, #0
+	WORD $0xbc004420 // str s0, [x1], #4
+	MOVD $4, R8
+zeroq:
+	VST1.P [V0.B16, V1.B16, V2.B16, V3.B16], 64(R0)
+	SUBS $1, R8, R8
+	BNE zeroq
+	VST1.P [V0.B16, V1.B16, V2.B16, V3.B16], 64(R2)
+	SUBS $1, R4, R4
+	BNE loopb
+	RET

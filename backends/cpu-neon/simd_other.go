@@ -78,3 +78,7 @@ func rope(v, cos, sin []float32)                 { ropeGo(v, cos, sin) }
 
 func quantizeQ8_0(qs []int8, ds []float32, x []float32) { quantizeQ8_0Go(qs, ds, x) }
 func roundF16(dst, src []float32)                       { roundF16Go(dst, src) }
+
+func quantizeQ8_K(qs []int8, ds []float32, bsums []int32, x []float32) {
+	quantizeQ8_KGo(qs, ds, bsums, x)
+}

@@ -35,6 +35,7 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 		seed     = fs.Uint64("seed", 0, "seed of the random inputs (0: the fixed default)")
 		noModels = fs.Bool("no-models", false, "leave out the model cases")
 		verbose  = fs.Bool("v", false, "log plugin output at debug level")
+		abiGuest = fs.String("abi-guest", "bin/conformance/abiguest.wasm", "the compiled ABI guest (tests/conformance/abiguest); missing: ABI cases are skipped")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm conformance [--backend NAME|all] [--ops REGEX] [--json FILE] [--list] [--config FILE]")
@@ -69,6 +70,11 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.Stderr, "realm conformance: no reference data found (--reference DIR): model and fault cases are skipped")
 		}
 		opts.ReferenceDir = dir
+	}
+	if b, err := os.ReadFile(*abiGuest); err == nil {
+		opts.ABIGuest = b
+	} else {
+		fmt.Fprintf(env.Stderr, "realm conformance: ABI guest not found (%v): ABI cases are skipped (make builds it)\n", err)
 	}
 	cfg, err := loader.LoadConfig(loaderConfigPath(env, *cfgPath))
 	if err != nil {

@@ -54,6 +54,9 @@ func (m cacheModels) List(ctx context.Context) ([]string, error) {
 	entries := m.c.List(ctx)
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
+		if e.Error != "" {
+			continue // a misconfigured entry that cannot load
+		}
 		names = append(names, e.Name)
 	}
 	return names, nil
@@ -84,7 +87,7 @@ func classify(err error) error {
 		errno = abi.ErrnoBadmodel
 	case errors.Is(err, loader.ErrOverBudget):
 		errno = abi.ErrnoNomem
-	case errors.Is(err, loader.ErrWrongBackend), errors.Is(err, loader.ErrClosed):
+	case errors.Is(err, loader.ErrWrongBackend), errors.Is(err, loader.ErrClosed), errors.Is(err, loader.ErrCacheClosed):
 		errno = abi.ErrnoUnavail
 	default:
 		return err

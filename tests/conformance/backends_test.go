@@ -37,6 +37,16 @@ func TestBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	binDir := t.TempDir()
+	guest := filepath.Join(binDir, "abiguest.wasm")
+	build := exec.Command("go", "build", "-o", guest, "./tests/conformance/abiguest")
+	build.Dir, build.Env = root, append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the ABI guest: %v\n%s", err, out)
+	}
+	abiWasm, err := os.ReadFile(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ref := engine.NewBackend(reference.New(), engine.Options{Name: "reference"})
 	log := hclog.New(&hclog.LoggerOptions{Name: "conformance", Output: os.Stderr, Level: hclog.Error})
 	for _, tg := range targets {
@@ -55,7 +65,7 @@ func TestBackends(t *testing.T) {
 				t.Fatalf("build %s: %v\n%s", pkg, err, out)
 			}
 			tg.Spec.Binary, tg.Skip = bin, ""
-			rep := RunTarget(context.Background(), tg, ref, Options{ReferenceDir: refDir}, log)
+			rep := RunTarget(context.Background(), tg, ref, Options{ReferenceDir: refDir, ABIGuest: abiWasm}, log)
 			for _, r := range rep.Results {
 				if r.Status == Fail {
 					t.Errorf("%s [%s %s]: %s", r.Case, r.Types, r.Shape, r.Detail)

@@ -88,6 +88,15 @@ func RunTarget(ctx context.Context, t Target, ref backends.Backend, opts Options
 	}
 	defer sup.Close()
 	rep := Run(ctx, t.Name, sup, ref, opts)
+	if opts.Filter == nil || opts.Filter.MatchString("abi/") {
+		if opts.ABIGuest == nil {
+			rep.Add(Result{Kind: "abi", Case: "abi/*", NMSE: -1, Status: Skip, Detail: "ABI guest not built (make builds bin/conformance/abiguest.wasm)"})
+		} else {
+			for _, r := range RunABI(ctx, sup, t.Name, opts.ABIGuest, opts.ReferenceDir, log) {
+				rep.Add(r)
+			}
+		}
+	}
 	if opts.Filter == nil || opts.Filter.MatchString("fault/kill-mid-decode") {
 		rep.Add(faultKillMidDecode(ctx, sup, opts.ReferenceDir))
 	}

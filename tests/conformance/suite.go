@@ -95,6 +95,9 @@ type Options struct {
 	// (models/, outputs/); empty leaves out the model cases with a
 	// skip reason.
 	ReferenceDir string
+	// ABIGuest is the compiled ABI guest (tests/conformance/abiguest);
+	// nil reports the ABI cases as skipped.
+	ABIGuest []byte
 }
 
 // Run executes the op and model cases against sut, comparing op

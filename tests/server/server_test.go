@@ -466,3 +466,64 @@ func TestClientDisconnect(t *testing.T) {
 	}
 	t.Logf("run ended %v after the disconnect; %v decodes before, %v in all", ended, before, stopped)
 }
+
+// TestBackendCrash kills the plugin in the middle of a generation: the
+// request fails with 503 and Retry-After, the supervisor restarts the
+// plugin, and the server serves again.
+func TestBackendCrash(t *testing.T) {
+	ts, _ := startServer(t, server.Options{})
+	sup := testEnv.rt.Supervisor
+	restarts := sup.Restarts()
+	type answer struct {
+		resp *http.Response
+		body []byte
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, b := post(t, ts.URL+"/v1/apps/longgen/completions", `{"model":"stories260k","prompt":"Once upon a time","max_tokens":200}`)
+		done <- answer{resp, b}
+	}()
+	decodes := `realm_backend_decodes_total{model="stories260k",backend="reference"}`
+	if !waitFor(10*time.Second, func() bool { return metricValue(t, ts.URL, decodes) > 50 }) {
+		t.Fatal("the generation did not start")
+	}
+	pid := sup.PID()
+	if pid <= 0 {
+		t.Fatal("no plugin process")
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no answer after the plugin died")
+	}
+	if a.resp.StatusCode != http.StatusServiceUnavailable || a.resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d Retry-After %q: %s", a.resp.StatusCode, a.resp.Header.Get("Retry-After"), a.body)
+	}
+	if e := decode[struct{ Error *apiErr }](t, a.body).Error; e == nil || e.Code == nil || *e.Code != "backend_unavailable" {
+		t.Errorf("%s", a.body)
+	}
+	if !waitFor(20*time.Second, func() bool {
+		r, _ := get(t, ts.URL+"/health")
+		return r.StatusCode == 200
+	}) {
+		t.Fatal("the backend did not come back")
+	}
+	resp, b := post(t, ts.URL+"/v1/completions", `{"model":"stories260k","prompt":"Once upon a time","max_tokens":5,"temperature":0}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), ", there was a") {
+		t.Errorf("after the restart: %d %s", resp.StatusCode, b)
+	}
+	if v := metricValue(t, ts.URL, `realm_backend_restarts_total{backend="reference"}`); v != float64(restarts+1) {
+		t.Errorf("restarts metric %v, want %d", v, restarts+1)
+	}
+	if v := metricValue(t, ts.URL, `realm_request_errors_total{kind="backend_unavailable",model="stories260k",backend="reference"}`); v != 1 {
+		t.Errorf("backend_unavailable errors %v, want 1", v)
+	}
+}

@@ -1,0 +1,211 @@
+//go:build vulkan && cgo
+
+package vulkan
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/internal/refdata"
+)
+
+// testBackend returns the test binary's Backend over the shared device.
+func testBackend(t *testing.T) *Backend {
+	t.Helper()
+	d := testDevice(t)
+	sharedBackend.once.Do(func() {
+		sharedBackend.b = &Backend{
+			opts:     Options{DefaultContext: 512},
+			dev:      d,
+			devs:     shared.infos,
+			models:   make(map[backends.ModelID]*model),
+			sessions: make(map[backends.SessionID]*session),
+		}
+		sharedBackend.b.ops = newOps(d)
+	})
+	return sharedBackend.b
+}
+
+// sharedBackend is the test binary's backend (tests only).
+var sharedBackend struct {
+	once sync.Once
+	b    *Backend
+}
+
+// TestGreedyStories runs llama.cpp's prompt through the device forward
+// pass and checks every greedy id and the logits of every step.
+func TestGreedyStories(t *testing.T) {
+	b := testBackend(t)
+	cases := []struct {
+		model, output string
+		maxNMSE       float64
+	}{
+		{"stories260K.gguf", "stories260K.once-upon", 1e-5},
+		{"stories260K-Q8_0.gguf", "stories260K-Q8_0.once-upon", 1e-3},
+		{"stories260K-Q4_0.gguf", "stories260K-Q4_0.once-upon", 1e-3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.model, func(t *testing.T) {
+			ctx := context.Background()
+			path, err := refdata.Path("models", tc.model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := refdata.LoadOutput(tc.output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := refdata.LoadLogits(tc.output, out.NVocab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.UnloadModel(ctx, mi.ID)
+			if mi.ExtraBytes == 0 {
+				t.Errorf("ExtraBytes (device memory) is 0")
+			}
+			sid, err := b.OpenSession(ctx, mi.ID, 512)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.CloseSession(ctx, sid)
+			toks := out.PromptIDs
+			var maxN, sum float64
+			for i, want := range out.GenIDs {
+				res, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantLogits})
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if got := sample.Greedy(res.Logits); got != want {
+					t.Fatalf("step %d: greedy id %d, llama.cpp %d", i, got, want)
+				}
+				if i < len(ref) {
+					n := refdata.NMSE(res.Logits, ref[i])
+					sum += n
+					maxN = max(maxN, n)
+				}
+				toks = []int32{want}
+			}
+			t.Logf("%s: %d greedy ids match; logits NMSE max %.3g mean %.3g over %d steps; device bytes %d",
+				tc.model, len(out.GenIDs), maxN, sum/float64(len(ref)), len(ref), mi.ExtraBytes)
+			if maxN > tc.maxNMSE {
+				t.Errorf("logits NMSE %.3g exceeds %.3g", maxN, tc.maxNMSE)
+			}
+		})
+	}
+}
+
+func TestBatchedPrefillAndSample(t *testing.T) {
+	// A prompt longer than one micro-batch, decoded in one call and token
+	// by token, must give the same logits; WantSample at temperature 0 is
+	// greedy; Truncate rewinds.
+	b := testBackend(t)
+	ctx := context.Background()
+	path, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnloadModel(ctx, mi.ID)
+	prompt := make([]int32, 40)
+	for i := range prompt {
+		prompt[i] = int32(1 + (i*37)%(mi.NVocab-1))
+	}
+	s1, err := b.OpenSession(ctx, mi.ID, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := b.Decode(ctx, backends.DecodeRequest{Session: s1, Tokens: prompt, Want: backends.WantLogits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := b.OpenSession(ctx, mi.ID, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r2 *backends.DecodeResult
+	for i := range prompt {
+		want := backends.WantNone
+		if i == len(prompt)-1 {
+			want = backends.WantLogits
+		}
+		if r2, err = b.Decode(ctx, backends.DecodeRequest{Session: s2, Tokens: prompt[i : i+1], Want: want}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := refdata.NMSE(r1.Logits, r2.Logits); n > 1e-9 {
+		t.Errorf("batched vs single-token logits NMSE %.3g", n)
+	}
+	if r2.NPast != len(prompt) {
+		t.Errorf("NPast %d, want %d", r2.NPast, len(prompt))
+	}
+	if err := b.Truncate(ctx, s2, len(prompt)-1); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := b.Decode(ctx, backends.DecodeRequest{Session: s2, Tokens: prompt[len(prompt)-1:], Want: backends.WantSample})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := sample.Greedy(r1.Logits); r3.Token != g {
+		t.Errorf("sampled %d at temperature 0, greedy is %d", r3.Token, g)
+	}
+	_, err = b.Decode(ctx, backends.DecodeRequest{Session: s2, Tokens: make([]int32, 30), Want: backends.WantLogits})
+	if !errors.Is(err, backends.ErrContextFull) {
+		t.Errorf("overfull decode: %v, want ErrContextFull", err)
+	}
+	_, err = b.Decode(ctx, backends.DecodeRequest{Session: s2, Tokens: []int32{int32(mi.NVocab)}, Want: backends.WantLogits})
+	if !errors.Is(err, backends.ErrInvalidArgument) {
+		t.Errorf("bad token: %v, want ErrInvalidArgument", err)
+	}
+	for _, s := range []backends.SessionID{s1, s2} {
+		if err := b.CloseSession(ctx, s); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := b.Decode(ctx, backends.DecodeRequest{Session: s1, Tokens: prompt[:1]}); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("decode on a closed session: %v, want ErrNotFound", err)
+	}
+}
+
+func TestTensorOpNamedWeight(t *testing.T) {
+	b := testBackend(t)
+	ctx := context.Background()
+	path, err := refdata.Path("models", "stories260K-Q4_0.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnloadModel(ctx, mi.ID)
+	res, err := b.TensorOp(ctx, backends.TensorOpRequest{Op: backends.OpGetRows,
+		Inputs: []backends.TensorRef{{Model: mi.ID, Name: "token_embd.weight"}}, Params: backends.OpParams{IDs: []int32{3, 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Data) != 2*mi.NEmbd {
+		t.Fatalf("get_rows returned %d values, want %d", len(res.Data), 2*mi.NEmbd)
+	}
+	_, err = b.TensorOp(ctx, backends.TensorOpRequest{Op: backends.OpGetRows,
+		Inputs: []backends.TensorRef{{Model: mi.ID, Name: "nope"}}, Params: backends.OpParams{IDs: []int32{0}}})
+	if !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("unknown weight: %v, want ErrNotFound", err)
+	}
+	q41 := backends.TensorRef{Type: gguf.TypeQ4_1, Shape: []int{32, 1}, Data: make([]byte, 20)}
+	_, err = b.TensorOp(ctx, backends.TensorOpRequest{Op: backends.OpGetRows, Inputs: []backends.TensorRef{q41}, Params: backends.OpParams{IDs: []int32{0}}})
+	if !errors.Is(err, backends.ErrUnsupported) {
+		t.Errorf("Q4_1 input: %v, want ErrUnsupported", err)
+	}
+}

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// TestUTF8ChunkerByteByByte feeds multi-byte text one byte at a time
+// (and in every split of two writes) and checks that no piece splits a
+// sequence and that the pieces add up to the input.
+func TestUTF8ChunkerByteByByte(t *testing.T) {
+	texts := []string{
+		"plain ascii",
+		"héllo wörld",
+		"日本語のテキスト",
+		"emoji 🦙🚀 and 👩‍👩‍👧 family",
+		"mixed: ñ 中 😀 é",
+		"\U0010FFFF max",
+	}
+	for _, text := range texts {
+		var c UTF8Chunker
+		var got strings.Builder
+		for i := 0; i < len(text); i++ {
+			piece := c.Add([]byte{text[i]})
+			if !utf8.ValidString(piece) {
+				t.Fatalf("%q: piece %q after byte %d is not valid UTF-8", text, piece, i)
+			}
+			got.WriteString(piece)
+		}
+		got.WriteString(c.Flush())
+		if got.String() != text {
+			t.Errorf("reassembled %q, want %q", got.String(), text)
+		}
+		for cut := 0; cut <= len(text); cut++ {
+			var c UTF8Chunker
+			a, b := c.Add([]byte(text[:cut])), c.Add([]byte(text[cut:]))
+			if !utf8.ValidString(a) || !utf8.ValidString(b) || a+b+c.Flush() != text {
+				t.Errorf("%q cut at %d: %q + %q", text, cut, a, b)
+			}
+		}
+	}
+}
+
+// TestUTF8ChunkerInvalid checks that bytes that can never complete a
+// sequence are passed on, not held forever.
+func TestUTF8ChunkerInvalid(t *testing.T) {
+	cases := []struct {
+		in   []byte
+		want string // returned by Add
+		held string // returned by Flush
+	}{
+		{[]byte{0xff, 'a'}, "\xffa", ""},
+		{[]byte{'a', 0x80}, "a\x80", ""},           // a lone continuation byte
+		{[]byte{'a', 0xE6, 0x97}, "a", "\xE6\x97"}, // cut short: held
+		{[]byte{0xE6, 'a'}, "\xE6a", ""},           // a broken sequence
+		{[]byte{0xC0}, "\xC0", ""},                 // never valid as a lead
+	}
+	for _, c := range cases {
+		var ch UTF8Chunker
+		if got := ch.Add(c.in); got != c.want {
+			t.Errorf("Add(% x) = %q, want %q", c.in, got, c.want)
+		}
+		if got := ch.Flush(); got != c.held {
+			t.Errorf("Flush after % x = %q, want %q", c.in, got, c.held)
+		}
+	}
+}
+
+func TestDetectTemplate(t *testing.T) {
+	msgs := []Message{{Role: "system", Content: "S"}, {Role: "user", Content: "U1"}, {Role: "assistant", Content: "A1"}, {Role: "user", Content: "U2"}}
+	cases := []struct {
+		name, tmpl, want string
+	}{
+		{"fallback", "", "S\n\nUser: U1\nAssistant: A1\nUser: U2\nAssistant:"},
+		{"fallback", "{{ something unknown }}", "S\n\nUser: U1\nAssistant: A1\nUser: U2\nAssistant:"},
+		{"chatml", "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
+			"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
+		{"llama3", "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}",
+			"<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU1<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA1<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU2<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+		{"gemma", "{{ '<start_of_turn>' + role + '\\n' }}",
+			"<start_of_turn>user\nS\n\nU1<end_of_turn>\n<start_of_turn>model\nA1<end_of_turn>\n<start_of_turn>user\nU2<end_of_turn>\n<start_of_turn>model\n"},
+		{"phi3", "{{'<|' + message['role'] + '|>' + '\\n' + message['content'] + '<|end|>\\n'}}{{ '<|assistant|>\\n' }}",
+			"<|system|>\nS<|end|>\n<|user|>\nU1<|end|>\n<|assistant|>\nA1<|end|>\n<|user|>\nU2<|end|>\n<|assistant|>\n"},
+		{"zephyr", "{{ '<|user|>\\n' + message['content'] + eos_token }}{{ '<|assistant|>' }}",
+			"<|system|>\nS</s>\n<|user|>\nU1</s>\n<|assistant|>\nA1</s>\n<|user|>\nU2</s>\n<|assistant|>\n"},
+		{"llama2", "{{ bos_token + '[INST] ' + content + ' [/INST]' }}{% if system %}<<SYS>>\\n{% endif %}",
+			"[INST] <<SYS>>\nS\n<</SYS>>\n\nU1 [/INST] A1 </s><s>[INST] U2 [/INST]"},
+		{"mistral", "{{ '[INST] ' + message['content'] + ' [/INST]' }}",
+			"[INST] S\n\nU1 [/INST] A1</s>[INST] U2 [/INST]"},
+	}
+	for _, c := range cases {
+		tp := DetectTemplate(c.tmpl, "</s>")
+		if tp.Name != c.name {
+			t.Errorf("%s: detected %q", c.name, tp.Name)
+			continue
+		}
+		if got := tp.Render(msgs); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestLimiterFIFO(t *testing.T) {
+	l := newLimiter(1, 2)
+	ctx := context.Background()
+	if err := l.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan int, 2)
+	for i := range 2 {
+		go func() {
+			if err := l.acquire(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			time.Sleep(10 * time.Millisecond)
+			l.release()
+		}()
+		// wait until it is queued, so the order is known
+		for {
+			if _, q := l.state(); q == i+1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := l.acquire(ctx); !errors.Is(err, errQueueFull) {
+		t.Fatalf("acquire on a full queue: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.acquire(cctx); !errors.Is(err, errQueueFull) {
+		t.Fatalf("full queue answers before the context: %v", err)
+	}
+	l.release()
+	if a, b := <-order, <-order; a != 0 || b != 1 {
+		t.Errorf("served %d then %d, want FIFO", a, b)
+	}
+	// A waiter that gives up leaves the queue.
+	if err := l.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer wcancel()
+	if err := l.acquire(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiter: %v", err)
+	}
+	if r, q := l.state(); r != 1 || q != 0 {
+		t.Errorf("state %d running %d queued", r, q)
+	}
+	l.release()
+	if r, _ := l.state(); r != 0 {
+		t.Errorf("running %d after release", r)
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	p, err := parseRequest([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"stop":"x","temperature":0,"top_p":1,"seed":7,"max_completion_tokens":5,"stream":true,"stream_options":{"include_usage":true}}`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.messages[0].Content != "ab" || len(p.guest.Stop) != 1 || p.guest.Temperature != 0 || p.guest.TopP != 0 || p.guest.Seed != 7 || p.maxTokens != 5 || !p.includeUsage || !p.guest.Stream {
+		t.Errorf("%+v", p)
+	}
+	p, err = parseRequest([]byte(`{"model":"m","prompt":["only"]}`), false)
+	if err != nil || p.prompt != "only" || p.guest.Temperature != 1 {
+		t.Errorf("%+v %v", p, err)
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}]}`), true)
+	f.Add([]byte(`{"model":"m","prompt":"x","stop":["a"],"n":1}`), false)
+	f.Fuzz(func(t *testing.T, b []byte, chat bool) {
+		p, err := parseRequest(b, chat)
+		if (p == nil) == (err == nil) {
+			t.Fatalf("result %v and error %v", p, err)
+		}
+		if err != nil && (err.status != 400 || err.message == "") {
+			t.Fatalf("error %+v", err)
+		}
+	})
+}
+
+func TestAPIKeys(t *testing.T) {
+	keys, err := ParseAPIKeys(strings.NewReader("# c\n\nk1\n  k2  \n"))
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("%v %v", keys, err)
+	}
+	ks := newKeySet(keys)
+	for key, want := range map[string]bool{"k1": true, "k2": true, "k": false, "k12": false, "": false, "# c": false} {
+		if ks.valid(key) != want {
+			t.Errorf("valid(%q) = %v", key, !want)
+		}
+	}
+	if _, err := ParseAPIKeys(strings.NewReader("a b\n")); err == nil {
+		t.Error("a key with a space was accepted")
+	}
+}

@@ -12,12 +12,19 @@ endif
 ifeq ($(GOARCH_HOST),arm64)
 PLUGINS   += cpu-neon
 endif
-EXAMPLES  := generate pipeline sampler
+# The vulkan backend needs cgo and the Vulkan headers (Debian
+# libvulkan-dev, installed by `make deps`); without them it is left out
+# and `realm backends` says "binary not built".
+VULKAN_TAG := $(shell pkg-config --exists vulkan 2>/dev/null && echo vulkan)
+ifneq ($(VULKAN_TAG),)
+PLUGINS   += vulkan
+endif
+EXAMPLES  := generate pipeline sampler chat
 MODEL     ?= stories260k
 PROMPT    ?= Once upon a time
 TOKENS    ?= 200
 
-.PHONY: all build plugins examples run test test-go test-neon conformance deps deps-c vet fuzz generate clean
+.PHONY: all build plugins examples run test test-go test-neon conformance deps vet fuzz loadtest generate clean
 
 all: build
 
@@ -30,6 +37,9 @@ plugins: $(addprefix $(BIN)/realm-backend-,$(PLUGINS))
 
 $(BIN)/realm-backend-%: FORCE
 	$(GO) build -o $@ ./backends/$*/plugin
+
+$(BIN)/realm-backend-vulkan: FORCE
+	$(GO) build -tags '$(VULKAN_TAG)' -o $@ ./backends/vulkan/plugin
 
 examples: $(addprefix $(BIN)/examples/,$(addsuffix .wasm,$(EXAMPLES)))
 
@@ -54,17 +64,25 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags '$(VULKAN_TAG)' ./backends/vulkan/...
 
-test: deps vet build test-go test-neon conformance
+# deps runs first and in its own make, so VULKAN_TAG sees the headers it
+# may have just installed.
+test: deps
+	$(MAKE) vet build test-go test-neon conformance
 
 test-go:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -tags '$(VULKAN_TAG)' ./...
 
 test-neon:
 	scripts/neon-test.sh
 
 conformance: build
 	$(BIN)/realm conformance --backend all --json $(BIN)/conformance.json
+
+# A bounded local load test of realm serve: 64 clients for 30 s on loopback.
+loadtest:
+	$(GO) test -count=1 -timeout 5m -run TestLoad -v ./tests/server -load
 
 fuzz:
 	$(GO) test ./gguf -run '^$$' -fuzz FuzzRead -fuzztime 60s

@@ -36,7 +36,7 @@ backend "cpu-avx2" {
   requires = ["AVX2", "FMA3", "F16C"]
   prefers  = ["AVX512VNNI", "AVX512VL"] # the Q4_0/Q8_0 dot products use VNNI
   priority = 50
-  threads  = 0 # 0: the plugin uses one thread per physical core
+  threads  = 0 # 0: one thread per logical CPU
 }
 
 backend "cpu-neon" {
@@ -56,6 +56,16 @@ backend "reference" {
 model "stories260k" {
   path   = "stories260K.gguf"
   sha256 = "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
+}
+
+# The app `realm serve` runs for each OpenAI request (examples/chat).
+app "chat" {
+  wasm       = "bin/examples/chat.wasm"
+  models     = ["*"]
+  max_tokens = 512
+  timeout    = "120s"
+  memory     = "64MiB"
+  max_output = "16MiB"
 }
 
 app "default" {

@@ -94,8 +94,8 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("decode after truncate = %+v, %v", res, err)
 	}
 	op, err := c.TensorOp(ctx, backends.TensorOpRequest{Op: backends.OpAdd, Inputs: []backends.TensorRef{
-		{Shape: []int{3}, Data: backendtest.F32Bytes([]float32{1, 2, 3})},
-		{Shape: []int{3}, Data: backendtest.F32Bytes([]float32{10, 20, 30})},
+		{Shape: []int{3}, Data: gguf.F32Bytes([]float32{1, 2, 3})},
+		{Shape: []int{3}, Data: gguf.F32Bytes([]float32{10, 20, 30})},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -339,7 +340,7 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
 		WithRandSource(cryptoRand{})
 	for _, kv := range req.Env {
-		k, v, _ := cut(kv, '=')
+		k, v, _ := strings.Cut(kv, "=")
 		mc = mc.WithEnv(k, v)
 	}
 

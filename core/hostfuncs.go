@@ -1,9 +1,11 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"path"
 	"runtime/debug"
@@ -474,10 +476,13 @@ func readJSON(mem api.Memory, ptr, n uint32, v any, what string) error {
 	if err != nil || len(b) == 0 {
 		return err
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errf(abi.ErrnoInval, "%s: %v", what, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errf(abi.ErrnoInval, "%s: trailing data after the JSON object", what)
 	}
 	return nil
 }
@@ -705,7 +710,32 @@ func (in *instance) runOp(be backends.Backend, req backends.TensorOpRequest) (in
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", req.Op, err)
 	}
+	if err := checkResult(res); err != nil {
+		return 0, fmt.Errorf("%s: %w", req.Op, err)
+	}
 	return in.addTensor(&tensorHandle{shape: res.Shape, data: res.Data, nbytes: int64(len(res.Data)) * 4})
+}
+
+// checkResult rejects a backend result whose shape the ABI cannot carry
+// (rank, i32 dimensions) or that disagrees with its data, so that a
+// faulty plugin cannot hand the guest a tensor that lies about its size.
+func checkResult(res *backends.TensorOpResult) error {
+	if len(res.Shape) == 0 || len(res.Shape) > abi.MaxDims {
+		return errf(abi.ErrnoBackend, "backend returned a tensor of rank %d (want 1 to %d)", len(res.Shape), abi.MaxDims)
+	}
+	n := uint64(1)
+	for _, d := range res.Shape {
+		if d <= 0 || d > math.MaxInt32 {
+			return errf(abi.ErrnoBackend, "backend returned a tensor of shape %v", res.Shape)
+		}
+		if n *= uint64(d); n > math.MaxUint32 {
+			return errf(abi.ErrnoBackend, "backend returned a tensor of shape %v (too many elements)", res.Shape)
+		}
+	}
+	if n != uint64(len(res.Data)) {
+		return errf(abi.ErrnoBackend, "backend returned a tensor of shape %v with %d values", res.Shape, len(res.Data))
+	}
+	return nil
 }
 
 func tensorShape(in *instance, mem api.Memory, p []uint64) (int32, error) {

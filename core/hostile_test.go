@@ -95,6 +95,12 @@ func hostileCases() []hostileCase {
 		{name: "json-unknown-field", build: func(w *wasmBuilder) {
 			loaded(w).putString(3000, `{"max_tokenz":3}`).putString(3100, "hi").call("realm_host_generate", 1, 3100, 2, 3000, 16)
 		}, want: []string{"1", "EINVAL"}},
+		{name: "json-trailing-data", build: func(w *wasmBuilder) {
+			loaded(w).putString(3000, `{"max_tokens":3}{"max_tokens":100000}`).putString(3100, "hi").call("realm_host_generate", 1, 3100, 2, 3000, 37)
+		}, want: []string{"1", "EINVAL"}},
+		{name: "json-trailing-nul", build: func(w *wasmBuilder) {
+			loaded(w).putString(3000, "{\"max_tokens\":3}\x00").putString(3100, "hi").call("realm_host_generate", 1, 3100, 2, 3000, 17)
+		}, want: []string{"1", "EINVAL"}},
 		{name: "huge-json", build: func(w *wasmBuilder) {
 			w.minPages = 4
 			loaded(w).call("realm_host_session_open", 1, 4).call("realm_host_session_sample", 1, 0, 200000)

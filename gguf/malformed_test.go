@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // smallFile is a valid file whose parts the malformed-file tests corrupt.
@@ -193,5 +195,32 @@ func TestReadHugeClaimsDoNotAllocate(t *testing.T) {
 		if perRun > 256<<10 || allocs > 200 {
 			t.Errorf("%s: %d bytes in %.0f allocations per failed read", tc.name, perRun, allocs)
 		}
+	}
+}
+
+// TestReadManyKeysIsLinear pins the cost of the duplicate-key check: a
+// header with the largest allowed number of keys must parse in time
+// linear in its size (a pairwise scan takes billions of comparisons).
+func TestReadManyKeysIsLinear(t *testing.T) {
+	n := int(DefaultLimits().MaxKVs)
+	f := &File{Metadata: make([]KV, n)}
+	for i := range f.Metadata {
+		f.Metadata[i] = KV{Key: "key.with.a.long.shared.prefix." + strconv.Itoa(i), Value: NewUint8(1)}
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, f, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	start := time.Now()
+	got, err := Read(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Metadata) != n {
+		t.Fatalf("read %d keys, want %d", len(got.Metadata), n)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("reading %d keys took %v", n, d)
 	}
 }

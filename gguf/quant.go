@@ -33,9 +33,7 @@ func Quantize(dst []byte, src []float32, t Type) error {
 	}
 	switch t {
 	case TypeF32:
-		for i, x := range src {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(x))
-		}
+		putF32s(dst, src)
 		return nil
 	case TypeF16:
 		for i, x := range src {

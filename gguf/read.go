@@ -222,7 +222,7 @@ type desc struct {
 	what string // e.g. "tensor %q name" or "element %d of key %q"
 	key  string
 	idx  int
-	mode uint8 // 0: what only; 1: what %q key; 2: what %d idx %q key
+	mode uint8 // 0: what only; 1: what %q key; 2: what %d idx %q key; 3: what %d idx
 }
 
 // String formats the description.
@@ -365,17 +365,19 @@ func (d *decoder) file() (*File, error) {
 		d.metaHi = math.MaxInt64
 	}
 	f.Metadata = make([]KV, 0, nKV)
+	// A set, not a scan of f.Metadata: MaxKVs keys would otherwise cost
+	// MaxKVs²/2 string comparisons on a hostile header.
+	keys := make(map[string]struct{}, nKV)
 	for i := uint64(0); i < nKV; i++ {
 		kat := d.off
 		key, err := d.str(numbered("metadata key #%d", int(i)), d.lim.MaxStringLen)
 		if err != nil {
 			return nil, err
 		}
-		for j := range f.Metadata {
-			if f.Metadata[j].Key == key {
-				return nil, d.errf(kat, "duplicate metadata key %q", key)
-			}
+		if _, dup := keys[key]; dup {
+			return nil, d.errf(kat, "duplicate metadata key %q", key)
 		}
+		keys[key] = struct{}{}
 		tat := d.off
 		t, err := d.u32(keyed("type of key %q", key))
 		if err != nil {
@@ -487,7 +489,7 @@ func (d *decoder) tensorInfo(i uint64) (TensorInfo, error) {
 	}
 	ti.Offset = int64(off)
 	if _, err := ti.size(); err != nil {
-		return TensorInfo{}, d.errf(at, "tensor %q: %v", name, err)
+		return TensorInfo{}, fmt.Errorf("gguf: at byte %d: tensor %q: %w", at, name, err)
 	}
 	return ti, nil
 }

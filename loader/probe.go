@@ -115,8 +115,8 @@ func selfTest(ctx context.Context, b backends.Backend) error {
 	res, err := b.TensorOp(ctx, backends.TensorOpRequest{
 		Op: backends.OpMatMul,
 		Inputs: []backends.TensorRef{
-			{Type: gguf.TypeF32, Shape: []int{cols, rows}, Data: f32Bytes(w)},
-			{Type: gguf.TypeF32, Shape: []int{cols, batch}, Data: f32Bytes(x)},
+			{Type: gguf.TypeF32, Shape: []int{cols, rows}, Data: gguf.F32Bytes(w)},
+			{Type: gguf.TypeF32, Shape: []int{cols, batch}, Data: gguf.F32Bytes(x)},
 		},
 	})
 	if err != nil {
@@ -141,14 +141,4 @@ func selfTest(ctx context.Context, b backends.Backend) error {
 		}
 	}
 	return nil
-}
-
-// f32Bytes encodes floats little-endian.
-func f32Bytes(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, f := range v {
-		u := math.Float32bits(f)
-		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	}
-	return out
 }

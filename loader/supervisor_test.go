@@ -274,7 +274,7 @@ func TestSupervisorLargeMessages(t *testing.T) {
 	for i := range a {
 		a[i] = float32(i % 1000)
 	}
-	ab := backendtest.F32Bytes(a)
+	ab := gguf.F32Bytes(a)
 	res, err := s.TensorOp(ctx, backends.TensorOpRequest{Op: backends.OpAdd, Inputs: []backends.TensorRef{
 		{Shape: []int{n}, Data: ab}, {Shape: []int{n}, Data: ab},
 	}})

@@ -5,6 +5,7 @@ set -euo pipefail
 want=(
   clang lld wasi-libc libclang-rt-14-dev-wasm32   # the C guest example (wasm32-wasi)
   qemu-user-static gcc-aarch64-linux-gnu    # cpu-neon tests under emulation
+  libvulkan1 libvulkan-dev mesa-vulkan-drivers glslc pkg-config  # vulkan backend on lavapipe
 )
 missing=()
 for p in "${want[@]}"; do

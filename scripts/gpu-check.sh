@@ -6,6 +6,7 @@
 #   scripts/gpu-check.sh                  # build (needs go, gcc, Vulkan headers) or use bin/
 #   REALM_PREBUILT=1 scripts/gpu-check.sh # use bin/realm and bin/realm-backend-vulkan as they are
 #   REALM_DONOR=/path/vocab.gguf          # tokenizer donor for the synthetic TinyLlama
+#   REALM_PRESET=tiny                     # a small synthetic model instead (dry runs on lavapipe)
 #   REALM_VULKAN_LIB_DIR=dir              # a directory holding libvulkan.so.1 when the
 #                                         # machine has the driver but no Vulkan loader
 set -uo pipefail
@@ -65,15 +66,18 @@ done
 step "realm conformance --backend vulkan (reference data: ${REF:-not found, model cases may fail})"
 run 150 bin/realm conformance --backend vulkan ${REF:+--reference "$REF"} --json "$WORK/conformance-vulkan.json"
 
-step "synthetic TinyLlama 1.1B Q4_0"
+PRESET=${REALM_PRESET:-tinyllama-1.1b}
+SYNTH_FLAGS=()
+[ "$PRESET" = tiny ] && SYNTH_FLAGS=(--vocab 32000)
+step "synthetic $PRESET Q4_0"
 DONOR=${REALM_DONOR:-}
 if [ -z "$DONOR" ] && [ -n "$REF" ]; then DONOR=$REF/vocab/ggml-vocab-llama-spm.gguf; fi
-MODEL=$WORK/tinyllama-1.1b-q4_0.gguf
+MODEL=$WORK/$PRESET-q4_0.gguf
 if [ -z "$DONOR" ] || [ ! -f "$DONOR" ]; then
 	echo "!! no tokenizer donor (set REALM_DONOR to a llama GGUF with a 32000-token vocabulary)"
 	fail=1
 else
-	[ -f "$MODEL" ] || run 120 bin/realm gguf synth --preset tinyllama-1.1b --type q4_0 --tokenizer-from "$DONOR" -o "$MODEL"
+	[ -f "$MODEL" ] || run 120 bin/realm gguf synth --preset "$PRESET" "${SYNTH_FLAGS[@]}" --type q4_0 --tokenizer-from "$DONOR" -o "$MODEL"
 	if [ -f "$MODEL" ]; then
 		step "realm bench (vulkan)"
 		run 120 bin/realm bench -m "$MODEL" --backend vulkan -p 128 -n 32 -r 2

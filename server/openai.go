@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,6 +191,12 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 	}
 	if r.Seed != nil {
 		g.Seed = uint64(*r.Seed)
+	} else {
+		// No seed: a fresh one per request, as OpenAI samples (seed 0
+		// would give every unseeded request the same answer).
+		var b [8]byte
+		rand.Read(b[:])
+		g.Seed = binary.LittleEndian.Uint64(b[:])
 	}
 	stops, err := parseStop(r.Stop)
 	if err != nil {

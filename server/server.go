@@ -234,9 +234,27 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethod(r.URL.Path); allow != "" {
+			w.Header().Set("Allow", allow)
+			writeError(w, &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error", message: fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, allow)})
+			return
+		}
 		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", message: fmt.Sprintf("unknown endpoint %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
+}
+
+// allowedMethod returns the method a known path takes ("" for an
+// unknown path).
+func allowedMethod(p string) string {
+	switch {
+	case p == "/v1/chat/completions", p == "/v1/completions",
+		strings.HasPrefix(p, "/v1/apps/") && strings.HasSuffix(p, "/completions"):
+		return http.MethodPost
+	case p == "/v1/models", strings.HasPrefix(p, "/v1/models/"), p == "/health", p == "/metrics":
+		return http.MethodGet
+	}
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

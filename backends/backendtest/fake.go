@@ -7,7 +7,9 @@ package backendtest
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 
@@ -223,19 +225,10 @@ func (f *Fake) TensorOp(ctx context.Context, req backends.TensorOpRequest) (*bac
 	return &backends.TensorOpResult{Shape: req.Inputs[0].Shape, Data: out}, nil
 }
 
-// F32Bytes encodes v as little-endian f32 bytes (TensorRef.Data).
-func F32Bytes(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, x := range v {
-		putF32(out[4*i:], x)
-	}
-	return out
-}
-
 func f32s(b []byte) []float32 {
 	out := make([]float32, len(b)/4)
 	for i := range out {
-		out[i] = getF32(b[4*i:])
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return out
 }

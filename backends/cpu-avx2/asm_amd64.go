@@ -98,3 +98,6 @@ func dotQ4_0x4Z(w *byte, a *int8, cvec *int32, dvec *float32, stride int, npairs
 
 //go:noescape
 func dotQ4_0x8Z(w *byte, a *int8, cvec *int32, dvec *float32, stride int, npairs int, out *float32)
+
+//go:noescape
+func dotQ8_0x8Z(w *byte, au *uint8, dvec *float32, stride int, npairs int, out *float32)

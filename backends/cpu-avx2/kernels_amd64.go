@@ -209,9 +209,19 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 		k.matQ4_0VNNI(out, w, rb, batch)
 		return
 	}
+	z := w.Type == gguf.TypeQ8_0 && k.vnni && nb%2 == 0
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
-		var t [4]float32
+		var t [8]float32
 		b := 0
+		for ; z && b+8 <= batch; b += 8 {
+			au, d := &k.q8.qsu[b*cols], &k.q8.dvec[b*nb*8]
+			for r := lo; r < hi; r++ {
+				dotQ8_0x8Z(&data[r*rb], au, d, cols, nb/2, &t[0])
+				for i, v := range t {
+					out[(b+i)*rows+r] = v
+				}
+			}
+		}
 		for ; b+4 <= batch; b += 4 {
 			a, d := &qs[b*cols], &ad[b*nb]
 			for r := lo; r < hi; r++ {

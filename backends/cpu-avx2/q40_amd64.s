@@ -480,3 +480,95 @@ z8_done:
 	VMOVSS X3, 28(DI)
 	VZEROUPPER
 	RET
+
+// 512-bit Q8_0 × Q8_0 tile for 8 activation rows (AVX512 + VNNI). The
+// activation quants come biased to unsigned (q+128, array au); the
+// weight quants stay signed, and −128·Σw (per lane, from one VPDPBUSD
+// against 0x80 bytes) starts each accumulator.
+
+DATA ·z80<>+0(SB)/8, $0x8080808080808080
+GLOBL ·z80<>(SB), RODATA|NOPTR, $8
+
+#define PAIRQ8(qb, db, ta, t, acc) \
+	VMOVDQU64 qb, ta \
+	VMOVDQA64 Z20, t \
+	VPDPBUSD Z4, ta, t \
+	VCVTDQ2PS t, t \
+	VMULPS db, Z6, Z5 \
+	VFMADD231PS Z5, t, acc
+
+// func dotQ8_0x8Z(w *byte, au *uint8, dvec *float32, stride int, npairs int, out *float32)
+TEXT ·dotQ8_0x8Z(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ au+8(FP), DI
+	MOVQ dvec+16(FP), DX
+	MOVQ stride+24(FP), R8
+	MOVQ npairs+32(FP), CX
+	LEAQ (R8)(R8*2), R10
+	LEAQ (DI)(R8*4), R11
+	LEAQ (DX)(R8*4), R13
+	VPBROADCASTQ ·z80<>(SB), Z21
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	TESTQ CX, CX
+	JEQ q8z_done
+q8z_loop:
+	VMOVDQU 2(SI), Y4
+	VINSERTI64X4 $1, 36(SI), Z4, Z4
+	VPXORD Z22, Z22, Z22
+	VPDPBUSD Z4, Z21, Z22
+	VPXORD Z20, Z20, Z20
+	VPSUBD Z22, Z20, Z20
+	VPBROADCASTW (SI), X6
+	VPBROADCASTW 34(SI), X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VCVTPH2PS Y6, Z6
+	PAIRQ8((DI), (DX), Z22, Z7, Z0)
+	PAIRQ8((DI)(R8*1), (DX)(R8*1), Z23, Z8, Z1)
+	PAIRQ8((DI)(R8*2), (DX)(R8*2), Z24, Z9, Z2)
+	PAIRQ8((DI)(R10*1), (DX)(R10*1), Z25, Z10, Z3)
+	PAIRQ8((R11), (R13), Z26, Z11, Z16)
+	PAIRQ8((R11)(R8*1), (R13)(R8*1), Z27, Z12, Z17)
+	PAIRQ8((R11)(R8*2), (R13)(R8*2), Z28, Z13, Z18)
+	PAIRQ8((R11)(R10*1), (R13)(R10*1), Z29, Z14, Z19)
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	ADDQ $64, R11
+	ADDQ $64, R13
+	DECQ CX
+	JNE q8z_loop
+q8z_done:
+	MOVQ out+40(FP), DI
+	HSUMZ(Z0, Y0, X0, Y8, X8)
+	HSUMZ(Z1, Y1, X1, Y8, X8)
+	HSUMZ(Z2, Y2, X2, Y8, X8)
+	HSUMZ(Z3, Y3, X3, Y8, X8)
+	VMOVSS X0, (DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	VEXTRACTF64X4 $1, Z16, Y8
+	VADDPS Y8, Y16, Y0
+	HSUM(Y0, X0, X8)
+	VEXTRACTF64X4 $1, Z17, Y8
+	VADDPS Y8, Y17, Y1
+	HSUM(Y1, X1, X8)
+	VEXTRACTF64X4 $1, Z18, Y8
+	VADDPS Y8, Y18, Y2
+	HSUM(Y2, X2, X8)
+	VEXTRACTF64X4 $1, Z19, Y8
+	VADDPS Y8, Y19, Y3
+	HSUM(Y3, X3, X8)
+	VMOVSS X0, 16(DI)
+	VMOVSS X1, 20(DI)
+	VMOVSS X2, 24(DI)
+	VMOVSS X3, 28(DI)
+	VZEROUPPER
+	RET

@@ -15,10 +15,14 @@ type q8Acts struct {
 	// block 8 int32 (s, then zeros) and 8 copies of d.
 	cvec []int32
 	dvec []float32
+	qsu  []uint8 // quants + 128, for the 512-bit Q8_0 tile
 }
 
 // expand fills cvec and dvec for rows lo..hi−1.
 func (a *q8Acts) expand(lo, hi int) {
+	for i, q := range a.qs[lo*a.cols : hi*a.cols] {
+		a.qsu[lo*a.cols+i] = uint8(q) ^ 0x80
+	}
 	for i := lo * a.nb; i < hi*a.nb; i++ {
 		c := a.cvec[8*i : 8*i+8]
 		c[0] = a.s[i]
@@ -76,6 +80,10 @@ func (a *q8Acts) reset(cols, batch int) {
 	a.cvec = growI32(a.cvec, 8*a.nb*batch)
 	clear(a.cvec)
 	a.dvec = growF32(a.dvec, 8*a.nb*batch)
+	if cap(a.qsu) < cols*batch {
+		a.qsu = make([]uint8, cols*batch)
+	}
+	a.qsu = a.qsu[:cols*batch]
 }
 
 // quantizeRow quantizes row b from x (cols elements) the way llama.cpp

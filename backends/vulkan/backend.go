@@ -187,6 +187,9 @@ func (b *Backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 // backend's own accounting.
 func (b *Backend) budget() uint64 {
 	total := b.dev.Info.DeviceLocal
+	if b.opts.MemoryLimit > 0 && (total == 0 || b.opts.MemoryLimit < total) {
+		total = b.opts.MemoryLimit
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var used uint64

@@ -203,9 +203,57 @@ func TestTensorOpNamedWeight(t *testing.T) {
 	if !errors.Is(err, backends.ErrNotFound) {
 		t.Errorf("unknown weight: %v, want ErrNotFound", err)
 	}
-	q41 := backends.TensorRef{Type: gguf.TypeQ4_1, Shape: []int{32, 1}, Data: make([]byte, 20)}
-	_, err = b.TensorOp(ctx, backends.TensorOpRequest{Op: backends.OpGetRows, Inputs: []backends.TensorRef{q41}, Params: backends.OpParams{IDs: []int32{0}}})
+	q8k := backends.TensorRef{Type: gguf.TypeQ8_K, Shape: []int{256, 1}, Data: make([]byte, 292)}
+	_, err = b.TensorOp(ctx, backends.TensorOpRequest{Op: backends.OpGetRows, Inputs: []backends.TensorRef{q8k}, Params: backends.OpParams{IDs: []int32{0}}})
 	if !errors.Is(err, backends.ErrUnsupported) {
-		t.Errorf("Q4_1 input: %v, want ErrUnsupported", err)
+		t.Errorf("Q8_K input: %v, want ErrUnsupported", err)
+	}
+}
+
+func TestOutOfMemory(t *testing.T) {
+	// A memory limit below the model's weights, or a KV cache beyond
+	// what is left, fails with ErrOutOfMemory before anything is
+	// allocated.
+	d := testDevice(t)
+	ctx := context.Background()
+	path, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Backend{opts: Options{MemoryLimit: 100_000, DefaultContext: 64}, dev: d, devs: shared.infos,
+		models: make(map[backends.ModelID]*model), sessions: make(map[backends.SessionID]*session)}
+	if _, err := b.LoadModel(ctx, backends.LoadRequest{Path: path}); !errors.Is(err, backends.ErrOutOfMemory) {
+		t.Fatalf("load over the limit: %v, want ErrOutOfMemory", err)
+	}
+	b.opts.MemoryLimit = 1_400_000
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnloadModel(ctx, mi.ID)
+	if _, err := b.OpenSession(ctx, mi.ID, mi.NCtxTrain); !errors.Is(err, backends.ErrOutOfMemory) {
+		t.Errorf("session over the limit: %v, want ErrOutOfMemory", err)
+	}
+	sid, err := b.OpenSession(ctx, mi.ID, 16)
+	if err != nil {
+		t.Fatalf("small session: %v", err)
+	}
+	if err := b.CloseSession(ctx, sid); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestInfoReportsDevice(t *testing.T) {
+	b := testBackend(t)
+	info, err := b.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Devices) != 1 || info.Devices[0].Name == "" || info.Devices[0].Kind == "" {
+		t.Fatalf("Info.Devices = %+v, want the device in use", info.Devices)
+	}
+	t.Logf("device: %+v", info.Devices[0])
+	if len(info.Types) != len(weightTypes()) || len(info.Ops) == 0 {
+		t.Errorf("Info types %v ops %v", info.Types, info.Ops)
 	}
 }

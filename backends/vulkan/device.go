@@ -25,12 +25,26 @@ func typeName(t gguf.Type) (string, bool) {
 		return "f32", true
 	case gguf.TypeF16:
 		return "f16", true
-	case gguf.TypeQ8_0:
-		return "q8_0", true
+	case gguf.TypeBF16:
+		return "bf16", true
 	case gguf.TypeQ4_0:
 		return "q4_0", true
+	case gguf.TypeQ4_1:
+		return "q4_1", true
+	case gguf.TypeQ5_0:
+		return "q5_0", true
+	case gguf.TypeQ5_1:
+		return "q5_1", true
+	case gguf.TypeQ8_0:
+		return "q8_0", true
+	case gguf.TypeQ2_K:
+		return "q2_k", true
+	case gguf.TypeQ3_K:
+		return "q3_k", true
 	case gguf.TypeQ4_K:
 		return "q4_k", true
+	case gguf.TypeQ5_K:
+		return "q5_k", true
 	case gguf.TypeQ6_K:
 		return "q6_k", true
 	}
@@ -39,7 +53,8 @@ func typeName(t gguf.Type) (string, bool) {
 
 // weightTypes lists the weight types with shaders.
 func weightTypes() []gguf.Type {
-	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ4_K, gguf.TypeQ6_K}
+	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0,
+		gguf.TypeQ5_1, gguf.TypeQ8_0, gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K}
 }
 
 // pipeSpec is a pipeline's binding count and push-constant words.
@@ -159,18 +174,11 @@ func tryDevice(inst *instance, info DeviceInfo) (*Device, error) {
 	}
 	d.segCap = min(d.segCap, 1<<31) &^ 255
 	d.segCap -= 256 // room to round a buffer's size up to whole words
-	for name, spec := range pipeSpecs() {
-		code, err := spirv.ReadFile("spv/" + name + ".spv")
-		if err != nil {
+	for name := range pipeSpecs() {
+		if _, err := spirv.ReadFile("spv/" + name + ".spv"); err != nil {
 			d.closeDevice()
 			return nil, fmt.Errorf("shader %s: %w", name, err)
 		}
-		p, err := vk.newPipeline(code, spec.nbind, 4*spec.push)
-		if err != nil {
-			d.closeDevice()
-			return nil, fmt.Errorf("shader %s: %w", name, err)
-		}
-		d.pipes[name] = p
 	}
 	if err := selfTest(d); err != nil {
 		d.closeDevice()
@@ -215,9 +223,9 @@ func (d *Device) run(name string, bufs []*buffer, push []uint32, groups int) err
 	if groups <= 0 {
 		return nil
 	}
-	p, ok := d.pipes[name]
-	if !ok {
-		return fmt.Errorf("vulkan: no pipeline %q", name)
+	p, err := d.pipeline(name)
+	if err != nil {
+		return err
 	}
 	if d.ndisp >= maxDispatches {
 		if err := d.submit(); err != nil {
@@ -238,6 +246,30 @@ func (d *Device) run(name string, bufs []*buffer, push []uint32, groups int) err
 	}
 	d.ndisp++
 	return d.vk.dispatch(p, bufs, push, uint32(gx), uint32(gy))
+}
+
+// pipeline returns the named pipeline, building it on first use (a
+// driver compiles a pipeline when it is created: building them lazily
+// keeps the plugin's start, and so the host's probe, short). The caller
+// holds mu.
+func (d *Device) pipeline(name string) (*pipeline, error) {
+	if p, ok := d.pipes[name]; ok {
+		return p, nil
+	}
+	spec, ok := pipeSpecs()[name]
+	if !ok {
+		return nil, fmt.Errorf("vulkan: no pipeline %q", name)
+	}
+	code, err := spirv.ReadFile("spv/" + name + ".spv")
+	if err != nil {
+		return nil, fmt.Errorf("vulkan: shader %s: %w", name, err)
+	}
+	p, err := d.vk.newPipeline(code, spec.nbind, 4*spec.push)
+	if err != nil {
+		return nil, fmt.Errorf("vulkan: shader %s: %w", name, err)
+	}
+	d.pipes[name] = p
+	return p, nil
 }
 
 // f32w encodes a float as a push-constant word.

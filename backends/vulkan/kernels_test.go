@@ -62,8 +62,34 @@ func quantWeight(t *testing.T, typ gguf.Type, rows, cols int, vals []float32) *e
 		t.Fatal(err)
 	}
 	data := make([]byte, int(rb)*rows)
+	if !gguf.CanQuantize(typ) {
+		return randomBlocks(t, typ, rows, cols, data)
+	}
 	if err := gguf.Quantize(data, vals, typ); err != nil {
 		t.Fatalf("quantize %v: %v", typ, err)
+	}
+	return &engine.Weight{Name: "w", Type: typ, Rows: rows, Cols: cols, Data: data}
+}
+
+// randomBlocks fills a weight of a type gguf cannot quantize with random
+// blocks whose f16 scales are set to sane values.
+func randomBlocks(t *testing.T, typ gguf.Type, rows, cols int, data []byte) *engine.Weight {
+	t.Helper()
+	scales := map[gguf.Type][]int{gguf.TypeQ2_K: {80, 82}, gguf.TypeQ3_K: {108}, gguf.TypeQ5_K: {0, 2}}
+	offs, ok := scales[typ]
+	if !ok {
+		t.Fatalf("no random block layout for %v", typ)
+	}
+	r := rand.New(rand.NewPCG(uint64(typ), uint64(cols)))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	bs := typ.BlockBytes()
+	for b := 0; b+bs <= len(data); b += bs {
+		for _, o := range offs {
+			h := gguf.F32ToF16(float32(r.Float64()*0.02 + 0.001))
+			data[b+o], data[b+o+1] = byte(h), byte(h>>8)
+		}
 	}
 	return &engine.Weight{Name: "w", Type: typ, Rows: rows, Cols: cols, Data: data}
 }
@@ -99,6 +125,13 @@ func TestMatMulAndGetRows(t *testing.T) {
 		{gguf.TypeQ4_0, 5, 160, 4, 1e-10},
 		{gguf.TypeQ4_K, 3, 512, 2, 1e-10},
 		{gguf.TypeQ6_K, 5, 256, 3, 1e-10},
+		{gguf.TypeBF16, 4, 33, 5, 1e-10},
+		{gguf.TypeQ4_1, 3, 64, 2, 1e-10},
+		{gguf.TypeQ5_0, 3, 96, 2, 1e-10},
+		{gguf.TypeQ5_1, 3, 64, 6, 1e-10},
+		{gguf.TypeQ2_K, 3, 256, 2, 1e-10},
+		{gguf.TypeQ3_K, 3, 512, 1, 1e-10},
+		{gguf.TypeQ5_K, 3, 256, 2, 1e-10},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%v_%dx%dx%d", tc.typ, tc.rows, tc.cols, tc.batch), func(t *testing.T) {
@@ -227,6 +260,6 @@ func TestKernelErrorsPanic(t *testing.T) {
 			t.Fatal("a weight type without a shader did not panic")
 		}
 	}()
-	w := &engine.Weight{Name: "w", Type: gguf.TypeQ4_1, Rows: 1, Cols: 32, Data: make([]byte, 20)}
-	k.MatMul(make([]float32, 1), w, make([]float32, 32), 1)
+	w := &engine.Weight{Name: "w", Type: gguf.TypeQ8_K, Rows: 1, Cols: 256, Data: make([]byte, 292)}
+	k.MatMul(make([]float32, 1), w, make([]float32, 256), 1)
 }

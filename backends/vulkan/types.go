@@ -80,6 +80,10 @@ type Options struct {
 	// Device selects a physical device by index (-1: the best usable
 	// one, discrete before integrated before virtual before cpu).
 	Device int
+	// MemoryLimit caps the device memory that models and sessions may
+	// use, in bytes (0: the size of the device-local heaps). Loads and
+	// sessions beyond it fail with backends.ErrOutOfMemory.
+	MemoryLimit uint64
 	// DefaultContext is the session size for OpenSession(nCtx ≤ 0),
 	// capped at the model's training context (0: 2048).
 	DefaultContext int

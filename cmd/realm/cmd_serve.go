@@ -73,6 +73,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	srv, err := server.New(ctx, rt, opts)
 	if err != nil {
+		if opts.DefaultWASM != "" {
+			if _, serr := os.Stat(opts.DefaultWASM); serr != nil {
+				return fmt.Errorf("%w (build the default chat app with: GOOS=wasip1 GOARCH=wasm go build -o %s ./examples/chat, or name one with --chat-wasm or an app %q block)", err, opts.DefaultWASM, *appName)
+			}
+		}
 		return err
 	}
 	defer srv.Close(context.WithoutCancel(ctx))

@@ -79,7 +79,7 @@ func OpCases(seed uint64) []OpCase {
 				Limit: limit,
 				Req: backends.TensorOpRequest{Op: backends.OpMatMul, Inputs: []backends.TensorRef{
 					{Type: t, Shape: []int{s.cols, s.rows}, Data: w},
-					{Type: gguf.TypeF32, Shape: []int{s.cols, s.batch}, Data: f32Bytes(x)},
+					{Type: gguf.TypeF32, Shape: []int{s.cols, s.batch}, Data: gguf.F32Bytes(x)},
 				}},
 			})
 		}
@@ -197,16 +197,8 @@ func randomF32(rng *rand.Rand, n int, scale float64) []float32 {
 	return out
 }
 
-func f32Bytes(x []float32) []byte {
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
 func f32Ref(x []float32, shape ...int) backends.TensorRef {
-	return backends.TensorRef{Type: gguf.TypeF32, Shape: shape, Data: f32Bytes(x)}
+	return backends.TensorRef{Type: gguf.TypeF32, Shape: shape, Data: gguf.F32Bytes(x)}
 }
 
 // randomTensor returns rows×cols elements of type t: random bit patterns
@@ -220,7 +212,7 @@ func randomTensor(rng *rand.Rand, t gguf.Type, cols, rows int) []byte {
 	b := make([]byte, int(rb)*rows)
 	switch t {
 	case gguf.TypeF32:
-		copy(b, f32Bytes(randomF32(rng, cols*rows, 1)))
+		copy(b, gguf.F32Bytes(randomF32(rng, cols*rows, 1)))
 		return b
 	case gguf.TypeF16:
 		for i := 0; i < cols*rows; i++ {

@@ -39,56 +39,13 @@ func TestLoad(t *testing.T) {
 	if !*loadRun {
 		t.Skip("the load test runs with -load (make loadtest)")
 	}
-	root, err := refdata.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(testEnv.dir, "bin")
-	realm := filepath.Join(bin, "realm")
-	cmd := exec.Command("go", "build", "-o", realm, "./cmd/realm")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/realm: %v\n%s", err, b)
-	}
 	// The shared config with a queue that holds every client.
 	cfg, err := os.ReadFile(testEnv.rt.Config.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfgText := strings.Replace(string(cfg), "max_queue      = 16", fmt.Sprintf("max_queue      = %d", *loadClients), 1)
-	cfgPath := filepath.Join(t.TempDir(), "plugins.hcl")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv := exec.CommandContext(ctx, realm, "serve", "--config", cfgPath, "--backend", "reference", "--addr", addr,
-		"--chat-wasm", testEnv.chat, "--cache-dir", testEnv.cacheDir)
-	var logBuf strings.Builder
-	srv.Stderr = &lockedWriter{w: &logBuf}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Process.Signal(os.Interrupt)
-		srv.Wait()
-	}()
-	base := "http://" + addr
-	if !waitFor(30*time.Second, func() bool {
-		r, err := http.Get(base + "/health")
-		if err == nil {
-			r.Body.Close()
-		}
-		return err == nil && r.StatusCode == 200
-	}) {
-		t.Fatalf("realm serve did not come up:\n%s", logBuf.String())
-	}
+	base, srv, _ := startServeCommand(t, cfgText)
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *loadClients}}
 	// Warm up (compiled guest, loaded model, connections) before the
@@ -272,4 +229,91 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return l.w.Write(p)
+}
+
+// startServeCommand builds cmd/realm and runs `realm serve` on a free
+// 127.0.0.1 port with the given plugins.hcl text; it returns the base
+// URL, the process and its log. The process is interrupted at cleanup.
+func startServeCommand(t *testing.T, cfgText string) (string, *exec.Cmd, *lockedWriter) {
+	t.Helper()
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	realm := filepath.Join(testEnv.dir, "bin", "realm")
+	cmd := exec.Command("go", "build", "-o", realm, "./cmd/realm")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/realm: %v\n%s", err, b)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "plugins.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := exec.Command(realm, "serve", "--config", cfgPath, "--backend", "reference", "--addr", addr,
+		"--chat-wasm", testEnv.chat, "--cache-dir", testEnv.cacheDir)
+	logw := &lockedWriter{w: &strings.Builder{}}
+	srv.Stderr = logw
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if srv.ProcessState == nil {
+			srv.Process.Signal(os.Interrupt)
+			srv.Wait()
+		}
+	})
+	base := "http://" + addr
+	if !waitFor(30*time.Second, func() bool {
+		r, err := http.Get(base + "/health")
+		if err == nil {
+			r.Body.Close()
+		}
+		return err == nil && r.StatusCode == 200
+	}) {
+		t.Fatalf("realm serve did not come up:\n%s", logw.String())
+	}
+	return base, srv, logw
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
+// TestServeCommand runs the `realm serve` binary: it serves on the
+// address given, answers a completion, and exits cleanly on SIGINT.
+func TestServeCommand(t *testing.T) {
+	cfg, err := os.ReadFile(testEnv.rt.Config.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, srv, logw := startServeCommand(t, string(cfg))
+	resp, b := post(t, base+"/v1/completions", `{"model":"stories260k","prompt":"Once upon a time","max_tokens":8,"temperature":0}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"text":", there was a little girl"`) {
+		t.Errorf("%d %s", resp.StatusCode, b)
+	}
+	if err := srv.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- srv.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Errorf("realm serve exited with %v:\n%s", err, logw.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("realm serve did not exit on SIGINT")
+	}
+	if !strings.Contains(logw.String(), "serving the OpenAI API") {
+		t.Errorf("log: %s", logw.String())
+	}
 }

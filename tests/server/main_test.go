@@ -123,6 +123,11 @@ app "longgen" {
   timeout = "60s"
   memory  = "64MiB"
 }
+app "starved" {
+  wasm   = %q
+  models = ["*"]
+  memory = "2MiB"
+}
 app "restricted" {
   wasm   = %q
   models = ["stories-alt"]
@@ -131,7 +136,7 @@ server {
   max_concurrent = 4
   max_queue      = 16
 }
-`, models, filepath.Join(bin, "realm-backend-reference"), chat, longgen, chat)
+`, models, filepath.Join(bin, "realm-backend-reference"), chat, longgen, chat, chat)
 	cfgPath := filepath.Join(dir, "plugins.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

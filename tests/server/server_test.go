@@ -51,6 +51,8 @@ func TestErrors(t *testing.T) {
 		{"unknown app", ts.URL + "/v1/apps/nope/completions", `{"model":"stories260k","prompt":"x"}`, 404, "", "app_not_found"},
 		{"model not allowed to app", ts.URL + "/v1/apps/restricted/completions", `{"model":"stories260k","prompt":"x"}`, 404, "model", "model_not_found"},
 		{"unknown endpoint", ts.URL + "/v1/embeddings", `{}`, 404, "", ""},
+		{"app fails (guest memory too small)", ts.URL + "/v1/apps/starved/completions", `{"model":"stories260k","prompt":"x"}`, 500, "", ""},
+		{"wrong method", ts.URL + "/v1/models", `{}`, 405, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -162,6 +164,22 @@ func TestEndpoints(t *testing.T) {
 		}
 		if c.Usage.CompletionTokens != 7 || c.Usage.TotalTokens != c.Usage.PromptTokens+7 {
 			t.Errorf("usage %+v", c.Usage)
+		}
+	})
+	t.Run("seed", func(t *testing.T) {
+		gen := func(seed string) string {
+			resp, b := post(t, ts.URL+"/v1/completions", `{"model":"stories260k","prompt":"Once upon a time","max_tokens":24,"temperature":1`+seed+`}`)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			return *decode[completion](t, b).Choices[0].Text
+		}
+		if a, b := gen(`,"seed":42`), gen(`,"seed":42`); a != b {
+			t.Errorf("one seed, two answers: %q, %q", a, b)
+		}
+		// Without a seed each request samples afresh.
+		if a, b, c := gen(""), gen(""), gen(""); a == b && b == c {
+			t.Errorf("three unseeded requests gave the same text %q", a)
 		}
 	})
 	t.Run("app by model name", func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/backendtest"
+	"github.com/realmrt/realm/gguf"
 )
 
 // connect serves impl through go-plugin's in-process gRPC pair and

@@ -681,7 +681,7 @@ func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
 			}
 			be = t.m.Backend
 		} else {
-			ref.Type, ref.Data = gguf.TypeF32, f32Bytes(t.data)
+			ref.Type, ref.Data = gguf.TypeF32, gguf.F32Bytes(t.data)
 		}
 		req.Inputs = append(req.Inputs, ref)
 	}

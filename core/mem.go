@@ -7,6 +7,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/realmrt/realm/abi"
+	"github.com/realmrt/realm/gguf"
 )
 
 // Guest memory access. Every pointer/length pair a guest passes goes
@@ -37,11 +38,9 @@ func readString(mem api.Memory, ptr, n uint32, max uint64, what string) (string,
 	return string(b), nil
 }
 
-// readI32s copies n little-endian i32 values (n capped by max).
-func readI32s(mem api.Memory, ptr, n uint32, max uint64, what string) ([]int32, error) {
-	if uint64(n) > max {
-		return nil, errf(abi.Errno2big, "%s: %d values exceed the limit of %d", what, n, max)
-	}
+// viewWords returns the 4·n bytes of n 4-byte values at ptr without
+// copying (the caller has capped n).
+func viewWords(mem api.Memory, ptr, n uint32, what string) ([]byte, error) {
 	nb := uint64(n) * 4
 	if nb > math.MaxUint32 {
 		return nil, errf(abi.ErrnoFault, "%s: %d values overflow guest memory", what, n)
@@ -49,6 +48,18 @@ func readI32s(mem api.Memory, ptr, n uint32, max uint64, what string) ([]int32, 
 	b, ok := mem.Read(ptr, uint32(nb))
 	if !ok {
 		return nil, errf(abi.ErrnoFault, "%s: range [%d, %d) is outside guest memory (%d bytes)", what, ptr, uint64(ptr)+nb, mem.Size())
+	}
+	return b, nil
+}
+
+// readI32s copies n little-endian i32 values (n > max fails with E2BIG).
+func readI32s(mem api.Memory, ptr, n uint32, max uint64, what string) ([]int32, error) {
+	if uint64(n) > max {
+		return nil, errf(abi.Errno2big, "%s: %d values exceed the limit of %d", what, n, max)
+	}
+	b, err := viewWords(mem, ptr, n, what)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]int32, n)
 	for i := range out {
@@ -57,22 +68,19 @@ func readI32s(mem api.Memory, ptr, n uint32, max uint64, what string) ([]int32, 
 	return out, nil
 }
 
-// readF32s copies n little-endian f32 values (n capped by max).
+// readF32s copies n little-endian f32 values (n > max, the run's tensor
+// budget, fails with ENOMEM).
 func readF32s(mem api.Memory, ptr, n uint32, max uint64, what string) ([]float32, error) {
 	if uint64(n) > max {
 		return nil, errf(abi.ErrnoNomem, "%s: %d values exceed the run's tensor budget (%d left)", what, n, max)
 	}
-	nb := uint64(n) * 4
-	if nb > math.MaxUint32 {
-		return nil, errf(abi.ErrnoFault, "%s: %d values overflow guest memory", what, n)
-	}
-	b, ok := mem.Read(ptr, uint32(nb))
-	if !ok {
-		return nil, errf(abi.ErrnoFault, "%s: range [%d, %d) is outside guest memory (%d bytes)", what, ptr, uint64(ptr)+nb, mem.Size())
+	b, err := viewWords(mem, ptr, n, what)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]float32, n)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	if err := gguf.Dequantize(out, b, gguf.TypeF32); err != nil {
+		return nil, errf(abi.ErrnoFault, "%s: %v", what, err)
 	}
 	return out, nil
 }
@@ -91,45 +99,35 @@ func writeOut(mem api.Memory, ptr, outCap uint32, data []byte, what string) (int
 	return int32(len(data)), nil
 }
 
+// writeWords is writeOut for n 4-byte values, with outCap a count of
+// values: encode (called only when they fit) returns their bytes; the
+// result is n.
+func writeWords(mem api.Memory, ptr, outCap uint32, n int, encode func() []byte, what string) (int32, error) {
+	if n > math.MaxInt32/4 {
+		return 0, errf(abi.Errno2big, "%s: %d values are too many", what, n)
+	}
+	if uint64(n) <= uint64(outCap) && n > 0 {
+		b := encode()
+		if !mem.Write(ptr, b) {
+			return 0, errf(abi.ErrnoFault, "%s: output range [%d, %d) is outside guest memory (%d bytes)", what, ptr, uint64(ptr)+uint64(len(b)), mem.Size())
+		}
+	}
+	return int32(n), nil
+}
+
 // writeI32s writes vals as little-endian i32 when len(vals) ≤ outCap
 // (a count of values); the result is len(vals).
 func writeI32s(mem api.Memory, ptr, outCap uint32, vals []int32, what string) (int32, error) {
-	if len(vals) > math.MaxInt32/4 {
-		return 0, errf(abi.Errno2big, "%s: %d values are too many", what, len(vals))
-	}
-	if uint64(len(vals)) <= uint64(outCap) && len(vals) > 0 {
+	return writeWords(mem, ptr, outCap, len(vals), func() []byte {
 		b := make([]byte, 4*len(vals))
 		for i, v := range vals {
 			binary.LittleEndian.PutUint32(b[4*i:], uint32(v))
 		}
-		if !mem.Write(ptr, b) {
-			return 0, errf(abi.ErrnoFault, "%s: output range [%d, %d) is outside guest memory (%d bytes)", what, ptr, uint64(ptr)+uint64(len(b)), mem.Size())
-		}
-	}
-	return int32(len(vals)), nil
+		return b
+	}, what)
 }
 
 // writeF32s is writeI32s for f32 values.
 func writeF32s(mem api.Memory, ptr, outCap uint32, vals []float32, what string) (int32, error) {
-	if len(vals) > math.MaxInt32/4 {
-		return 0, errf(abi.Errno2big, "%s: %d values are too many", what, len(vals))
-	}
-	if uint64(len(vals)) <= uint64(outCap) && len(vals) > 0 {
-		b := make([]byte, 4*len(vals))
-		for i, v := range vals {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-		}
-		if !mem.Write(ptr, b) {
-			return 0, errf(abi.ErrnoFault, "%s: output range [%d, %d) is outside guest memory (%d bytes)", what, ptr, uint64(ptr)+uint64(len(b)), mem.Size())
-		}
-	}
-	return int32(len(vals)), nil
-}
-
-func f32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
+	return writeWords(mem, ptr, outCap, len(vals), func() []byte { return gguf.F32Bytes(vals) }, what)
 }

@@ -83,7 +83,12 @@ func JudgeBackend(ctx context.Context, b backends.Backend, gpu bool) ProbeResult
 	pr.Info = info
 	if gpu {
 		if len(info.Devices) == 0 {
+			// The self-test fails with the backend's own reason (no
+			// loader library, no driver, built without headers).
 			pr.Veto = "no device found"
+			if err := selfTest(ctx, b); err != nil {
+				pr.Veto += ": " + err.Error()
+			}
 			return pr
 		}
 		pr.Software = true

@@ -181,6 +181,10 @@ func Select(m Machine, cfg *Config, probes map[string]ProbeResult, pin string) (
 		c.Eligible = true
 		if c.Software {
 			c.Reason = "software device: ranked below CPU backends"
+			if c.Probe != nil && c.Probe.Info != nil && len(c.Probe.Info.Devices) > 0 {
+				d := c.Probe.Info.Devices[0]
+				c.Reason = fmt.Sprintf("software device %q (%s): ranked below CPU backends", d.Name, d.Kind)
+			}
 		}
 		eligible = append(eligible, c)
 	}

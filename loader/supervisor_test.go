@@ -23,6 +23,7 @@ import (
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/backendtest"
 	"github.com/realmrt/realm/backends/sdk"
+	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/loader"
 )
 

@@ -49,9 +49,6 @@ func ropeRot(x, c, s *float32, n int)
 func dotQ4_0(w *byte, a *int8, ad *float32, nb int) float32
 
 //go:noescape
-func dotQ4_0VNNI(w *byte, a *int8, ad *float32, nb int) float32
-
-//go:noescape
 func dotQ8_0(w *byte, a *int8, ad *float32, nb int) float32
 
 //go:noescape
@@ -59,9 +56,6 @@ func dotQ8_0VNNI(w *byte, a *int8, ad *float32, nb int) float32
 
 //go:noescape
 func dotQ4_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
-
-//go:noescape
-func dotQ4_0x4VNNI(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
 
 //go:noescape
 func dotQ8_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
@@ -101,3 +95,9 @@ func dotQ4_0x8Z(w *byte, a *int8, cvec *int32, dvec *float32, stride int, npairs
 
 //go:noescape
 func dotQ8_0x8Z(w *byte, au *uint8, dvec *float32, stride int, npairs int, out *float32)
+
+//go:noescape
+func dotQ4Kx8Z(w *byte, a *int8, meta *byte, stride int, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0Z1(w *byte, a *int8, cvec *int32, dvec *float32, npairs int) float32

@@ -48,7 +48,7 @@ func BenchmarkMatVec(b *testing.B) {
 			out := make([]float32, sh.rows)
 			for _, threads := range []int{1, 2} {
 				for _, vnni := range []bool{false, true} {
-					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 {
+					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
 						continue
 					}
 					isa := "avx2"
@@ -80,7 +80,7 @@ func BenchmarkMatMulBatch128(b *testing.B) {
 			out := make([]float32, batch*sh.rows)
 			for _, threads := range []int{1, 2} {
 				for _, vnni := range []bool{false, true} {
-					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 {
+					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
 						continue
 					}
 					isa := "avx2"
@@ -181,7 +181,7 @@ func BenchmarkMatVecInCache(b *testing.B) {
 		x := randVec(rng, 2048)
 		out := make([]float32, 256)
 		for _, vnni := range []bool{false, true} {
-			if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 {
+			if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
 				continue
 			}
 			isa := "avx2"

@@ -37,7 +37,7 @@ func BenchmarkKernelCPU(b *testing.B) {
 			x := randVec(rng, batch*2048)
 			out := make([]float32, batch*rows)
 			for _, vnni := range []bool{false, true} {
-				if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 {
+				if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
 					continue
 				}
 				isa := "avx2"

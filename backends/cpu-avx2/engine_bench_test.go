@@ -6,6 +6,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"runtime"
+	"time"
 	"testing"
 
 	"github.com/realmrt/realm/backends"
@@ -13,7 +15,10 @@ import (
 	"github.com/realmrt/realm/gguf"
 )
 
-var benchModel = flag.String("model", "", "GGUF model for BenchmarkEngine (e.g. a synthetic TinyLlama in /tmp)")
+var (
+	benchModel   = flag.String("model", "", "GGUF model for BenchmarkEngine (e.g. a synthetic TinyLlama in /tmp)")
+	benchThreads = flag.Int("threads", 2, "threads for BenchmarkEngine")
+)
 
 // BenchmarkEngine runs the in-process engine over these kernels on the
 // model named by -model: pp128 (one 128-token batch) and tg (one token
@@ -24,11 +29,11 @@ func BenchmarkEngine(b *testing.B) {
 		b.Skip("no -model given")
 	}
 	ctx := context.Background()
-	k, err := New(2)
+	k, err := New(*benchThreads)
 	if err != nil {
 		b.Fatal(err)
 	}
-	be := engine.NewBackend(k, engine.Options{Name: Name, Threads: 2})
+	be := engine.NewBackend(k, engine.Options{Name: Name, Threads: *benchThreads})
 	mi, err := be.LoadModel(ctx, backends.LoadRequest{Path: *benchModel})
 	if err != nil {
 		b.Fatal(err)
@@ -105,8 +110,16 @@ func BenchmarkMappedMatVec(b *testing.B) {
 		}{{"mapped", w}, {"heap", &hw}} {
 			b.Run(fmt.Sprintf("%s/t%d", c.name, threads), func(b *testing.B) {
 				b.SetBytes(int64(len(data)))
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var cpu time.Duration
 				for b.Loop() {
+					t0 := threadCPU()
 					k.MatMul(out, c.w, x, 1)
+					cpu += threadCPU() - t0
+				}
+				if threads == 1 {
+					b.ReportMetric(float64(len(data))*float64(b.N)/cpu.Seconds()/1e9, "cpu-GB/s")
 				}
 			})
 		}

@@ -24,8 +24,8 @@ type Kernels struct {
 	mu     sync.Mutex // serializes operations; guards the scratch below
 	q8     q8Acts
 	q8k    q8KActs
-	q8src  []float32 // the activations k.q8 holds, to skip requantizing
-	q8ksrc []float32 // the activations k.q8k holds
+	q8src  []float32   // the activations k.q8 holds, to skip requantizing
+	q8ksrc []float32   // the activations k.q8k holds
 	xf     []float32   // f16-rounded activations
 	rowBuf [][]float32 // per-worker dequantized weight row
 	scores [][]float32 // per-worker attention scores
@@ -169,7 +169,7 @@ func (k *Kernels) quantQ8(x []float32, cols, batch int) {
 		for b := lo; b < hi; b++ {
 			quantQ8_0(&x[b*cols], &a.qs[b*cols], &a.d[b*a.nb], &a.s[b*a.nb], a.nb)
 		}
-		if batch >= 4 && k.vnni {
+		if k.vnni {
 			a.expand(lo, hi)
 		}
 	})
@@ -186,6 +186,9 @@ func (k *Kernels) quantQ8K(x []float32, cols, batch int) {
 		for b := lo; b < hi; b++ {
 			quantQ8K(&x[b*cols], &a.qs[b*cols], &a.d[b*a.nb], &a.bsums[b*a.nb*16], a.nb)
 		}
+		if batch >= 8 && k.vnni {
+			a.expand(lo, hi)
+		}
 	})
 }
 
@@ -196,7 +199,8 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 	var dot4 func(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
 	switch {
 	case w.Type == gguf.TypeQ4_0 && k.vnni:
-		dot1, dot4 = dotQ4_0VNNI, dotQ4_0x4VNNI
+		k.matQ4_0VNNI(out, w, rb, batch)
+		return
 	case w.Type == gguf.TypeQ4_0:
 		dot1, dot4 = dotQ4_0, dotQ4_0x4
 	case k.vnni:
@@ -205,10 +209,6 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 		dot1, dot4 = dotQ8_0, dotQ8_0x4
 	}
 	qs, ad, data := k.q8.qs, k.q8.d, w.Data
-	if w.Type == gguf.TypeQ4_0 && k.vnni {
-		k.matQ4_0VNNI(out, w, rb, batch)
-		return
-	}
 	z := w.Type == gguf.TypeQ8_0 && k.vnni && nb%2 == 0
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
 		var t [8]float32
@@ -277,6 +277,13 @@ func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, batch int) {
 		for ; b < batch; b++ {
 			a, d, c := &qs[b*cols], &ad[b*nb], &ac[b*nb]
 			o := out[b*rows : (b+1)*rows]
+			if nb%2 == 0 {
+				cv, dv := &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8]
+				for r := lo; r < hi; r++ {
+					o[r] = dotQ4_0Z1(&data[r*rb], a, cv, dv, nb/2)
+				}
+				continue
+			}
 			for r := lo; r < hi; r++ {
 				o[r] = dotQ4_0VNNIU(&data[r*rb], a, d, c, nb)
 			}
@@ -292,9 +299,19 @@ func (k *Kernels) matQ8K(out []float32, w *engine.Weight, rb, batch int) {
 		dot1, dot4 = dotQ6K, dotQ6Kx4
 	}
 	qs, ad, bs, data := k.q8k.qs, k.q8k.d, k.q8k.bsums, w.Data
+	z := w.Type == gguf.TypeQ4_K && k.vnni
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
-		var t [4]float32
+		var t [8]float32
 		b := 0
+		for ; z && b+8 <= batch; b += 8 {
+			a, m := &qs[b*cols], &k.q8k.meta[b*cols]
+			for r := lo; r < hi; r++ {
+				dotQ4Kx8Z(&data[r*rb], a, m, cols, nb, &t[0])
+				for i, v := range t {
+					out[(b+i)*rows+r] = v
+				}
+			}
+		}
 		for ; b+4 <= batch; b += 4 {
 			a, d, s := &qs[b*cols], &ad[b*nb], &bs[b*nb*16]
 			for r := lo; r < hi; r++ {

@@ -182,7 +182,7 @@ func TestQuantizedActivationsMatchScalar(t *testing.T) {
 	for _, c := range []struct {
 		typ   gguf.Type
 		batch int
-	}{{gguf.TypeQ4_0, 6}, {gguf.TypeQ4_0, 13}, {gguf.TypeQ8_0, 6}, {gguf.TypeQ8_0, 13}, {gguf.TypeQ4_K, 6}, {gguf.TypeQ6_K, 6}} {
+	}{{gguf.TypeQ4_0, 6}, {gguf.TypeQ4_0, 13}, {gguf.TypeQ8_0, 6}, {gguf.TypeQ8_0, 13}, {gguf.TypeQ4_K, 6}, {gguf.TypeQ4_K, 13}, {gguf.TypeQ6_K, 6}} {
 		typ, batch := c.typ, c.batch
 		cols, rows := 768, 5
 		w := randWeight(rng, typ, rows, cols)

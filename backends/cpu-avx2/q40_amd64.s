@@ -91,6 +91,7 @@ GLOBL ·qones16<>(SB), RODATA|NOPTR, $32
 	TESTQ CX, CX \
 	JEQ one_done \
 one_loop: \
+	PREFETCHT0 2048(SI) \
 	unpack \
 	VPABSB Y5, Y4 \
 	WSCALE \
@@ -136,6 +137,7 @@ one_done: \
 	TESTQ CX, CX \
 	JEQ four_done \
 four_loop: \
+	PREFETCHT0 2048(SI) \
 	unpack \
 	VPABSB Y5, Y4 \
 	WSCALE \
@@ -168,10 +170,6 @@ four_done: \
 TEXT ·dotQ4_0(SB), NOSPLIT, $0-36
 	ONEROW(UNPACK4, 18, PAIR_AVX2)
 
-// func dotQ4_0VNNI(w *byte, a *int8, ad *float32, nb int) float32
-TEXT ·dotQ4_0VNNI(SB), NOSPLIT, $0-36
-	ONEROW(UNPACK4, 18, PAIR_VNNI)
-
 // func dotQ8_0(w *byte, a *int8, ad *float32, nb int) float32
 TEXT ·dotQ8_0(SB), NOSPLIT, $0-36
 	ONEROW(UNPACK8, 34, PAIR_AVX2)
@@ -183,10 +181,6 @@ TEXT ·dotQ8_0VNNI(SB), NOSPLIT, $0-36
 // func dotQ4_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
 TEXT ·dotQ4_0x4(SB), NOSPLIT, $0-56
 	FOURROWS(UNPACK4, 18, PAIR_AVX2)
-
-// func dotQ4_0x4VNNI(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
-TEXT ·dotQ4_0x4VNNI(SB), NOSPLIT, $0-56
-	FOURROWS(UNPACK4, 18, PAIR_VNNI)
 
 // func dotQ8_0x4(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
 TEXT ·dotQ8_0x4(SB), NOSPLIT, $0-56
@@ -229,6 +223,7 @@ TEXT ·dotQ4_0VNNIU(SB), NOSPLIT, $0-44
 	TESTQ CX, CX
 	JEQ u1_done
 u1_loop:
+	PREFETCHT0 2048(SI)
 	UNPACK4U
 	WSCALE
 	PAIR_VNNIU((DI), (BX), (DX), Y7, X7, Y8, Y0)
@@ -273,6 +268,7 @@ TEXT ·dotQ4_0x4VNNIU(SB), NOSPLIT, $0-64
 	TESTQ CX, CX
 	JEQ u4_done
 u4_loop:
+	PREFETCHT0 2048(SI)
 	UNPACK4U
 	WSCALE
 	PAIR_VNNIU((DI), (BX), (DX), Y7, X7, Y8, Y0)
@@ -358,6 +354,7 @@ TEXT ·dotQ4_0x4Z(SB), NOSPLIT, $0-56
 	TESTQ CX, CX
 	JEQ z4_done
 z4_loop:
+	PREFETCHT0 2048(SI)
 	// weights: [lo_i, hi_i, lo_i+1, hi_i+1]
 	VMOVDQU 2(SI), X4
 	VINSERTI128 $1, 20(SI), Y4, Y4
@@ -425,6 +422,7 @@ TEXT ·dotQ4_0x8Z(SB), NOSPLIT, $0-56
 	TESTQ CX, CX
 	JEQ z8_done
 z8_loop:
+	PREFETCHT0 2048(SI)
 	VMOVDQU 2(SI), X4
 	VINSERTI128 $1, 20(SI), Y4, Y4
 	VPSRLW $4, Y4, Y5
@@ -519,6 +517,8 @@ TEXT ·dotQ8_0x8Z(SB), NOSPLIT, $0-48
 	TESTQ CX, CX
 	JEQ q8z_done
 q8z_loop:
+	PREFETCHT0 2048(SI)
+	PREFETCHT0 2112(SI)
 	VMOVDQU 2(SI), Y4
 	VINSERTI64X4 $1, 36(SI), Z4, Z4
 	VPXORD Z22, Z22, Z22
@@ -571,4 +571,60 @@ q8z_done:
 	VMOVSS X2, 24(DI)
 	VMOVSS X3, 28(DI)
 	VZEROUPPER
+	RET
+
+// func dotQ4_0Z1(w *byte, a *int8, cvec *int32, dvec *float32, npairs int) float32
+// is the 512-bit Q4_0 dot for one activation row (two blocks per step).
+TEXT ·dotQ4_0Z1(SB), NOSPLIT, $0-44
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ cvec+16(FP), BX
+	MOVQ dvec+24(FP), DX
+	MOVQ npairs+32(FP), CX
+	VPBROADCASTQ ·z0F<>(SB), Z15
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	TESTQ CX, CX
+	JEQ z1_done
+z1_loop:
+	PREFETCHT0 2048(SI)
+	VMOVDQU 2(SI), X4
+	VINSERTI128 $1, 20(SI), Y4, Y4
+	VPSRLW $4, Y4, Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VSHUFI64X2 $0xd8, Z4, Z4, Z4
+	VPANDD Z15, Z4, Z4
+	VPBROADCASTW (SI), X6
+	VPBROADCASTW 18(SI), X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VCVTPH2PS Y6, Z6
+	PAIRZ(0, Z7, Z0)
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $64, BX
+	ADDQ $64, DX
+	DECQ CX
+	JEQ z1_done
+	VMOVDQU 2(SI), X4
+	VINSERTI128 $1, 20(SI), Y4, Y4
+	VPSRLW $4, Y4, Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VSHUFI64X2 $0xd8, Z4, Z4, Z4
+	VPANDD Z15, Z4, Z4
+	VPBROADCASTW (SI), X6
+	VPBROADCASTW 18(SI), X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VCVTPH2PS Y6, Z6
+	PAIRZ(0, Z8, Z1)
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $64, BX
+	ADDQ $64, DX
+	DECQ CX
+	JNE z1_loop
+z1_done:
+	VADDPS Z1, Z0, Z0
+	HSUMZ(Z0, Y0, X0, Y8, X8)
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
 	RET

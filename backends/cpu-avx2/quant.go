@@ -1,6 +1,9 @@
 package cpuavx2
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // q8Acts holds activation rows quantized to Q8_0 blocks (the partner of
 // Q4_0 and Q8_0 weights) in a split layout: the quants of row b are
@@ -41,6 +44,22 @@ type q8KActs struct {
 	qs       []int8
 	d        []float32
 	bsums    []int16
+	// meta has the quants' layout: per super-block its 16 bsums at byte
+	// 0 and its scale at byte 32 (for the 512-bit Q4_K tile).
+	meta []byte
+}
+
+// expand fills meta for rows lo..hi−1.
+func (a *q8KActs) expand(lo, hi int) {
+	for b := lo; b < hi; b++ {
+		for i := 0; i < a.nb; i++ {
+			m := a.meta[b*a.cols+i*256:]
+			for j, v := range a.bsums[(b*a.nb+i)*16:][:16] {
+				binary.LittleEndian.PutUint16(m[2*j:], uint16(v))
+			}
+			binary.LittleEndian.PutUint32(m[32:], math.Float32bits(a.d[b*a.nb+i]))
+		}
+	}
 }
 
 func growI8(s []int8, n int) []int8 {
@@ -110,6 +129,10 @@ func (a *q8KActs) reset(cols, batch int) {
 	a.qs = growI8(a.qs, cols*batch)
 	a.d = growF32(a.d, a.nb*batch)
 	a.bsums = growI16(a.bsums, a.nb*16*batch)
+	if cap(a.meta) < cols*batch {
+		a.meta = make([]byte, cols*batch)
+	}
+	a.meta = a.meta[:cols*batch]
 }
 
 // quantizeRow quantizes row b from x into Q8_K super-blocks: the scale

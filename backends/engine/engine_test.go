@@ -508,3 +508,79 @@ func TestCancelMidDecode(t *testing.T) {
 		t.Errorf("%d MatMul calls after cancelling in layer 0; session length %d", k.calls, s.Len())
 	}
 }
+
+// TestDecodeReusesActivations checks that the buffers a session keeps
+// between calls (and the ones it does not keep for long batches) give
+// the same logits as fresh sessions, and that a generation step
+// allocates only a few objects whatever the model size.
+func TestDecodeReusesActivations(t *testing.T) {
+	f, err := gguf.Open(storiesPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := engine.NewModel(f.File, f.TensorData, reference.New(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	nv := m.HP.NVocab
+	toks := make([]int32, 24) // longer than any batch a session keeps buffers for
+	for i := range toks {
+		toks[i] = int32(1 + (i*37)%(nv-1))
+	}
+	ref, _ := m.NewSession(64)
+	want, err := ref.Decode(ctx, toks, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, split := range []int{1, 3, 20} {
+		s, _ := m.NewSession(64)
+		for i := 0; i < len(toks); {
+			n := min(split, len(toks)-i)
+			got, err := s.Decode(ctx, toks[i:i+n], true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want[i*nv:(i+n)*nv]) {
+				t.Fatalf("batches of %d: logits of positions %d..%d differ from one batch", split, i, i+n-1)
+			}
+			i += n
+		}
+	}
+	// Allocations of the forward pass itself, over kernels that compute
+	// nothing (the reference kernels allocate scratch of their own).
+	idle, err := engine.NewModel(f.File, f.TensorData, idleKernels{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := idle.NewSession(64)
+	if _, err := s.Decode(ctx, toks[:1], false); err != nil {
+		t.Fatal(err)
+	}
+	pos := 1
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, err := s.Decode(ctx, toks[pos:pos+1], false); err != nil {
+			t.Fatal(err)
+		}
+		pos++
+	})
+	// The logits and the growth of the token list: buffers allocated per
+	// call or per layer would show as more.
+	if allocs > 2 {
+		t.Errorf("a one-token Decode made %v allocations", allocs)
+	}
+}
+
+// idleKernels implements engine.Kernels without computing anything.
+type idleKernels struct{}
+
+func (idleKernels) MatMul([]float32, *engine.Weight, []float32, int)         {}
+func (idleKernels) GetRows([]float32, *engine.Weight, []int32)               {}
+func (idleKernels) RMSNorm(_, _, _ []float32, _ int, _ float32)              {}
+func (idleKernels) RoPE([]float32, []int32, int, int, int, float32)          {}
+func (idleKernels) Softmax([]float32, int)                                   {}
+func (idleKernels) SiLUMul(_, _, _ []float32)                                {}
+func (idleKernels) Add(_, _, _ []float32)                                    {}
+func (idleKernels) Mul(_, _, _ []float32)                                    {}
+func (idleKernels) Attention(_, _, _, _ []float32, _ engine.AttentionParams) {}

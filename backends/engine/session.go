@@ -19,6 +19,50 @@ type Session struct {
 	kcache [][]float32 // per layer, [nCtx][KVDim]
 	vcache [][]float32
 	tokens []int32
+	act    activations // kept for batches of up to keepRows rows
+}
+
+// keepRows is the largest batch whose activation buffers a session keeps
+// between Decode calls: token-by-token generation then allocates only
+// its logits, while a long prompt's buffers are not held for the
+// session's lifetime.
+const keepRows = 16
+
+// activations are the per-row work buffers of one forward pass, carved
+// from one allocation. Every kernel writes its output in full, so reused
+// buffers need no clearing.
+type activations struct {
+	rows                     int
+	x, cur, tmp, sum, q, att []float32
+	gate, up, hid            []float32
+	pos                      []int32
+}
+
+// activations returns work buffers for a batch of B rows.
+func (s *Session) activations(B int) *activations {
+	if s.act.rows >= B {
+		return &s.act
+	}
+	hp := &s.m.HP
+	E, Q, FF := hp.NEmbd, hp.QDim(), hp.NFF
+	rows := B
+	if B <= keepRows {
+		rows = keepRows
+	}
+	buf := make([]float32, rows*(4*E+2*Q+3*FF))
+	next := func(n int) []float32 {
+		v := buf[: n*rows : n*rows]
+		buf = buf[n*rows:]
+		return v
+	}
+	a := &activations{rows: rows, pos: make([]int32, rows)}
+	a.x, a.cur, a.tmp, a.sum = next(E), next(E), next(E), next(E)
+	a.q, a.att = next(Q), next(Q)
+	a.gate, a.up, a.hid = next(FF), next(FF), next(FF)
+	if B <= keepRows {
+		s.act = *a
+	}
+	return a
 }
 
 // KVBytes returns the size of the KV cache of a session of nCtx positions.
@@ -88,19 +132,14 @@ func (s *Session) Decode(ctx context.Context, tokens []int32, all bool) ([]float
 	B := len(tokens)
 	E, Q, KV, FF := hp.NEmbd, hp.QDim(), hp.KVDim(), hp.NFF
 
-	pos := make([]int32, B)
+	a := s.activations(B)
+	pos := a.pos[:B]
 	for i := range pos {
 		pos[i] = int32(start + i)
 	}
-	x := make([]float32, B*E)
-	cur := make([]float32, B*E)
-	tmp := make([]float32, B*E)
-	q := make([]float32, B*Q)
-	att := make([]float32, B*Q)
-	gate := make([]float32, B*FF)
-	up := make([]float32, B*FF)
-	hid := make([]float32, B*FF)
-	sum := make([]float32, B*E)
+	x, cur, tmp, sum := a.x[:B*E], a.cur[:B*E], a.tmp[:B*E], a.sum[:B*E]
+	q, att := a.q[:B*Q], a.att[:B*Q]
+	gate, up, hid := a.gate[:B*FF], a.up[:B*FF], a.hid[:B*FF]
 	ap := AttentionParams{
 		NHead: hp.NHead, NHeadKV: hp.NHeadKV, HeadDim: hp.HeadDim,
 		Batch: B, StartPos: start, Scale: float32(1 / math.Sqrt(float64(hp.HeadDim))),

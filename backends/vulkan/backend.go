@@ -1,4 +1,4 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 
@@ -55,6 +55,7 @@ type session struct {
 	mu      sync.Mutex
 	s       *gpuSession // nil once closed
 	sampler *sample.Sampler
+	bytes   uint64 // device memory of the session (immutable)
 }
 
 // New opens the best usable Vulkan device (or opts.Device). Without a
@@ -100,13 +101,21 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// Err returns why no device is usable (nil when one is).
+func (b *Backend) Err() error {
+	if b.dev != nil {
+		return nil
+	}
+	return b.noDev
+}
+
 // Device returns the device in use (nil when none is usable).
 func (b *Backend) Device() *Device { return b.dev }
 
 // usable returns an error when no device is usable.
 func (b *Backend) usable() error {
 	if b.dev == nil {
-		return fmt.Errorf("vulkan: no usable device: %w", b.noDev)
+		return b.noDev
 	}
 	return nil
 }
@@ -164,8 +173,9 @@ func (b *Backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 		return nil, fmt.Errorf("vulkan: load %s: %w", req.Path, err)
 	}
 	d := b.dev
+	budget := b.budget()
 	d.mu.Lock()
-	w, err := uploadModel(d, m, b.budget())
+	w, err := uploadModel(d, m, budget)
 	d.mu.Unlock()
 	if err != nil {
 		f.Close()
@@ -197,9 +207,7 @@ func (b *Backend) budget() uint64 {
 		used += m.w.bytes
 	}
 	for _, s := range b.sessions {
-		if s.s != nil {
-			used += s.s.bytes
-		}
+		used += s.bytes
 	}
 	if used >= total {
 		return 0
@@ -290,7 +298,7 @@ func (b *Backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.nextID++
-	e := &session{id: backends.SessionID(b.nextID), model: lm, s: s}
+	e := &session{id: backends.SessionID(b.nextID), model: lm, s: s, bytes: s.bytes}
 	b.sessions[e.id] = e
 	lm.sessions[e.id] = e
 	return e.id, nil

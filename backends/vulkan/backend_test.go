@@ -1,10 +1,13 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -104,8 +107,8 @@ func TestGreedyStories(t *testing.T) {
 }
 
 func TestBatchedPrefillAndSample(t *testing.T) {
-	// A prompt longer than one micro-batch, decoded in one call and token
-	// by token, must give the same logits; WantSample at temperature 0 is
+	// A prompt of several micro-batches, decoded in one call, and the
+	// same prompt token by token must give the same logits; WantSample at temperature 0 is
 	// greedy; Truncate rewinds.
 	b := testBackend(t)
 	ctx := context.Background()
@@ -126,6 +129,10 @@ func TestBatchedPrefillAndSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Micro-batches of 16 tokens: the prompt takes three command buffers.
+	b.mu.Lock()
+	b.sessions[s1].s.ub = 16
+	b.mu.Unlock()
 	r1, err := b.Decode(ctx, backends.DecodeRequest{Session: s1, Tokens: prompt, Want: backends.WantLogits})
 	if err != nil {
 		t.Fatal(err)
@@ -255,5 +262,144 @@ func TestInfoReportsDevice(t *testing.T) {
 	t.Logf("device: %+v", info.Devices[0])
 	if len(info.Types) != len(weightTypes()) || len(info.Ops) == 0 {
 		t.Errorf("Info types %v ops %v", info.Types, info.Ops)
+	}
+}
+
+func TestStagingUpload(t *testing.T) {
+	// Weights uploaded through staging copies (as on a discrete GPU,
+	// whose device memory is not mapped) give the same logits.
+	d := testDevice(t)
+	ctx := context.Background()
+	path, err := refdata.Path("models", "stories260K-Q4_0.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logits [2][]float32
+	// Staged first, so that its buffers cannot reuse memory that a
+	// mapped upload of the same model just filled.
+	for i, staging := range []bool{true, false} {
+		d.mu.Lock()
+		d.staging = staging
+		d.mu.Unlock()
+		b := &Backend{opts: Options{DefaultContext: 16}, dev: d, devs: shared.infos,
+			models: make(map[backends.ModelID]*model), sessions: make(map[backends.SessionID]*session)}
+		mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid, err := b.OpenSession(ctx, mi.ID, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1, 2, 3}, Want: backends.WantLogits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits[i] = res.Logits
+		if err := b.UnloadModel(ctx, mi.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.mu.Lock()
+	d.staging = false
+	d.mu.Unlock()
+	if n := refdata.NMSE(logits[0], logits[1]); n != 0 || len(logits[0]) == 0 {
+		t.Errorf("staged upload changes the logits: NMSE %.3g", n)
+	}
+}
+
+func TestDecodeCancelled(t *testing.T) {
+	b := testBackend(t)
+	path, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnloadModel(ctx, mi.ID)
+	sid, err := b.OpenSession(ctx, mi.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.Decode(cctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1, 2}, Want: backends.WantLogits}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled decode: %v, want context.Canceled", err)
+	}
+	res, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1}, Want: backends.WantNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NPast != 1 || res.Logits != nil {
+		t.Errorf("after a cancelled decode: NPast %d (want 1), logits %d", res.NPast, len(res.Logits))
+	}
+	if _, err := b.OpenSession(ctx, mi.ID, mi.NCtxTrain+1); !errors.Is(err, backends.ErrInvalidArgument) {
+		t.Errorf("oversized context: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := b.LoadModel(ctx, backends.LoadRequest{Path: path + ".missing"}); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("missing file: %v, want ErrNotFound", err)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.gguf")
+	if err := os.WriteFile(junk, []byte("GGUF\x03\x00\x00\x00 not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.LoadModel(ctx, backends.LoadRequest{Path: junk}); !errors.Is(err, backends.ErrInvalidModel) {
+		t.Errorf("junk file: %v, want ErrInvalidModel", err)
+	}
+}
+
+func TestConcurrentSessions(t *testing.T) {
+	// Sessions of one model decoding at the same time share the device
+	// queue and must not disturb each other.
+	b := testBackend(t)
+	ctx := context.Background()
+	path, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := refdata.LoadOutput("stories260K.once-upon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnloadModel(ctx, mi.ID)
+	const n, steps = 3, 12
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sid, err := b.OpenSession(ctx, mi.ID, 64)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer b.CloseSession(ctx, sid)
+			toks := out.PromptIDs
+			for i := range steps {
+				res, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Token != out.GenIDs[i] {
+					errs <- fmt.Errorf("step %d: token %d, llama.cpp %d", i, res.Token, out.GenIDs[i])
+					return
+				}
+				toks = []int32{res.Token}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -1,8 +1,9 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -74,6 +75,7 @@ func pipeSpecs() map[string]pipeSpec {
 	for _, t := range weightTypes() {
 		n, _ := typeName(t)
 		m["matmul_"+n] = pipeSpec{3, 8}
+		m["matmul32_"+n] = pipeSpec{3, 8}
 		m["getrows_"+n] = pipeSpec{3, 8}
 	}
 	return m
@@ -90,6 +92,11 @@ type Device struct {
 
 	mu    sync.Mutex
 	ndisp int // dispatches recorded since begin
+	// broken is set when the device cannot be used any more.
+	broken error
+	// staging makes upload copy through a staging buffer even into
+	// mapped buffers (tests the path discrete GPUs take).
+	staging bool
 	// segCap is the largest buffer the backend allocates (a storage
 	// buffer binding covers a whole buffer).
 	segCap uint64
@@ -206,14 +213,24 @@ func (d *Device) Close() {
 
 // begin starts recording; the caller holds mu.
 func (d *Device) begin() error {
+	if d.broken != nil {
+		return d.broken
+	}
 	d.ndisp = 0
 	return d.vk.begin()
 }
 
 // submit runs what was recorded and waits for it; the caller holds mu.
+// A submission that does not finish in time or loses the device leaves
+// the device unusable: every later call fails with that error instead
+// of reusing a command buffer the device may still be executing.
 func (d *Device) submit() error {
 	d.ndisp = 0
-	return d.vk.submit(submitTimeoutMS)
+	err := d.vk.submit(submitTimeoutMS)
+	if err != nil && (errors.Is(err, errTimeout) || errors.Is(err, errDeviceLost)) {
+		d.broken = fmt.Errorf("vulkan: device %s is unusable after an earlier failure: %w", d.Info.Name, err)
+	}
+	return err
 }
 
 // run records one dispatch of groups workgroups (split over two
@@ -353,7 +370,7 @@ func (d *Device) upload(b *buffer, off uint64, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	if b.mapped != nil {
+	if b.mapped != nil && !d.staging {
 		copy(b.mapped[off:], data)
 		return nil
 	}

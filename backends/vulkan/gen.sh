@@ -14,6 +14,7 @@ c() { # c OUTPUT SOURCE [DEFINES...]
 for t in f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k; do
 	T=$(echo "$t" | tr a-z A-Z)
 	c "matmul_$t" matmul.comp "-DTYPE_$T"
+	c "matmul32_$t" matmul.comp "-DTYPE_$T" -DBLOCKS
 	c "getrows_$t" getrows.comp "-DTYPE_$T"
 done
 c rmsnorm rmsnorm.comp

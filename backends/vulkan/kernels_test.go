@@ -1,4 +1,4 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 
@@ -25,7 +25,7 @@ func testDevice(t *testing.T) *Device {
 	})
 	if shared.err != nil {
 		if errNoVulkan(shared.err, shared.infos) {
-			t.Skipf("no Vulkan device on this machine (install libvulkan1 mesa-vulkan-drivers for lavapipe): %v", shared.err)
+			t.Skipf("no Vulkan device on this machine (install libvulkan1 mesa-vulkan-drivers for lavapipe, libvulkan-dev to build): %v", shared.err)
 		}
 		t.Fatalf("open device: %v", shared.err)
 	}
@@ -132,6 +132,15 @@ func TestMatMulAndGetRows(t *testing.T) {
 		{gguf.TypeQ2_K, 3, 256, 2, 1e-10},
 		{gguf.TypeQ3_K, 3, 512, 1, 1e-10},
 		{gguf.TypeQ5_K, 3, 256, 2, 1e-10},
+		// Rows of ≥ 2048 take the 32-elements-per-thread path.
+		{gguf.TypeF32, 2, 2080, 1, 1e-10},
+		{gguf.TypeF16, 2, 2048, 5, 1e-10},
+		{gguf.TypeQ8_0, 3, 2048, 2, 1e-10},
+		{gguf.TypeQ4_0, 3, 2080, 3, 1e-10},
+		{gguf.TypeQ4_K, 2, 2048, 1, 1e-10},
+		{gguf.TypeQ6_K, 2, 2304, 2, 1e-10},
+		{gguf.TypeQ5_K, 2, 2048, 4, 1e-10},
+		{gguf.TypeF32, 2, 2049, 2, 1e-10},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%v_%dx%dx%d", tc.typ, tc.rows, tc.cols, tc.batch), func(t *testing.T) {

@@ -1,4 +1,4 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 

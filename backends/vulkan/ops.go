@@ -1,4 +1,4 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 
@@ -22,11 +22,19 @@ func u32(v int) uint32 {
 	return uint32(v)
 }
 
+// blockRowMin is the shortest row the 32-elements-per-thread matmul
+// takes (64 threads × 32 elements: every thread busy).
+const blockRowMin = 2048
+
 // opMatMul records y[yOff + b*w.rows + r] = Σ_k w[r][k]·x[xOff + b*w.cols + k].
 func (d *Device) opMatMul(w *devWeight, x *buffer, xOff int, y *buffer, yOff, batch int) error {
+	shader := "matmul_" + w.shader
+	if w.cols%32 == 0 && w.cols >= blockRowMin {
+		shader = "matmul32_" + w.shader
+	}
 	for _, s := range w.segs {
 		push := []uint32{u32(w.cols), u32(s.rows), u32(batch), uint32(s.off), u32(w.rowBytes), u32(xOff), u32(yOff + s.row0), u32(w.rows)}
-		if err := d.run("matmul_"+w.shader, []*buffer{s.buf, x, y}, push, s.rows); err != nil {
+		if err := d.run(shader, []*buffer{s.buf, x, y}, push, s.rows); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 
@@ -10,6 +10,10 @@ import (
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/engine"
 )
+
+// maxMicroBatch is the most tokens one command buffer processes; longer
+// prompts are split (bounding the activation buffers).
+const maxMicroBatch = 128
 
 // gpuSession is one sequence: the per-layer f16 KV cache and the
 // activation buffers live on the device; ids, the RoPE table and the
@@ -33,7 +37,7 @@ func newSession(d *Device, m *engine.Model, w *gpuWeights, nCtx int) (*gpuSessio
 	hp := &m.HP
 	s := &gpuSession{m: m, w: w, nCtx: nCtx}
 	rowBytes := 4 * uint64(max(hp.NEmbd, hp.QDim(), hp.NFF))
-	s.ub = int(min(32, d.segCap/rowBytes))
+	s.ub = int(min(maxMicroBatch, d.segCap/rowBytes))
 	if s.ub < 1 {
 		return nil, fmt.Errorf("%w: an activation row of %d bytes exceeds the device's buffer limit", backends.ErrUnsupported, rowBytes)
 	}

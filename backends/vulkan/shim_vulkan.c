@@ -1,14 +1,27 @@
-//go:build vulkan && cgo
+//go:build cgo
 
-// shim_vulkan.c implements shim.h over a dlopen'ed Vulkan loader.
-#define VK_NO_PROTOTYPES
-#include <vulkan/vulkan.h>
-#include <dlfcn.h>
+// shim_vulkan.c implements shim.h over a dlopen'ed Vulkan loader. It
+// needs the Vulkan headers at build time (Debian: libvulkan-dev); where
+// they are missing it compiles to a shim whose rv_init reports that, so
+// the package and the plugin build everywhere cgo does.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shim.h"
+
+// RV_NO_VULKAN (CGO_CFLAGS=-DRV_NO_VULKAN) builds the header-less shim
+// on purpose (to test that path).
+#if defined(__has_include) && !defined(RV_NO_VULKAN)
+#if __has_include(<vulkan/vulkan.h>)
+#define RV_HAVE_VULKAN 1
+#endif
+#endif
+
+#ifdef RV_HAVE_VULKAN
+#define VK_NO_PROTOTYPES
+#include <vulkan/vulkan.h>
+#include <dlfcn.h>
 
 #define RV_FUNCS(X) \
 	X(vkDestroyInstance) X(vkEnumeratePhysicalDevices) X(vkGetPhysicalDeviceProperties) \
@@ -105,15 +118,24 @@ int rv_init(rv_ctx **out, char *err, int errlen) {
 	VkInstanceCreateInfo ici = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
 	VkResult r = create(&ici, NULL, &c->inst);
 	if (r != VK_SUCCESS) {
-		snprintf(err, errlen, "vkCreateInstance failed: %d", r);
+		snprintf(err, errlen, "vkCreateInstance failed: %d%s", r,
+			r == VK_ERROR_INCOMPATIBLE_DRIVER ? " (no Vulkan driver/ICD installed)" : "");
 		dlclose(lib);
 		free(c);
 		return r;
 	}
+	const char *missing = NULL;
 #define LOAD(n) c->n = (PFN_##n)c->gipa(c->inst, #n); \
-	if (!c->n) { snprintf(err, errlen, "Vulkan function %s missing", #n); return RV_ERR_NOLOADER; }
+	if (!c->n && !missing) missing = #n;
 	RV_FUNCS(LOAD)
 #undef LOAD
+	if (missing) {
+		snprintf(err, errlen, "Vulkan function %s missing", missing);
+		PFN_vkDestroyInstance destroy = (PFN_vkDestroyInstance)c->gipa(c->inst, "vkDestroyInstance");
+		if (destroy) destroy(c->inst, NULL);
+		free(c);
+		return RV_ERR_NOLOADER;
+	}
 	c->ndev = 16;
 	r = c->vkEnumeratePhysicalDevices(c->inst, &c->ndev, c->devs);
 	if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
@@ -273,6 +295,30 @@ static int find_type(rv_dev *d, uint32_t bits, uint32_t want, uint32_t prefer) {
 	return best;
 }
 
+// find_device_type picks a device-local memory type in the largest
+// device-local heap (not a small host-visible BAR window), preferring a
+// host-visible coherent one within that heap (integrated GPUs, lavapipe,
+// resizable BAR) so that uploads need no staging copy.
+static int find_device_type(rv_dev *d, uint32_t bits) {
+	int best = -1;
+	VkDeviceSize best_heap = 0;
+	int best_hv = 0;
+	uint32_t hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+	for (uint32_t i = 0; i < d->mem.memoryTypeCount; i++) {
+		if (!(bits & (1u << i))) continue;
+		uint32_t f = d->mem.memoryTypes[i].propertyFlags;
+		if (!(f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT)) continue;
+		VkDeviceSize heap = d->mem.memoryHeaps[d->mem.memoryTypes[i].heapIndex].size;
+		int is_hv = (f & hv) == hv;
+		if (best < 0 || heap > best_heap || (heap == best_heap && is_hv && !best_hv)) {
+			best = (int)i;
+			best_heap = heap;
+			best_hv = is_hv;
+		}
+	}
+	return best;
+}
+
 int rv_buf_create(rv_dev *d, uint64_t size, int host, rv_buf **out) {
 	rv_ctx *c = d->c;
 	*out = NULL;
@@ -291,8 +337,7 @@ int rv_buf_create(rv_dev *d, uint64_t size, int host, rv_buf **out) {
 		t = find_type(d, req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
 			VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
 	} else {
-		t = find_type(d, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
-			VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+		t = find_device_type(d, req.memoryTypeBits);
 		if (t < 0) t = find_type(d, req.memoryTypeBits, 0, 0);
 	}
 	if (t < 0) {
@@ -452,3 +497,41 @@ int rv_submit(rv_dev *d, uint64_t timeout_ms) {
 	if (r == VK_TIMEOUT) return RV_ERR_TIMEOUT;
 	return r;
 }
+
+#else // !RV_HAVE_VULKAN
+
+int rv_init(rv_ctx **out, char *err, int errlen) {
+	*out = NULL;
+	snprintf(err, errlen, "no Vulkan loader: built without the Vulkan headers (install libvulkan-dev and rebuild)");
+	return RV_ERR_NOLOADER;
+}
+void rv_free(rv_ctx *c) { (void)c; }
+int rv_device_count(rv_ctx *c) { (void)c; return 0; }
+int rv_device_info(rv_ctx *c, int idx, rv_devinfo *info) { (void)c; (void)idx; (void)info; return RV_ERR_ARG; }
+int rv_dev_open(rv_ctx *c, int idx, rv_dev **out, char *err, int errlen) {
+	(void)c; (void)idx; *out = NULL;
+	snprintf(err, errlen, "built without the Vulkan headers");
+	return RV_ERR_ARG;
+}
+void rv_dev_close(rv_dev *d) { (void)d; }
+int rv_buf_create(rv_dev *d, uint64_t size, int host, rv_buf **out) { (void)d; (void)size; (void)host; *out = NULL; return RV_ERR_ARG; }
+void rv_buf_destroy(rv_dev *d, rv_buf *b) { (void)d; (void)b; }
+void *rv_buf_map(rv_buf *b) { (void)b; return NULL; }
+uint64_t rv_buf_size(rv_buf *b) { (void)b; return 0; }
+int rv_pipe_create(rv_dev *d, const uint32_t *code, size_t size, int nbind, int push_size, rv_pipe **out) {
+	(void)d; (void)code; (void)size; (void)nbind; (void)push_size; *out = NULL; return RV_ERR_ARG;
+}
+void rv_pipe_destroy(rv_dev *d, rv_pipe *p) { (void)d; (void)p; }
+int rv_begin(rv_dev *d) { (void)d; return RV_ERR_ARG; }
+int rv_dispatch(rv_dev *d, rv_pipe *p, rv_buf **bufs, int nbuf, const void *push, int push_size, uint32_t gx, uint32_t gy, uint32_t gz) {
+	(void)d; (void)p; (void)bufs; (void)nbuf; (void)push; (void)push_size; (void)gx; (void)gy; (void)gz; return RV_ERR_ARG;
+}
+int rv_copy(rv_dev *d, rv_buf *src, uint64_t soff, rv_buf *dst, uint64_t doff, uint64_t size) {
+	(void)d; (void)src; (void)soff; (void)dst; (void)doff; (void)size; return RV_ERR_ARG;
+}
+int rv_fill(rv_dev *d, rv_buf *dst, uint64_t off, uint64_t size, uint32_t value) {
+	(void)d; (void)dst; (void)off; (void)size; (void)value; return RV_ERR_ARG;
+}
+int rv_submit(rv_dev *d, uint64_t timeout_ms) { (void)d; (void)timeout_ms; return RV_ERR_ARG; }
+
+#endif // RV_HAVE_VULKAN

@@ -1,4 +1,4 @@
-//go:build !(vulkan && cgo)
+//go:build !cgo
 
 package vulkan
 
@@ -12,10 +12,10 @@ import (
 )
 
 // errNotBuilt is what every call returns in a build without Vulkan.
-var errNotBuilt = errors.New("vulkan: this binary was built without Vulkan support (build with -tags vulkan, cgo and the Vulkan headers)")
+var errNotBuilt = errors.New("vulkan: this binary was built without cgo, so without Vulkan support (rebuild with CGO_ENABLED=1)")
 
-// Backend is the Vulkan backend; in this build (without the vulkan tag
-// or cgo) it has no device and every call but Info fails, so the host's
+// Backend is the Vulkan backend; in this build (without cgo) it has no
+// device and every call but Info fails, so the host's
 // probe vetoes it with the reason.
 type Backend struct{}
 
@@ -26,6 +26,9 @@ func New(Options) *Backend { return &Backend{} }
 
 // Close does nothing.
 func (*Backend) Close() error { return nil }
+
+// Err says that this build has no Vulkan support.
+func (*Backend) Err() error { return errNotBuilt }
 
 // Devices returns nothing: no device was probed.
 func (*Backend) Devices() []DeviceInfo { return nil }

@@ -64,6 +64,17 @@ func (d *DeviceInfo) Describe() backends.Device {
 	}
 	parts = append(parts, "Vulkan "+d.APIVersion, fmt.Sprintf("subgroup %d", d.SubgroupSize),
 		fmt.Sprintf("fp16=%t int8=%t", d.FP16, d.Int8))
+	if len(d.Heaps) > 0 {
+		var hs []string
+		for _, h := range d.Heaps {
+			kind := "host"
+			if h.DeviceLocal {
+				kind = "device"
+			}
+			hs = append(hs, fmt.Sprintf("%.1f GiB %s", float64(h.Bytes)/(1<<30), kind))
+		}
+		parts = append(parts, "heaps "+strings.Join(hs, " + "))
+	}
 	if d.Err != "" {
 		parts = append(parts, "UNUSABLE: "+d.Err)
 	}

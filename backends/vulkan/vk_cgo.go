@@ -1,4 +1,4 @@
-//go:build vulkan && cgo
+//go:build cgo
 
 package vulkan
 
@@ -35,7 +35,7 @@ func vkResult(what string, r C.int) error {
 	case -1, -2: // VK_ERROR_OUT_OF_HOST_MEMORY, VK_ERROR_OUT_OF_DEVICE_MEMORY
 		return fmt.Errorf("vulkan: %s: VkResult %d: %w", what, int(r), backends.ErrOutOfMemory)
 	case -4: // VK_ERROR_DEVICE_LOST
-		return fmt.Errorf("vulkan: %s: device lost", what)
+		return fmt.Errorf("vulkan: %s: %w", what, errDeviceLost)
 	}
 	return fmt.Errorf("vulkan: %s: VkResult %d", what, int(r))
 }
@@ -43,6 +43,8 @@ func vkResult(what string, r C.int) error {
 var (
 	errPoolFull = errors.New("descriptor pool exhausted")
 	errTimeout  = errors.New("device did not finish in time")
+	// errDeviceLost is VK_ERROR_DEVICE_LOST.
+	errDeviceLost = errors.New("device lost")
 )
 
 // instance is a Vulkan instance over the dlopen'ed loader.

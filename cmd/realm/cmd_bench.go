@@ -41,6 +41,13 @@ type benchResult struct {
 	// TTFTMs is the time from the start of `realm bench` to the first
 	// generated token (plugin start, model load and one decode).
 	TTFTMs float64 `json:"ttft_ms"`
+	// PluginRSS is the plugin process's resident set after the test,
+	// in bytes (0 where it cannot be read).
+	PluginRSS int64 `json:"plugin_rss_bytes,omitempty"`
+	// CPUTs is tokens per second of plugin CPU time (all threads) over
+	// the repetitions: a speed that other processes on a shared machine
+	// distort less than wall time (0 where /proc is unavailable).
+	CPUTs float64 `json:"cpu_ts,omitempty"`
 }
 
 // runBench implements `realm bench`: prompt processing (pp) and text
@@ -88,11 +95,12 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	}
 
 	log := hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: hclog.Warn})
-	b, name, closeFn, err := openBenchBackend(ctx, env, *cfgPath, *pin, *threads, log)
+	b, sup, closeFn, err := openBenchBackend(ctx, env, *cfgPath, *pin, *threads, log)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer closeFn()
+	name := sup.Active()
 	info, err := b.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("bench: backend info: %w", err)
@@ -134,6 +142,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		r := base
 		r.NPrompt, r.NGen = test.np, test.ng
+		cpu0 := processCPU(sup.PID())
 		for i := 0; i < *reps; i++ {
 			d, err := test.run(ctx)
 			if err != nil {
@@ -142,6 +151,9 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 			r.SamplesNs = append(r.SamplesNs, d.Nanoseconds())
 			r.SamplesTs = append(r.SamplesTs, float64(test.np+test.ng)/d.Seconds())
 		}
+		if cpu := processCPU(sup.PID()) - cpu0; cpu0 > 0 && cpu > 0 {
+			r.CPUTs = float64((test.np+test.ng)**reps) / cpu.Seconds()
+		}
 		var ns []float64
 		for _, v := range r.SamplesNs {
 			ns = append(ns, float64(v))
@@ -149,6 +161,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		avg, sd := meanStddev(ns)
 		r.AvgNs, r.StddevNs = int64(avg), int64(sd)
 		r.AvgTs, r.StddevTs = meanStddev(r.SamplesTs)
+		r.PluginRSS = processRSS(sup.PID())
 		results = append(results, r)
 	}
 	if *asJSON {
@@ -161,40 +174,92 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 
 // openBenchBackend starts the selected (or pinned) backend plugin under
 // the loader's supervisor, with threads compute threads (0: as
-// configured). It returns the backend, its name and a release function.
-func openBenchBackend(ctx context.Context, env *cliEnv, cfgFlag, pinFlag string, threads int, log hclog.Logger) (backends.Backend, string, func(), error) {
+// configured). It returns the backend, its supervisor and a release
+// function.
+func openBenchBackend(ctx context.Context, env *cliEnv, cfgFlag, pinFlag string, threads int, log hclog.Logger) (backends.Backend, *loader.Supervisor, func(), error) {
 	path := loaderConfigPath(env, cfgFlag)
 	pin := loaderPin(env, pinFlag)
 	if threads == 0 {
 		rt, err := loader.Open(ctx, loader.Options{ConfigPath: path, Pin: pin, Logger: log})
 		if err != nil {
-			return nil, "", nil, err
+			return nil, nil, nil, err
 		}
-		return rt.Backend, rt.Supervisor.Active(), func() { _ = rt.Close() }, nil
+		return rt.Backend, rt.Supervisor, func() { _ = rt.Close() }, nil
 	}
 	// loader.Open has no thread override: the same steps, with the
 	// chosen backend's thread count replaced.
 	cfg, err := loader.LoadConfig(path)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, nil, err
 	}
 	m := loader.Detect()
 	d, err := loader.Select(m, cfg, loader.Preflight(ctx, m, cfg, loader.PluginProber(log)), pin)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, nil, err
 	}
 	bc, ok := cfg.Backend(d.Chosen)
 	if !ok {
-		return nil, "", nil, fmt.Errorf("backend %q not in %s", d.Chosen, path)
+		return nil, nil, nil, fmt.Errorf("backend %q not in %s", d.Chosen, path)
 	}
 	sup, err := loader.NewSupervisor(ctx, loader.SupervisorConfig{
 		Logger:  log,
 		Plugins: []loader.PluginSpec{{Name: bc.Name, Binary: bc.Binary, Args: bc.Args, Env: bc.Env, Threads: threads}},
 	})
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("starting backend %s: %w", d.Chosen, err)
+		return nil, nil, nil, fmt.Errorf("starting backend %s: %w", d.Chosen, err)
 	}
-	return sup, sup.Active(), func() { _ = sup.Close() }, nil
+	return sup, sup, func() { _ = sup.Close() }, nil
+}
+
+// processRSS returns the resident set size of process pid in bytes from
+// /proc (Linux), or 0 when it cannot be read.
+func processRSS(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// processCPU returns the user+system CPU time of process pid from /proc
+// (Linux, 100 ticks per second), or 0 when it cannot be read.
+func processCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the line.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		return 0
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // benchRunner runs the pp and tg tests in fresh sessions.
@@ -297,17 +362,23 @@ func meanStddev(v []float64) (mean, sd float64) {
 // printBench prints the results as a table like llama-bench's.
 func printBench(env *cliEnv, results []benchResult, ttft time.Duration) error {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tsize\tbackend\tthreads\ttest\tt/s")
+	fmt.Fprintln(tw, "model\tsize\tbackend\tthreads\ttest\tt/s\tt/s per CPU-s")
 	for _, r := range results {
 		test := fmt.Sprintf("pp%d", r.NPrompt)
 		if r.NGen > 0 {
 			test = fmt.Sprintf("tg%d", r.NGen)
 		}
-		fmt.Fprintf(tw, "%s\t%.2f MiB\t%s\t%d\t%s\t%.2f ± %.2f\n", r.ModelType, float64(r.ModelSize)/(1<<20), r.Backends, r.NThreads, test, r.AvgTs, r.StddevTs)
+		fmt.Fprintf(tw, "%s\t%.2f MiB\t%s\t%d\t%s\t%.2f ± %.2f\t%.2f\n", r.ModelType, float64(r.ModelSize)/(1<<20), r.Backends, r.NThreads, test, r.AvgTs, r.StddevTs, r.CPUTs)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(env.Stdout, "time to first token (bench start → plugin start, model load, first decode): %.0f ms\n", float64(ttft.Microseconds())/1000)
-	return err
+	if _, err := fmt.Fprintf(env.Stdout, "time to first token (bench start → plugin start, model load, first decode): %.0f ms\n", float64(ttft.Microseconds())/1000); err != nil {
+		return err
+	}
+	if n := len(results); n > 0 && results[n-1].PluginRSS > 0 {
+		_, err := fmt.Fprintf(env.Stdout, "plugin RSS after the tests: %.1f MiB (model file %.1f MiB)\n", float64(results[n-1].PluginRSS)/(1<<20), float64(results[n-1].ModelSize)/(1<<20))
+		return err
+	}
+	return nil
 }

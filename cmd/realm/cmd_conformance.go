@@ -114,10 +114,13 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 		failed = failed || rep.Failed > 0
 		reps = append(reps, rep)
 	}
-	fmt.Fprintln(env.Stdout, "\nsummary:")
+	fmt.Fprintln(env.Stdout)
+	var passed, nfailed, skipped int
 	for _, r := range reps {
-		fmt.Fprintln(env.Stdout, "  "+r.Summary())
+		fmt.Fprintln(env.Stdout, r.Summary())
+		passed, nfailed, skipped = passed+r.Passed, nfailed+r.Failed, skipped+r.Skipped
 	}
+	fmt.Fprintf(env.Stdout, "conformance: %d passed, %d failed, %d skipped\n", passed, nfailed, skipped)
 	if *jsonOut != "" {
 		f, err := os.Create(*jsonOut)
 		if err != nil {

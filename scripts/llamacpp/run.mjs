@@ -4,17 +4,22 @@
 // with it on the same machine.
 //
 //   node run.mjs version
-//   node run.mjs generate -m MODEL.gguf -p PROMPT [-n 32] [-t THREADS] [--ctx 512] [--ignore-eos]
+//   node run.mjs generate -m MODEL.gguf -p PROMPT [-n 32] [-t THREADS] [--ctx 512] [--ignore-eos] [--logits]
 //   node run.mjs bench    -m MODEL.gguf [-p 128] [-n 32] [-t THREADS] [-r 5] [--fa auto|on|off]
 //
 // generate tokenizes PROMPT the way llama.cpp's common_tokenize(add_special,
 // parse_special) does (BOS prepended when the vocabulary asks for it, special
 // tokens parsed), greedily decodes up to N tokens (argmax, no penalties) and
-// prints {"prompt_ids":[...],"ids":[...],"text":"...","llama_cpp":{...}}.
+// prints {"prompt_ids":[...],"ids":[...],"text":"...","llama_cpp":{...}}; with
+// --logits also "logits": one row of n_vocab raw logits per generated token
+// (row i = the logits id i was picked from). It stops early at an
+// end-of-generation token unless --ignore-eos is given.
 //
 // bench measures like llama-bench: ppP = one decode of a batch of P tokens
 // (BOS + pseudo-random ids) in a cleared context, tgN = N single-token
-// decodes, each after one warm-up run and repeated R times. It prints a JSON
+// decodes (each feeding back the previous greedy token), each test after one
+// warm-up run and repeated R times; every decode outputs its last token's
+// logits, as in llama-bench. It prints a JSON
 // array with llama-bench's field names (n_prompt, n_gen, n_threads, avg_ts,
 // stddev_ts, samples_ts, ...).
 //
@@ -37,7 +42,7 @@ function usage(msg) {
   if (msg) process.stderr.write(`run.mjs: ${msg}\n`);
   process.stderr.write(
     "usage: node run.mjs version\n" +
-      "       node run.mjs generate -m MODEL -p PROMPT [-n N] [-t THREADS] [--ctx 512] [--ignore-eos]\n" +
+      "       node run.mjs generate -m MODEL -p PROMPT [-n N] [-t THREADS] [--ctx 512] [--ignore-eos] [--logits]\n" +
       "       node run.mjs bench -m MODEL [-p 128] [-n 32] [-t THREADS] [-r 5] [--fa auto|on|off]\n",
   );
   process.exit(2);
@@ -209,6 +214,7 @@ async function generate(args) {
       t: { type: "string", short: "t", default: "2" },
       ctx: { type: "string", default: "512" },
       "ignore-eos": { type: "boolean", default: false },
+      logits: { type: "boolean", default: false },
     },
   });
   if (!values.m) usage("generate: -m MODEL is required");
@@ -222,21 +228,35 @@ async function generate(args) {
   const context = await model.createContext({ contextSize: ctxSize, threads: { ideal: threads, min: threads }, sequences: 1 });
   const sequence = context.getSequence();
   const promptIds = tokenizePrompt(model, values.p);
+  if (promptIds.length === 0) throw new Error("the prompt has no tokens (and the vocabulary adds no BOS)");
   if (promptIds.length + n > context.contextSize) throw new Error(`prompt (${promptIds.length} tokens) + ${n} exceeds the context (${context.contextSize})`);
 
+  // One decode for the prompt, then one decode per generated token, each
+  // sampled with temperature 0: node-llama-cpp then samples with
+  // llama_sampler_init_greedy alone (argmax of the logits; no penalties, no
+  // bias, no top-k/p), so the ids are llama.cpp's plain greedy ones.
+  const nVocab = vocabSize(model);
   const ids = [];
-  if (n > 0) {
-    // temperature 0: node-llama-cpp samples with llama_sampler_init_greedy
-    // (argmax of the logits), no penalties, no bias.
-    const it = sequence.evaluate(promptIds, { temperature: 0, yieldEogToken: true, contextShift: { size: 0 } });
-    for await (const tok of it) {
-      ids.push(tok);
-      if (ids.length >= n) break;
-      if (!values["ignore-eos"] && model.isEogToken(tok)) break;
+  const logits = [];
+  const next = { token: true, logits: values.logits, options: { temperature: 0 } };
+  let input = [...promptIds.slice(0, -1), [promptIds[promptIds.length - 1], { generateNext: next }]];
+  while (ids.length < n) {
+    const out = await sequence.controlledEvaluate(input);
+    const res = out[out.length - 1]?.next;
+    if (res?.token == null) throw new Error(`no token sampled at step ${ids.length}`);
+    if (values.logits) {
+      const row = new Array(nVocab).fill(null);
+      for (const [id, v] of res.logits) row[id] = v;
+      logits.push(row);
     }
+    ids.push(res.token);
+    if (!values["ignore-eos"] && model.isEogToken(res.token)) break;
+    input = [[res.token, { generateNext: next }]];
   }
   const text = model.detokenize(ids, false, promptIds);
-  process.stdout.write(JSON.stringify({ prompt_ids: promptIds, ids, text, llama_cpp: buildInfo(llama), n_threads: context.currentThreads }) + "\n");
+  const result = { prompt_ids: promptIds, ids, text, n_threads: context.currentThreads, llama_cpp: buildInfo(llama) };
+  if (values.logits) result.logits = logits;
+  process.stdout.write(JSON.stringify(result) + "\n");
   await context.dispose();
   await model.dispose();
   await llama.dispose();
@@ -304,21 +324,26 @@ async function bench(args) {
   };
   const first = model.tokens.shouldPrependBosToken && model.tokens.bos != null ? model.tokens.bos : rnd();
 
+  // Like llama-bench (and `realm bench`), each decode outputs the logits of
+  // its last token: controlledEvaluate with a greedy pick there, so the
+  // output matmul is part of every timed decode.
+  const greedy = { generateNext: { token: true, options: { temperature: 0 } } };
   const runPP = async () => {
     const toks = [first];
     while (toks.length < nPrompt) toks.push(rnd());
     await sequence.clearHistory();
     const t0 = process.hrtime.bigint();
-    await sequence.evaluateWithoutGeneratingNewTokens(toks);
+    await sequence.controlledEvaluate([...toks.slice(0, -1), [toks[toks.length - 1], greedy]]);
     return Number(process.hrtime.bigint() - t0);
   };
+  // tg feeds back each greedy token, one decode per token.
   const runTG = async (n) => {
     await sequence.clearHistory();
     let tok = first;
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
-      await sequence.evaluateWithoutGeneratingNewTokens([tok]);
-      tok = rnd();
+      const out = await sequence.controlledEvaluate([[tok, greedy]]);
+      tok = out[0]?.next?.token ?? rnd();
     }
     return Number(process.hrtime.bigint() - t0);
   };

@@ -23,6 +23,9 @@ import (
 type Target struct {
 	Name string
 	Spec loader.PluginSpec
+	// GPU marks a backend that needs a device; it is skipped, with the
+	// probe's reason, when it reports none usable.
+	GPU bool
 	// Skip, when set, is why this backend cannot run on this machine.
 	Skip string
 }
@@ -37,7 +40,7 @@ func Targets(cfg *loader.Config, m loader.Machine, which string) ([]Target, erro
 		if which != "" && which != "all" && which != b.Name {
 			continue
 		}
-		t := Target{Name: b.Name, Spec: loader.PluginSpec{Name: b.Name, Binary: b.Binary, Args: b.Args, Env: b.Env, Threads: b.Threads}}
+		t := Target{Name: b.Name, GPU: b.GPU, Spec: loader.PluginSpec{Name: b.Name, Binary: b.Binary, Args: b.Args, Env: b.Env, Threads: b.Threads}}
 		have := map[string]bool{}
 		for _, f := range m.Features {
 			have[f] = true
@@ -87,6 +90,11 @@ func RunTarget(ctx context.Context, t Target, ref backends.Backend, opts Options
 		return rep
 	}
 	defer sup.Close()
+	if t.GPU {
+		if pr := loader.JudgeBackend(ctx, sup, true); pr.Veto != "" {
+			return &Report{Backend: t.Name, Reason: "skipped: " + pr.Veto, Duration: time.Since(start).Seconds()}
+		}
+	}
 	rep := Run(ctx, t.Name, sup, ref, opts)
 	if opts.Filter == nil || opts.Filter.MatchString("abi/") {
 		if opts.ABIGuest == nil {

@@ -1,6 +1,7 @@
 // Command realm-backend-vulkan is the Vulkan GPU backend plugin: the
 // llama forward pass in compute shaders on the best usable Vulkan device
-// (REALM_VULKAN_DEVICE=<index> pins one), served over go-plugin/gRPC.
+// (REALM_VULKAN_DEVICE=<index> pins one; REALM_VULKAN_MEMORY_LIMIT=<bytes>
+// caps the device memory it uses), served over go-plugin/gRPC.
 // The SDK points descriptor 1 at stderr before anything else runs, so
 // the Vulkan loader's and drivers' stdout output cannot corrupt the
 // handshake. The Realm host starts it; it is not meant to be run by hand.
@@ -29,7 +30,17 @@ func main() {
 				}
 				opts.Device = n
 			}
+			if v := os.Getenv("REALM_VULKAN_MEMORY_LIMIT"); v != "" {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("REALM_VULKAN_MEMORY_LIMIT=%q is not a byte count", v)
+				}
+				opts.MemoryLimit = n
+			}
 			b := vulkan.New(opts)
+			if err := b.Err(); err != nil {
+				fmt.Fprintf(os.Stderr, "vulkan: no usable device: %v\n", err)
+			}
 			for _, d := range b.Devices() {
 				if d.Err != "" {
 					fmt.Fprintf(os.Stderr, "vulkan: device %d (%s) rejected: %s\n", d.Index, d.Name, d.Err)

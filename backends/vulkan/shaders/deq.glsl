@@ -128,3 +128,9 @@ float deq(uint ro, uint k) {
 #endif
 	return r;
 }
+
+// rd32 reads a little-endian u32 at an even byte offset.
+uint rd32(uint b) {
+	uint i = b >> 2;
+	return (b & 2u) == 0u ? W[i] : ((W[i] >> 16) | (W[i + 1u] << 16));
+}

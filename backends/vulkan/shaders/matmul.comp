@@ -1,8 +1,12 @@
 #version 450
 // matmul: Y[yOff + b*yStride + r] = Σ_k W[row r][k] · X[xOff + b*cols + k]
 // for r < rows, b < batch. One workgroup per weight row; the row is read
-// in its GGUF block layout starting at byte wOff + r*rowBytes, and each
-// dequantized element is used for up to NC batch columns at once.
+// in its GGUF block layout starting at byte wOff + r*rowBytes. Built
+// twice: with BLOCKS each thread takes 32 elements (a block or
+// sub-block) per step, decoding whole words (for rows that are a
+// multiple of 32 and long enough to keep every thread busy); without,
+// one element per thread and step. Each dequantized element is used for
+// up to NC batch columns at once.
 #include "common.glsl"
 #define NC 4u
 layout(local_size_x = 64) in;
@@ -14,28 +18,47 @@ layout(push_constant) uniform P {
 	uint rowBytes; uint xOff; uint yOff; uint yStride;
 } p;
 #include "deq.glsl"
+#include "dot32.glsl"
 shared vec4 red[64];
+shared float red1[64];
+
+// rowDot1 is the single-column product (decode), reduced as scalars.
+void rowDot1(uint r, uint t, uint ro) {
+	float s = 0.0;
+#ifdef BLOCKS
+	vec4 acc = vec4(0.0);
+	for (uint u = t; u < p.cols / 32u; u += 64u) dot32(ro, u, p.xOff, 1u, p.cols, acc);
+	s = acc.x;
+#else
+	for (uint k = t; k < p.cols; k += 64u) s += deq(ro, k) * X[p.xOff + k];
+#endif
+	red1[t] = s;
+	barrier();
+	for (uint w = 32u; w > 0u; w >>= 1) {
+		if (t < w) red1[t] += red1[t + w];
+		barrier();
+	}
+	if (t == 0u) Y[p.yOff + r] = red1[0];
+}
+
 void main() {
 	uint r = gid();
 	if (r >= p.rows) return;
 	uint t = gl_LocalInvocationID.x;
 	uint ro = p.wOff + r * p.rowBytes;
+	if (p.batch == 1u) {
+		rowDot1(r, t, ro);
+		return;
+	}
 	for (uint b0 = 0u; b0 < p.batch; b0 += NC) {
 		uint nc = min(NC, p.batch - b0);
 		vec4 acc = vec4(0.0);
 		uint xb = p.xOff + b0 * p.cols;
-		if (nc == 1u) {
-			for (uint k = t; k < p.cols; k += 64u) acc.x += deq(ro, k) * X[xb + k];
-		} else {
-			for (uint k = t; k < p.cols; k += 64u) {
-				float w = deq(ro, k);
-				uint i = xb + k;
-				acc.x += w * X[i];
-				acc.y += w * X[i + p.cols];
-				if (nc > 2u) acc.z += w * X[i + 2u * p.cols];
-				if (nc > 3u) acc.w += w * X[i + 3u * p.cols];
-			}
-		}
+#ifdef BLOCKS
+		for (uint u = t; u < p.cols / 32u; u += 64u) dot32(ro, u, xb, nc, p.cols, acc);
+#else
+		for (uint k = t; k < p.cols; k += 64u) acc4(acc, deq(ro, k), xb + k, nc, p.cols);
+#endif
 		red[t] = acc;
 		barrier();
 		for (uint w = 32u; w > 0u; w >>= 1) {

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/realmrt/realm/backends"
+)
+
+func TestBenchFlagErrors(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "m.gguf")
+	if err := os.WriteFile(model, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "-m MODEL is required"},
+		{[]string{"-m", model, "-r", "0"}, "-r ≥ 1"},
+		{[]string{"-m", model, "-p", "0", "-n", "0"}, "nothing to run"},
+		{[]string{"-m", filepath.Join(t.TempDir(), "missing.gguf")}, "no such file"},
+	} {
+		var out bytes.Buffer
+		env := &cliEnv{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+		err := runBench(context.Background(), env, c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bench %v: error %v, want it to mention %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestMeanStddev(t *testing.T) {
+	m, sd := meanStddev([]float64{2, 4, 4, 4, 5, 5, 7, 9})
+	if m != 5 || math.Abs(sd-2.138) > 1e-3 {
+		t.Errorf("mean, sd = %v, %v; want 5, 2.138", m, sd)
+	}
+	if m, sd := meanStddev([]float64{3}); m != 3 || sd != 0 {
+		t.Errorf("one sample: %v, %v", m, sd)
+	}
+}
+
+func TestModelType(t *testing.T) {
+	mi := &backends.ModelInfo{Arch: "llama", NVocab: 32000, NEmbd: 2048, NLayer: 22, NHead: 32, NHeadKV: 4, NFF: 5632,
+		TensorTypes: map[string]int{"F32": 45, "Q4_0": 155, "Q6_K": 1}}
+	if got := modelType(mi); got != "llama 1.1B Q4_0" {
+		t.Errorf("modelType = %q, want llama 1.1B Q4_0", got)
+	}
+}
+
+func TestProcessRSS(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	if rss := processRSS(os.Getpid()); rss <= 0 {
+		t.Errorf("processRSS(self) = %d", rss)
+	}
+	if cpu := processCPU(os.Getpid()); cpu < 0 {
+		t.Errorf("processCPU(self) = %v", cpu)
+	}
+	if rss := processRSS(0); rss != 0 {
+		t.Errorf("processRSS(0) = %d", rss)
+	}
+}

@@ -32,6 +32,11 @@
 // host crash or allocate without bound.
 package abi
 
+import (
+	"strconv"
+	"strings"
+)
+
 // ModuleName is the import module of every host function.
 const ModuleName = "env"
 
@@ -322,32 +327,33 @@ const MaxModelNameLen = 128
 // CheckModelName reports why name is not a valid model name, or "" when
 // it is. Valid names match ^[a-z0-9][a-z0-9._-]{0,127}$ and contain no
 // "..": no path separators, no NUL, no upper case, no leading dot or dash.
+// The host and the loader both apply this one rule.
 func CheckModelName(name string) string {
 	switch {
 	case name == "":
-		return "empty name"
+		return "empty"
 	case len(name) > MaxModelNameLen:
-		return "name longer than 128 bytes"
+		return "longer than " + strconv.Itoa(MaxModelNameLen) + " bytes"
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
+		lowerOrDigit := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
 		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
-		case c == '/' || c == '\\':
-			return "name contains a path separator"
-		case c == 0:
-			return "name contains a NUL byte"
 		case c >= 'A' && c <= 'Z':
-			return "name contains upper case"
-		case i == 0 && (c == '.' || c == '_' || c == '-'):
-			return "name must start with a lower-case letter or digit"
+			return "contains upper-case letters (names are lower-case)"
+		case i == 0 && !lowerOrDigit:
+			return "must start with a lower-case letter or digit, not " + strconv.Quote(name[:1])
+		case lowerOrDigit || c == '.' || c == '_' || c == '-':
+		case c == '/' || c == '\\':
+			return "contains a path separator"
+		case c == 0:
+			return "contains a NUL byte"
 		default:
-			return "name contains a byte outside [a-z0-9._-]"
+			return "byte " + strconv.Itoa(i) + " is " + strconv.Quote(name[i:i+1]) + "; allowed are a-z, 0-9, '.', '_', '-'"
 		}
-		if c == '.' && i+1 < len(name) && name[i+1] == '.' {
-			return `name contains ".."`
-		}
+	}
+	if strings.Contains(name, "..") {
+		return `contains ".."`
 	}
 	return ""
 }

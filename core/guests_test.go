@@ -87,7 +87,7 @@ func TestSamplerGreedyMatchesReference(t *testing.T) {
 	if !strings.Contains(out.stderr, "ids: "+strings.Join(want, " ")+"\n") {
 		t.Errorf("ids differ:\n got %s\nwant ids: %s", out.stderr, strings.Join(want, " "))
 	}
-	if got, want := strings.TrimSuffix(out.stdout, "\n"), refGenText(t, "stories260K.once-upon"); got != want {
+	if got, want := strings.TrimSuffix(out.stdout, "\n"), ref.GenText; got != want {
 		t.Errorf("text:\n got %q\nwant %q", got, want)
 	}
 	if out.res.TokensGenerated != len(ref.GenIDs)-1 || out.res.TokensDecoded != len(ref.PromptIDs)+len(ref.GenIDs)-1 {
@@ -107,7 +107,7 @@ func TestGenerateExample(t *testing.T) {
 	if out.err != nil || out.res.ExitCode != 0 {
 		t.Fatalf("run: %v exit %d\n%s", out.err, out.res.ExitCode, out.stderr)
 	}
-	if got, want := strings.TrimSuffix(out.stdout, "\n"), refGenText(t, "stories260K.once-upon"); got != want {
+	if got, want := strings.TrimSuffix(out.stdout, "\n"), ref.GenText; got != want {
 		t.Errorf("text:\n got %q\nwant %q", got, want)
 	}
 	if out.res.TokensGenerated != len(ref.GenIDs) {
@@ -231,24 +231,4 @@ func TestCGuest(t *testing.T) {
 	if out.err != nil || out.res.ExitCode != 1 || !strings.Contains(out.stderr, "errno 1: invalid model name") {
 		t.Errorf("bad name: %v %+v %q", out.err, out.res, out.stderr)
 	}
-}
-
-// refGenText returns the full gen_text of a reference output:
-// refdata.LoadOutput reads line by line and stops at the first newline
-// of a multi-line text.
-func refGenText(t testing.TB, name string) string {
-	t.Helper()
-	p, err := refdata.Path("outputs", name+".txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, text, ok := strings.Cut(string(b), "\ngen_text: ")
-	if !ok {
-		t.Fatalf("%s: no gen_text", p)
-	}
-	return strings.TrimSuffix(text, "\n")
 }

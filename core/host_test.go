@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -13,11 +12,6 @@ type testEnv struct {
 	h  *Host
 	tm *testModels
 }
-
-var (
-	envOnce sync.Once
-	envVal  *testEnv
-)
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()

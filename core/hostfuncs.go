@@ -440,12 +440,15 @@ func sessionDecode(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		return 0, fmt.Errorf("decode: %w", err)
 	}
 	in.decoded += len(ids)
+	if res.NPast != s.nPast+len(ids) || len(res.Logits) != s.m.Info.NVocab {
+		return 0, errf(abi.ErrnoBackend, "decode: backend answered %d logits at position %d, want %d at %d",
+			len(res.Logits), res.NPast, s.m.Info.NVocab, s.nPast+len(ids))
+	}
 	s.logits = res.Logits
 	s.nPast = res.NPast
+	// The whole session (at most n_ctx tokens), so that the repetition
+	// penalty sees the window a backend-side sampler would see.
 	s.history = append(s.history, ids...)
-	if len(s.history) > 4096 {
-		s.history = append(s.history[:0:0], s.history[len(s.history)-1024:]...)
-	}
 	return int32(s.nPast), nil
 }
 
@@ -530,14 +533,9 @@ func sessionTruncate(in *instance, _ api.Memory, p []uint64) (int32, error) {
 	if err := s.m.Backend.Truncate(in.ctx, s.id, int(n)); err != nil {
 		return 0, fmt.Errorf("truncate: %w", err)
 	}
-	drop := s.nPast - int(n)
 	s.nPast = int(n)
 	s.logits = nil
-	if drop >= len(s.history) {
-		s.history = s.history[:0]
-	} else {
-		s.history = s.history[:len(s.history)-drop]
-	}
+	s.history = s.history[:n]
 	return int32(n), nil
 }
 

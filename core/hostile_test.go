@@ -306,16 +306,20 @@ func TestBackendFaults(t *testing.T) {
 		stdout    io.Writer
 		build     func(*wasmBuilder)
 		want      string
+		wrap      func(backends.Backend) backends.Backend
 	}{
-		{"crashed", fmt.Errorf("plugin exited: %w", backends.ErrBackendCrashed), nil, decode, "1 1 EUNAVAIL"},
-		{"stale", fmt.Errorf("restarted: %w", backends.ErrStaleHandle), nil, decode, "1 1 EUNAVAIL"},
-		{"kernel-error", errors.New("kernel exploded"), nil, decode, "1 1 EBACKEND"},
-		{"generate-crashed", fmt.Errorf("plugin exited: %w", backends.ErrBackendCrashed), nil, gen, "1 EUNAVAIL"},
-		{"stdout-fails", nil, failWriter{}, gen, "1 EIO"},
+		{"crashed", fmt.Errorf("plugin exited: %w", backends.ErrBackendCrashed), nil, decode, "1 1 EUNAVAIL", nil},
+		{"stale", fmt.Errorf("restarted: %w", backends.ErrStaleHandle), nil, decode, "1 1 EUNAVAIL", nil},
+		{"kernel-error", errors.New("kernel exploded"), nil, decode, "1 1 EBACKEND", nil},
+		{"generate-crashed", fmt.Errorf("plugin exited: %w", backends.ErrBackendCrashed), nil, gen, "1 EUNAVAIL", nil},
+		{"stdout-fails", nil, failWriter{}, gen, "1 EIO", nil},
+		{"short-logits", nil, nil, decode, "1 1 EBACKEND", func(b backends.Backend) backends.Backend { return lyingBackend{Backend: b} }},
+		{"wrong-position", nil, nil, decode, "1 1 EBACKEND", func(b backends.Backend) backends.Backend { return lyingBackend{Backend: b, position: true} }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newTestEnv(t)
 			e.tm.decodeErr = c.decodeErr
+			e.tm.wrap = c.wrap
 			w := newWasm()
 			c.build(w)
 			var tr strings.Builder

@@ -26,6 +26,8 @@ type testModels struct {
 	be  backends.Backend
 	// decodeErr, when set, makes every Decode fail with it (fault injection).
 	decodeErr error
+	// wrap, when set, wraps the backend the models use (fault injection).
+	wrap func(backends.Backend) backends.Backend
 
 	mu     sync.Mutex
 	loaded map[string]*Model
@@ -67,6 +69,9 @@ func (t *testModels) Acquire(ctx context.Context, name string) (*Model, error) {
 	var be backends.Backend = t.be
 	if t.decodeErr != nil {
 		be = faultyBackend{Backend: t.be, err: t.decodeErr}
+	}
+	if t.wrap != nil {
+		be = t.wrap(be)
 	}
 	m := &Model{Name: name, Backend: be, BackendName: "reference", Info: *info, Tokenizer: tok, Meta: meta.File, TensorShapes: shapes}
 	t.loaded[name] = m
@@ -179,4 +184,24 @@ type faultyBackend struct {
 
 func (f faultyBackend) Decode(ctx context.Context, req backends.DecodeRequest) (*backends.DecodeResult, error) {
 	return nil, f.err
+}
+
+// lyingBackend answers Decode with one logit too few or a wrong position
+// (a plugin that breaks the protocol).
+type lyingBackend struct {
+	backends.Backend
+	position bool // lie about the position instead of the logits
+}
+
+func (l lyingBackend) Decode(ctx context.Context, req backends.DecodeRequest) (*backends.DecodeResult, error) {
+	res, err := l.Backend.Decode(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if l.position {
+		res.NPast += 100
+	} else {
+		res.Logits = res.Logits[:len(res.Logits)-1]
+	}
+	return res, nil
 }

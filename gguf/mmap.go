@@ -27,7 +27,9 @@ type Mapped struct {
 // the file cannot be mapped (for example on a filesystem without mmap
 // support) it is read into memory instead.
 func Open(path string) (*Mapped, error) {
-	fh, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO (or a device) must not wait for a
+	// writer; such files are refused below. Regular files ignore it.
+	fh, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/realmrt/realm/internal/refdata"
 )
@@ -218,5 +221,30 @@ func TestReadVersions(t *testing.T) {
 	f, err := Read(bytesReaderAt(b), int64(len(b)))
 	if err != nil || f.Version != 2 {
 		t.Errorf("v2 empty: %v", err)
+	}
+}
+
+// TestOpenFIFO: a named pipe is refused at once instead of blocking
+// until some process opens it for writing.
+func TestOpenFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pipe.gguf")
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		m, err := Open(p)
+		if err == nil {
+			m.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("Open(fifo) = %v, want a not-a-regular-file error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Open(fifo) blocked")
 	}
 }

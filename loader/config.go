@@ -101,11 +101,14 @@ type AppConfig struct {
 	MaxTokens int `json:"max_tokens"`
 	// Context caps the context size of a session (0: the model's).
 	Context int `json:"context"`
-	// Timeout bounds one run of the app (0: none).
+	// Timeout bounds one run of the app (0: the host's default,
+	// core.DefaultTimeout).
 	Timeout time.Duration `json:"timeout"`
-	// Memory caps the guest's linear memory in bytes (0: wazero's default).
+	// Memory caps the guest's linear memory in bytes (0: the host's
+	// default, core.DefaultMemoryBytes).
 	Memory int64 `json:"memory"`
-	// MaxOutput caps the bytes the guest may write to stdout (0: no cap).
+	// MaxOutput caps the bytes the guest may write to stdout (0: the
+	// host's default, core.DefaultMaxOutput).
 	MaxOutput int64 `json:"max_output"`
 }
 
@@ -242,9 +245,11 @@ type rawServer struct {
 }
 
 // knownArchs are the GOARCH values a backend block may name.
-var knownArchs = []string{
-	"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le",
-	"mipsle", "ppc64", "ppc64le", "riscv64", "s390x", "wasm",
+func knownArchs() []string {
+	return []string{
+		"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le",
+		"mipsle", "ppc64", "ppc64le", "riscv64", "s390x", "wasm",
+	}
 }
 
 // LoadConfig reads and parses the configuration file at path.
@@ -435,8 +440,8 @@ func (rb *rawBackend) validate(dir string) (BackendConfig, hcl.Diagnostics) {
 	b.Env = rb.Env
 	if rb.Arch != nil {
 		b.Arch = *rb.Arch
-		if b.Arch != ArchAny && !slices.Contains(knownArchs, b.Arch) {
-			diags = append(diags, diag(rb.ArchRange, "Invalid arch", "arch %q is not %q or a GOARCH value (%s)", b.Arch, ArchAny, strings.Join(knownArchs, ", ")))
+		if b.Arch != ArchAny && !slices.Contains(knownArchs(), b.Arch) {
+			diags = append(diags, diag(rb.ArchRange, "Invalid arch", "arch %q is not %q or a GOARCH value (%s)", b.Arch, ArchAny, strings.Join(knownArchs(), ", ")))
 		}
 	}
 	if rb.Requires != nil {
@@ -591,10 +596,12 @@ func (rs *rawServer) validate(dir string, s *ServerConfig) hcl.Diagnostics {
 }
 
 // sizeUnits maps a size suffix to its multiplier.
-var sizeUnits = map[string]int64{
-	"": 1, "B": 1,
-	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-	"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+func sizeUnits() map[string]int64 {
+	return map[string]int64{
+		"": 1, "B": 1,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	}
 }
 
 // ParseSize parses a byte size such as "2GiB", "64MiB", "1.5GB" or "4096".
@@ -608,7 +615,7 @@ func ParseSize(s string) (int64, error) {
 	if i >= 0 {
 		num, unit = t[:i], strings.TrimSpace(t[i:])
 	}
-	mult, ok := sizeUnits[unit]
+	mult, ok := sizeUnits()[unit]
 	if !ok || num == "" {
 		return 0, fmt.Errorf("size %q is not a number with an optional unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s)
 	}

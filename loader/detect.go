@@ -95,16 +95,18 @@ func detectWith(c cpuid.CPUInfo, drmRoot string) Machine {
 }
 
 // pciVendors names the PCI vendor ids of common GPU makers.
-var pciVendors = map[string]string{
-	"0x10de": "nvidia",
-	"0x1002": "amd",
-	"0x8086": "intel",
-	"0x13b5": "arm",
-	"0x5143": "qualcomm",
-	"0x1af4": "virtio",
-	"0x1234": "qemu",
-	"0x15ad": "vmware",
-	"0x1414": "microsoft",
+func pciVendors() map[string]string {
+	return map[string]string{
+		"0x10de": "nvidia",
+		"0x1002": "amd",
+		"0x8086": "intel",
+		"0x13b5": "arm",
+		"0x5143": "qualcomm",
+		"0x1af4": "virtio",
+		"0x1234": "qemu",
+		"0x15ad": "vmware",
+		"0x1414": "microsoft",
+	}
 }
 
 // detectGPUs lists the cardN nodes under a DRM sysfs directory.
@@ -128,7 +130,7 @@ func detectGPUs(root string) []GPU {
 			return strings.TrimSpace(string(b))
 		}
 		g := GPU{Node: name, VendorID: read("vendor"), DeviceID: read("device")}
-		g.Vendor = pciVendors[g.VendorID]
+		g.Vendor = pciVendors()[g.VendorID]
 		if g.Vendor == "" {
 			g.Vendor = g.VendorID
 		}

@@ -7,12 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/realmrt/realm/abi"
 )
 
 // MaxNameLen is the longest model (or backend, or app) name.
-const MaxNameLen = 128
+const MaxNameLen = abi.MaxModelNameLen
 
 // Registry errors. Errors returned by ValidName, Resolve and
 // ModelCache.Acquire wrap one of these, so callers (the ABI layer) map
@@ -39,38 +40,11 @@ func quoteName(name string) string {
 }
 
 // ValidName checks a name against ^[a-z0-9][a-z0-9._-]{0,127}$ and rejects
-// "..". The error wraps ErrInvalidName and names the rule that failed.
+// ".." (abi.CheckModelName, the rule the host applies to guests). The
+// error wraps ErrInvalidName and names the rule that failed.
 func ValidName(name string) error {
-	fail := func(rule string) error {
-		return fmt.Errorf("%w %s: %s", ErrInvalidName, quoteName(name), rule)
-	}
-	switch {
-	case name == "":
-		return fail("empty")
-	case len(name) > MaxNameLen:
-		return fail(fmt.Sprintf("longer than %d bytes", MaxNameLen))
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		lowerOrDigit := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if c >= 'A' && c <= 'Z' {
-			return fail("contains upper-case letters (names are lower-case)")
-		}
-		if i == 0 && !lowerOrDigit {
-			return fail(fmt.Sprintf("must start with a lower-case letter or digit, not %s", strconv.Quote(name[:1])))
-		}
-		if !lowerOrDigit && c != '.' && c != '_' && c != '-' {
-			switch {
-			case c == '/' || c == '\\':
-				return fail("contains a path separator")
-			case c == 0:
-				return fail("contains a NUL byte")
-			}
-			return fail(fmt.Sprintf("byte %d is %s; allowed are a-z, 0-9, '.', '_', '-'", i, strconv.Quote(name[i:i+1])))
-		}
-	}
-	if strings.Contains(name, "..") {
-		return fail(`contains ".."`)
+	if why := abi.CheckModelName(name); why != "" {
+		return fmt.Errorf("%w %s: %s", ErrInvalidName, quoteName(name), why)
 	}
 	return nil
 }

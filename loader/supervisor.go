@@ -105,8 +105,10 @@ func (c *SupervisorConfig) withDefaults() SupervisorConfig {
 // restarts the plugin with exponential backoff and reloads the models
 // it held. Model ids are the supervisor's own and survive restarts;
 // session ids carry the epoch (the number of the plugin process) they
-// were opened in, and one from a dead process is rejected with
-// backends.ErrStaleHandle. After more than MaxRestarts failures within
+// were opened in, and one from a dead process is rejected with an error
+// wrapping both backends.ErrStaleHandle and backends.ErrBackendCrashed
+// (the session was lost to the crash, however soon the caller comes
+// back). After more than MaxRestarts failures within
 // RestartWindow it falls back to the next PluginSpec.
 type Supervisor struct {
 	cfg SupervisorConfig
@@ -666,6 +668,10 @@ func (s *Supervisor) do(ctx context.Context, op string, fn func(ctx context.Cont
 	if s.isClosed() {
 		return fmt.Errorf("loader: %s: %w", op, ErrClosed)
 	}
+	if inst.ctx.Err() == nil && errors.Is(err, backends.ErrStaleHandle) {
+		// A handle of an earlier process: the live one is fine.
+		return fmt.Errorf("backend %s: %s: %w", inst.spec.Name, op, err)
+	}
 	if inst.ctx.Err() != nil || errors.Is(err, backends.ErrBackendCrashed) {
 		s.markDead(inst, fmt.Errorf("%s: %w", op, err))
 		return s.crashError(inst, op, err)
@@ -720,8 +726,11 @@ func (s *Supervisor) session(inst *instance, id backends.SessionID) (sessionEntr
 			return sessionEntry{}, fmt.Errorf("plugin process %d is gone: %w", inst.epoch, backends.ErrBackendCrashed)
 		}
 		if epoch != 0 && epoch < inst.epoch {
-			return sessionEntry{}, fmt.Errorf("session %#x belongs to plugin process %d, which has been restarted (now %d): %w",
-				uint64(id), epoch, inst.epoch, backends.ErrStaleHandle)
+			// A process is only replaced after it died, so the session
+			// was lost to a crash: the error says both, whether the
+			// caller comes back before or after the restart finished.
+			return sessionEntry{}, fmt.Errorf("session %#x belongs to plugin process %d, which died and has been restarted (now %d): %w: %w",
+				uint64(id), epoch, inst.epoch, backends.ErrStaleHandle, backends.ErrBackendCrashed)
 		}
 		return sessionEntry{}, fmt.Errorf("session %#x: %w", uint64(id), backends.ErrNotFound)
 	}

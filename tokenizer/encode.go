@@ -244,29 +244,23 @@ type spmBigram struct {
 	size        int
 }
 
-// before orders the SPM work queue: highest score first, then left-most.
-func (a spmBigram) before(b spmBigram) bool {
+// spmLess orders the work queue: highest score first, then left-most.
+func spmLess(a, b spmBigram) bool {
 	if a.score != b.score {
 		return a.score > b.score
 	}
 	return a.left < b.left
 }
 
-// ordered is an element of a heap: before reports whether it comes out
-// of the heap ahead of b.
-type ordered[T any] interface{ before(b T) bool }
+type spmHeap []spmBigram
 
-// heap is a binary heap whose pop returns the element that comes before
-// all others. The SPM and BPE merge queues are heaps of bigrams.
-type heap[T ordered[T]] []T
-
-func (h *heap[T]) push(x T) {
+func (h *spmHeap) push(x spmBigram) {
 	*h = append(*h, x)
 	q := *h
 	i := len(q) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !q[i].before(q[p]) {
+		if !spmLess(q[i], q[p]) {
 			break
 		}
 		q[i], q[p] = q[p], q[i]
@@ -274,7 +268,7 @@ func (h *heap[T]) push(x T) {
 	}
 }
 
-func (h *heap[T]) pop() T {
+func (h *spmHeap) pop() spmBigram {
 	q := *h
 	top := q[0]
 	n := len(q) - 1
@@ -287,10 +281,10 @@ func (h *heap[T]) pop() T {
 			break
 		}
 		m := l
-		if r := l + 1; r < n && q[r].before(q[l]) {
+		if r := l + 1; r < n && spmLess(q[r], q[l]) {
 			m = r
 		}
-		if !q[m].before(q[i]) {
+		if !spmLess(q[m], q[i]) {
 			break
 		}
 		q[i], q[m] = q[m], q[i]
@@ -332,7 +326,7 @@ func (t *Tokenizer) encodeSPM(st *spmState, s string, out []int32) ([]int32, err
 // spmState holds scratch buffers and a per-call cache of encoded words.
 type spmState struct {
 	syms  []spmSymbol
-	q     heap[spmBigram]
+	q     spmHeap
 	cache map[string][]int32
 }
 
@@ -444,13 +438,53 @@ type bpeBigram struct {
 	ln, rn      int
 }
 
-// before orders the BPE work queue: lowest merge rank first, then
-// left-most.
-func (a bpeBigram) before(b bpeBigram) bool {
+func bpeLess(a, b bpeBigram) bool {
 	if a.rank != b.rank {
 		return a.rank < b.rank
 	}
 	return a.left < b.left
+}
+
+type bpeHeap []bpeBigram
+
+func (h *bpeHeap) push(x bpeBigram) {
+	*h = append(*h, x)
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !bpeLess(q[i], q[p]) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *bpeHeap) pop() bpeBigram {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && bpeLess(q[r], q[l]) {
+			m = r
+		}
+		if !bpeLess(q[m], q[i]) {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 // bpeState holds scratch buffers reused across the words of one Encode.
@@ -461,7 +495,7 @@ type bpeState struct {
 	word  []byte
 	key   []byte
 	syms  []bpeSymbol
-	heap  heap[bpeBigram]
+	heap  bpeHeap
 	cache map[string][]int32
 }
 

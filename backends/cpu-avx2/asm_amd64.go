@@ -101,3 +101,6 @@ func dotQ4Kx8Z(w *byte, a *int8, meta *byte, stride int, nb int, out *float32)
 
 //go:noescape
 func dotQ4_0Z1(w *byte, a *int8, cvec *int32, dvec *float32, npairs int) float32
+
+//go:noescape
+func dotQ8_0Z1(w *byte, au *uint8, dvec *float32, npairs int) float32

@@ -7,8 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/engine"

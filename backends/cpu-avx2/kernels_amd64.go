@@ -235,6 +235,13 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 		for ; b < batch; b++ {
 			a, d := &qs[b*cols], &ad[b*nb]
 			o := out[b*rows : (b+1)*rows]
+			if z {
+				au, dv := &k.q8.qsu[b*cols], &k.q8.dvec[b*nb*8]
+				for r := lo; r < hi; r++ {
+					o[r] = dotQ8_0Z1(&data[r*rb], au, dv, nb/2)
+				}
+				continue
+			}
 			for r := lo; r < hi; r++ {
 				o[r] = dot1(&data[r*rb], a, d, nb)
 			}

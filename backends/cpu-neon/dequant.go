@@ -50,7 +50,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 	case gguf.TypeQ4_0:
 		for b := 0; b < n/32; b++ {
 			blk := src[b*18:]
-			d := f16ToF32(le16(blk))
+			d := gguf.F16ToF32(le16(blk))
 			o := dst[b*32:]
 			for j := 0; j < 16; j++ {
 				q := blk[2+j]
@@ -61,7 +61,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 	case gguf.TypeQ4_1:
 		for b := 0; b < n/32; b++ {
 			blk := src[b*20:]
-			d, m := f16ToF32(le16(blk)), f16ToF32(le16(blk[2:]))
+			d, m := gguf.F16ToF32(le16(blk)), gguf.F16ToF32(le16(blk[2:]))
 			o := dst[b*32:]
 			for j := 0; j < 16; j++ {
 				q := blk[4+j]
@@ -72,7 +72,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 	case gguf.TypeQ5_0:
 		for b := 0; b < n/32; b++ {
 			blk := src[b*22:]
-			d := f16ToF32(le16(blk))
+			d := gguf.F16ToF32(le16(blk))
 			qh := binary.LittleEndian.Uint32(blk[2:])
 			o := dst[b*32:]
 			for j := 0; j < 16; j++ {
@@ -86,7 +86,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 	case gguf.TypeQ5_1:
 		for b := 0; b < n/32; b++ {
 			blk := src[b*24:]
-			d, m := f16ToF32(le16(blk)), f16ToF32(le16(blk[2:]))
+			d, m := gguf.F16ToF32(le16(blk)), gguf.F16ToF32(le16(blk[2:]))
 			qh := binary.LittleEndian.Uint32(blk[4:])
 			o := dst[b*32:]
 			for j := 0; j < 16; j++ {
@@ -100,7 +100,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 	case gguf.TypeQ8_0:
 		for b := 0; b < n/32; b++ {
 			blk := src[b*34:]
-			d := f16ToF32(le16(blk))
+			d := gguf.F16ToF32(le16(blk))
 			o := dst[b*32:]
 			for j := 0; j < 32; j++ {
 				o[j] = d * float32(int8(blk[2+j]))
@@ -110,7 +110,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 		var sc, m [8]int32
 		for b := 0; b < n/256; b++ {
 			blk := src[b*144:]
-			d, dmin := f16ToF32(le16(blk)), f16ToF32(le16(blk[2:]))
+			d, dmin := gguf.F16ToF32(le16(blk)), gguf.F16ToF32(le16(blk[2:]))
 			q4kScales(blk[4:16], &sc, &m)
 			qs := blk[16:144]
 			o := dst[b*256:]
@@ -129,7 +129,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 		for b := 0; b < n/256; b++ {
 			blk := src[b*210:]
 			unpackQ6KGo(q[:], blk)
-			d := f16ToF32(le16(blk[208:]))
+			d := gguf.F16ToF32(le16(blk[208:]))
 			o := dst[b*256:]
 			for i := 0; i < 256; i++ {
 				o[i] = d * float32(int8(blk[192+i/16])) * float32(q[i])
@@ -146,7 +146,7 @@ func dequantRow(dst []float32, src []byte, t gguf.Type) error {
 // f16RowToF32Go converts little-endian binary16 values in src to dst.
 func f16RowToF32Go(dst []float32, src []byte) {
 	for i := range dst {
-		dst[i] = f16ToF32(le16(src[2*i:]))
+		dst[i] = gguf.F16ToF32(le16(src[2*i:]))
 	}
 }
 
@@ -155,7 +155,7 @@ func f16RowToF32Go(dst []float32, src []byte) {
 func unpackQ4_0Go(q []int8, d []float32, src []byte) {
 	for b := range d {
 		blk := src[b*18:]
-		d[b] = f16ToF32(le16(blk))
+		d[b] = gguf.F16ToF32(le16(blk))
 		o := q[b*32:]
 		for j := 0; j < 16; j++ {
 			o[j] = int8(blk[2+j]&0xf) - 8
@@ -168,7 +168,7 @@ func unpackQ4_0Go(q []int8, d []float32, src []byte) {
 func unpackQ8_0Go(q []int8, d []float32, src []byte) {
 	for b := range d {
 		blk := src[b*34:]
-		d[b] = f16ToF32(le16(blk))
+		d[b] = gguf.F16ToF32(le16(blk))
 		for j := 0; j < 32; j++ {
 			q[b*32+j] = int8(blk[2+j])
 		}

@@ -103,7 +103,7 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 				unpackQ4K(s.q, row)
 				for i := 0; i < nb; i++ {
 					blk := row[i*144:]
-					s.d[2*i], s.d[2*i+1] = f16ToF32(le16(blk)), f16ToF32(le16(blk[2:]))
+					s.d[2*i], s.d[2*i+1] = gguf.F16ToF32(le16(blk)), gguf.F16ToF32(le16(blk[2:]))
 					q4kScales(blk[4:16], &sc, &m)
 					copy(s.sc[16*i:], sc[:])
 					copy(s.sc[16*i+8:], m[:])
@@ -125,7 +125,7 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 				unpackQ6K(s.q, row)
 				for i := 0; i < nb; i++ {
 					blk := row[i*210:]
-					s.d[i] = f16ToF32(le16(blk[208:]))
+					s.d[i] = gguf.F16ToF32(le16(blk[208:]))
 					for j := 0; j < 16; j++ {
 						s.sc[16*i+j] = int32(int8(blk[192+j]))
 					}

@@ -3,67 +3,9 @@ package cpuneon
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/realmrt/realm/gguf"
 )
-
-// f16ToF32 converts an IEEE binary16 value to float32.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // inf or NaN
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	case exp == 0:
-		if man == 0 {
-			return math.Float32frombits(sign)
-		}
-		// subnormal: value = man · 2^-24
-		f := float32(man) * (1.0 / (1 << 24))
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
-}
-
-// f32ToF16 converts float32 to binary16 rounding to nearest even.
-func f32ToF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23) & 0xff
-	man := b & 0x7fffff
-	if exp == 0xff {
-		if man != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 {
-		if e < -10 {
-			return sign
-		}
-		man |= 0x800000
-		shift := uint32(14 - e)
-		h := man >> shift
-		rem := man & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(e)<<10 | man>>13
-	rem := man & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++ // may carry into the exponent, which is the correct result
-	}
-	return sign | uint16(h)
-}
 
 // roundHalfEven rounds v to the nearest integer, ties to even (the
 // rounding of the FCVTNS instruction llama.cpp uses on arm64).
@@ -98,7 +40,7 @@ func quantizeQ8_0Go(qs []int8, ds []float32, x []float32) {
 		if d != 0 {
 			id = 1 / d
 		}
-		ds[b] = f16ToF32(f32ToF16(d))
+		ds[b] = gguf.F16ToF32(gguf.F32ToF16(d))
 		q := qs[b*32 : b*32+32]
 		for i, v := range blk {
 			q[i] = int8(roundHalfEven(v * id))
@@ -166,6 +108,6 @@ func le16(b []byte) uint16 { return binary.LittleEndian.Uint16(b) }
 func roundF16Go(dst, src []float32) {
 	src = src[:len(dst)]
 	for i, v := range src {
-		dst[i] = f16ToF32(f32ToF16(v))
+		dst[i] = gguf.F16ToF32(gguf.F32ToF16(v))
 	}
 }

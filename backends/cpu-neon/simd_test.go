@@ -103,17 +103,17 @@ func TestF16Row(t *testing.T) {
 	}
 	got := make([]float32, 65536)
 	f16RowToF32(got[:65533], src) // odd length: vector body and tail
-	got[65533] = f16ToF32(0xfffd)
-	got[65534] = f16ToF32(0xfffe)
-	got[65535] = f16ToF32(0xffff)
+	got[65533] = gguf.F16ToF32(0xfffd)
+	got[65534] = gguf.F16ToF32(0xfffe)
+	got[65535] = gguf.F16ToF32(0xffff)
 	for i, v := range got {
 		want := gguf.F16ToF32(uint16(i))
 		if math.Float32bits(v) != math.Float32bits(want) && !(v != v && want != want) {
 			t.Fatalf("f16 %#04x: %v, want %v", i, v, want)
 		}
 		if i < 0x7c00 || (i >= 0x8000 && i < 0xfc00) {
-			if back := f32ToF16(v); back != uint16(i) {
-				t.Fatalf("f32ToF16(%v) = %#04x, want %#04x", v, back, i)
+			if back := gguf.F32ToF16(v); back != uint16(i) {
+				t.Fatalf("gguf.F32ToF16(%v) = %#04x, want %#04x", v, back, i)
 			}
 		}
 	}
@@ -310,7 +310,7 @@ func TestRoundF16(t *testing.T) {
 		src = append(src, float32(rng.NormFloat64()*math.Pow(2, float64(rng.IntN(40)-25))))
 	}
 	for h := 0; h < 0x7c00; h += 37 { // halfway between neighbours: ties
-		a, b := f16ToF32(uint16(h)), f16ToF32(uint16(h+1))
+		a, b := gguf.F16ToF32(uint16(h)), gguf.F16ToF32(uint16(h+1))
 		src = append(src, (a+b)/2, -(a+b)/2)
 	}
 	src = append(src, 65520, 65519, 1e6, float32(math.Inf(-1)), 0, 1e-9)

@@ -26,6 +26,22 @@ func storiesPath(t *testing.T) string {
 }
 
 // newStories returns a reference backend with stories260K loaded.
+// storiesModel maps stories260K for the rest of the test and builds its
+// Model over kernels k.
+func storiesModel(t *testing.T, k engine.Kernels) *engine.Model {
+	t.Helper()
+	f, err := gguf.Open(storiesPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	m, err := engine.NewModel(f.File, f.TensorData, k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func newStories(t *testing.T) (backends.Backend, *backends.ModelInfo) {
 	t.Helper()
 	b := engine.NewBackend(reference.New(), engine.Options{Name: "reference", Version: "test"})
@@ -122,15 +138,7 @@ func TestGreedyGeneration(t *testing.T) {
 // the logits of feeding the same tokens one at a time, that Truncate
 // rewinds exactly, and that all-position logits agree with both.
 func TestBatchEqualsSequential(t *testing.T) {
-	f, err := gguf.Open(storiesPath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := engine.NewModel(f.File, f.TensorData, reference.New(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := storiesModel(t, reference.New())
 	ctx := context.Background()
 	toks := []int32{1, 403, 407, 261, 378, 432, 383}
 	batch, _ := m.NewSession(16)
@@ -485,17 +493,9 @@ func (c *cancelling) MatMul(out []float32, w *engine.Weight, x []float32, batch 
 // TestCancelMidDecode cancels during the first layer and checks that
 // the decode stops before the next one and leaves the session as it was.
 func TestCancelMidDecode(t *testing.T) {
-	f, err := gguf.Open(storiesPath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &cancelling{Kernels: reference.New(), n: 2, cancel: cancel}
-	m, err := engine.NewModel(f.File, f.TensorData, k, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := storiesModel(t, k)
 	s, err := m.NewSession(16)
 	if err != nil {
 		t.Fatal(err)
@@ -514,15 +514,7 @@ func TestCancelMidDecode(t *testing.T) {
 // the same logits as fresh sessions, and that a generation step
 // allocates only a few objects whatever the model size.
 func TestDecodeReusesActivations(t *testing.T) {
-	f, err := gguf.Open(storiesPath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := engine.NewModel(f.File, f.TensorData, reference.New(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := storiesModel(t, reference.New())
 	ctx := context.Background()
 	nv := m.HP.NVocab
 	toks := make([]int32, 24) // longer than any batch a session keeps buffers for
@@ -550,11 +542,7 @@ func TestDecodeReusesActivations(t *testing.T) {
 	}
 	// Allocations of the forward pass itself, over kernels that compute
 	// nothing (the reference kernels allocate scratch of their own).
-	idle, err := engine.NewModel(f.File, f.TensorData, idleKernels{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := idle.NewSession(64)
+	s, _ := storiesModel(t, idleKernels{}).NewSession(64)
 	if _, err := s.Decode(ctx, toks[:1], false); err != nil {
 		t.Fatal(err)
 	}

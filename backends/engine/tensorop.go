@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
@@ -131,19 +132,6 @@ func (b *backend) f32(g *guards, o *operand) []float32 {
 	return out
 }
 
-// sameShape reports whether two shapes are equal.
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // TensorOp runs one kernel operation with full validation of its inputs.
 func (b *backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (res *backends.TensorOpResult, err error) {
 	if err := ctx.Err(); err != nil {
@@ -174,6 +162,16 @@ func (b *backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (r
 			return nil, err
 		}
 	}
+	// Every input but the weight matrix of matmul and get_rows is
+	// converted to f32 in full: bound what a large weight would cost.
+	for i, o := range in {
+		if i == 0 && (op == backends.OpMatMul || op == backends.OpGetRows) {
+			continue
+		}
+		if o.n > maxOpElems {
+			return nil, badArg(op, "input %d has %d elements (at most %d)", i, o.n, maxOpElems)
+		}
+	}
 	g := &guards{}
 	defer func() {
 		if err == nil {
@@ -194,6 +192,9 @@ func (b *backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (r
 			return nil, badArg(op, "x has shape %v, want [%d batch]", x.shape, w.w.Cols)
 		}
 		batch := x.n / w.w.Cols
+		if w.w.Rows > maxOpElems/batch {
+			return nil, badArg(op, "result of %d×%d elements exceeds %d", w.w.Rows, batch, maxOpElems)
+		}
 		out := g.alloc(w.w.Rows * batch)
 		b.k.MatMul(out, w.w, b.f32(g, x), batch)
 		return &backends.TensorOpResult{Shape: []int{w.w.Rows, batch}, Data: out}, nil
@@ -267,7 +268,7 @@ func (b *backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (r
 
 	case backends.OpSiLUMul, backends.OpAdd, backends.OpMul:
 		a, c := in[0], in[1]
-		if !sameShape(a.shape, c.shape) {
+		if !slices.Equal(a.shape, c.shape) {
 			return nil, badArg(op, "shapes %v and %v differ", a.shape, c.shape)
 		}
 		out := g.alloc(a.n)
@@ -294,7 +295,7 @@ func (b *backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (r
 		if len(k.shape) != 3 || k.shape[0] != p.HeadDim || k.shape[1] != p.NHeadKV {
 			return nil, badArg(op, "k has shape %v, want [%d %d ctx]", k.shape, p.HeadDim, p.NHeadKV)
 		}
-		if !sameShape(k.shape, v.shape) {
+		if !slices.Equal(k.shape, v.shape) {
 			return nil, badArg(op, "k shape %v and v shape %v differ", k.shape, v.shape)
 		}
 		if p.StartPos < 0 || p.StartPos > k.shape[2]-batch {

@@ -2,25 +2,19 @@ package engine_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"math"
 	"slices"
 	"testing"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/engine"
 	"github.com/realmrt/realm/backends/reference"
 	"github.com/realmrt/realm/gguf"
 )
 
 // f32Ref is an inline f32 operand.
 func f32Ref(shape []int, vals ...float32) backends.TensorRef {
-	b := make([]byte, 4*len(vals))
-	for i, v := range vals {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return backends.TensorRef{Type: gguf.TypeF32, Shape: shape, Data: b}
+	return backends.TensorRef{Type: gguf.TypeF32, Shape: shape, Data: gguf.F32Bytes(vals)}
 }
 
 // seq returns n values 0.1, 0.2, ...
@@ -39,15 +33,7 @@ func TestTensorOps(t *testing.T) {
 	weight := func(name string) backends.TensorRef { return backends.TensorRef{Model: mi.ID, Name: name} }
 
 	// Expected results computed directly with the kernels.
-	f, err := gguf.Open(storiesPath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := engine.NewModel(f.File, f.TensorData, k, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := storiesModel(t, k)
 	wq, _ := m.Weight("blk.0.attn_q.weight")
 	x := seq(128)
 	wantQ := make([]float32, 128)

@@ -19,7 +19,7 @@ type Params struct {
 	MinP float32 `json:"min_p"`
 	// RepeatPenalty > 1 penalizes tokens seen in the last RepeatLastN
 	// tokens (llama.cpp's rule: divide positive logits, multiply
-	// negative ones); 0 or 1 disables it.
+	// negative ones); 0, 1, a negative or a non-finite value disables it.
 	RepeatPenalty float32 `json:"repeat_penalty"`
 	// RepeatLastN is the window of the repetition penalty (64 when 0).
 	RepeatLastN int `json:"repeat_last_n"`

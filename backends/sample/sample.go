@@ -1,10 +1,11 @@
 package sample
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 )
 
 // DefaultRepeatLastN is the repetition-penalty window used when
@@ -123,7 +124,9 @@ func (s *Sampler) Sample(logits []float32, history []int32) (int32, error) {
 // divided by the penalty, the others multiplied.
 func (s *Sampler) penalize(c []candidate, history []int32) {
 	pen := s.p.RepeatPenalty
-	if pen <= 0 || pen == 1 || len(history) == 0 {
+	// NaN and ±Inf would turn logits into NaN (0·Inf), which then win
+	// or lose arbitrarily: like 0 and 1 they disable the penalty.
+	if !(pen > 0) || pen == 1 || math.IsInf(float64(pen), 0) || len(history) == 0 {
 		return
 	}
 	last := s.p.RepeatLastN
@@ -179,11 +182,14 @@ func Greedy(logits []float32) int32 {
 // sortDesc orders candidates by logit, highest first, lower id first on
 // ties, so that the result does not depend on the sort algorithm.
 func sortDesc(c []candidate) []candidate {
-	sort.Slice(c, func(i, j int) bool {
-		if c[i].logit != c[j].logit {
-			return c[i].logit > c[j].logit
+	slices.SortFunc(c, func(a, b candidate) int {
+		if a.logit != b.logit {
+			if a.logit > b.logit {
+				return -1
+			}
+			return 1
 		}
-		return c[i].id < c[j].id
+		return cmp.Compare(a.id, b.id)
 	})
 	return c
 }

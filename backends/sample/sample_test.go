@@ -60,6 +60,11 @@ func TestRepeatPenalty(t *testing.T) {
 		{"distinct", []float32{0, 4, 2.5}, []int32{1, 1, 1}, Params{RepeatPenalty: 1.5}, 1},
 		{"disabled", []float32{0, 4, 3}, []int32{1}, Params{RepeatPenalty: 1}, 1},
 		{"bad ids ignored", []float32{0, 4, 3}, []int32{-1, 99}, Params{RepeatPenalty: 2}, 1},
+		// 0·NaN and 0·Inf are NaN: a non-finite penalty must not turn
+		// the zero logit of token 0 into a winner.
+		{"NaN disabled", []float32{0, 4, 3}, []int32{0}, Params{RepeatPenalty: float32(math.NaN())}, 1},
+		{"Inf disabled", []float32{0, 4, 3}, []int32{0}, Params{RepeatPenalty: float32(math.Inf(1))}, 1},
+		{"negative disabled", []float32{0, 4, 3}, []int32{1}, Params{RepeatPenalty: -2}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,15 +57,8 @@ func runBackends(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: realm backends [--json] [--config FILE] [--backend NAME] [--no-probe]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitCode(2)
+	if _, err := parseExact(fs, args, 0); err != nil {
+		return err
 	}
 	cfg, err := loader.LoadConfig(loaderConfigPath(env, *cfgPath))
 	if err != nil {

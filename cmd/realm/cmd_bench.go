@@ -320,9 +320,14 @@ func modelType(mi *backends.ModelInfo) string {
 		float64(mi.NLayer)*(2*float64(mi.NEmbd)*float64(mi.NEmbd)+
 			2*float64(mi.NEmbd)*float64(mi.NEmbd)*float64(mi.NHeadKV)/float64(max(mi.NHead, 1))+
 			3*float64(mi.NEmbd)*float64(mi.NFF))
-	size := fmt.Sprintf("%.0fM", params/1e6)
-	if params >= 1e9 {
+	var size string
+	switch {
+	case params >= 1e9:
 		size = fmt.Sprintf("%.1fB", params/1e9)
+	case params >= 1e6:
+		size = fmt.Sprintf("%.0fM", params/1e6)
+	default:
+		size = fmt.Sprintf("%.0fK", params/1e3)
 	}
 	names := make([]string, 0, len(mi.TensorTypes))
 	for n := range mi.TensorTypes {

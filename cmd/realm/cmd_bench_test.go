@@ -51,6 +51,11 @@ func TestModelType(t *testing.T) {
 	if got := modelType(mi); got != "llama 1.1B Q4_0" {
 		t.Errorf("modelType = %q, want llama 1.1B Q4_0", got)
 	}
+	small := &backends.ModelInfo{Arch: "llama", NVocab: 512, NEmbd: 64, NLayer: 5, NHead: 8, NHeadKV: 4, NFF: 172,
+		TensorTypes: map[string]int{"F32": 11, "Q8_0": 30}}
+	if got := modelType(small); got != "llama 292K Q8_0" {
+		t.Errorf("modelType = %q, want llama 292K Q8_0", got)
+	}
 }
 
 func TestProcessRSS(t *testing.T) {

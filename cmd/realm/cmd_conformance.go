@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -41,15 +40,8 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: realm conformance [--backend NAME|all] [--ops REGEX] [--json FILE] [--list] [--config FILE]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitCode(2)
+	if _, err := parseExact(fs, args, 0); err != nil {
+		return err
 	}
 	opts := conformance.Options{Seed: *seed, SkipModels: *noModels}
 	if *ops != "" {

@@ -45,16 +45,9 @@ func runGGUFInfo(_ context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: realm gguf info FILE [--json] [--full]")
 		fs.PrintDefaults()
 	}
-	pos, err := ggufInterleaved(fs, args)
+	pos, err := parseExact(fs, args, 1)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitCode(2)
+		return err
 	}
 	m, err := gguf.Open(pos[0])
 	if err != nil {
@@ -228,13 +221,17 @@ type synthPreset struct {
 	nEmbd, nLayer, nHead, nHeadKV, nFF, vocab, ctx int
 }
 
-var synthPresets = map[string]synthPreset{
-	// TinyLlama-1.1B's shapes (the llama.cpp speed table in the reference
-	// README uses them).
-	"tinyllama-1.1b": {nEmbd: 2048, nLayer: 22, nHead: 32, nHeadKV: 4, nFF: 5632, vocab: 32000, ctx: 2048},
-	// A small model for tests: rows are multiples of 256 so every type
-	// applies without fallbacks; the vocabulary matches stories260K.
-	"tiny": {nEmbd: 256, nLayer: 2, nHead: 4, nHeadKV: 2, nFF: 512, vocab: 512, ctx: 256},
+// synthPresets are the model shapes realm gguf synth knows by name.
+func synthPresets() map[string]synthPreset {
+	return map[string]synthPreset{
+		// TinyLlama-1.1B's shapes (the llama.cpp speed table in the
+		// reference README uses them).
+		"tinyllama-1.1b": {nEmbd: 2048, nLayer: 22, nHead: 32, nHeadKV: 4, nFF: 5632, vocab: 32000, ctx: 2048},
+		// A small model for tests: rows are multiples of 256 so every
+		// type applies without fallbacks; the vocabulary matches
+		// stories260K.
+		"tiny": {nEmbd: 256, nLayer: 2, nHead: 4, nHeadKV: 2, nFF: 512, vocab: 512, ctx: 256},
+	}
 }
 
 func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
@@ -256,18 +253,10 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: realm gguf synth --preset NAME --type TYPE -o FILE --tokenizer-from DONOR.gguf [flags]\n\nWrites a deterministic llama model with random weights (normal, std 0.02; norms 1).")
 		fs.PrintDefaults()
 	}
-	pos, err := ggufInterleaved(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
+	if _, err := parseExact(fs, args, 0); err != nil {
+		return err
 	}
-	if len(pos) != 0 {
-		fs.Usage()
-		return exitCode(2)
-	}
-	p, ok := synthPresets[*preset]
+	p, ok := synthPresets()[*preset]
 	if !ok {
 		return fmt.Errorf("unknown preset %q (want tinyllama-1.1b or tiny)", *preset)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"text/tabwriter"
@@ -23,15 +22,8 @@ func runModels(_ context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: realm models [--json] [--config FILE]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitCode(2)
+	if _, err := parseExact(fs, args, 0); err != nil {
+		return err
 	}
 	cfg, err := loader.LoadConfig(loaderConfigPath(env, *cfgPath))
 	if err != nil {

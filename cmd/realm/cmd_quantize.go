@@ -28,18 +28,21 @@ type quantFtype struct {
 
 // quantFtypes are the file types realm quantize and realm gguf synth
 // produce, with their llama.cpp ids.
-var quantFtypes = []quantFtype{
-	{"f32", 0, gguf.TypeF32},
-	{"f16", 1, gguf.TypeF16},
-	{"q4_0", 2, gguf.TypeQ4_0},
-	{"q8_0", 7, gguf.TypeQ8_0},
-	{"q4_k_m", 15, gguf.TypeQ4_K},
-	{"q6_k", 18, gguf.TypeQ6_K},
+func quantFtypes() []quantFtype {
+	return []quantFtype{
+		{"f32", 0, gguf.TypeF32},
+		{"f16", 1, gguf.TypeF16},
+		{"q4_0", 2, gguf.TypeQ4_0},
+		{"q8_0", 7, gguf.TypeQ8_0},
+		{"q4_k_m", 15, gguf.TypeQ4_K},
+		{"q6_k", 18, gguf.TypeQ6_K},
+	}
 }
 
 func parseFtype(s string, allowed ...string) (quantFtype, error) {
-	names := make([]string, 0, len(quantFtypes))
-	for _, ft := range quantFtypes {
+	fts := quantFtypes()
+	names := make([]string, 0, len(fts))
+	for _, ft := range fts {
 		ok := len(allowed) == 0
 		for _, a := range allowed {
 			ok = ok || a == ft.name
@@ -60,26 +63,6 @@ const (
 	keyFileType     = "general.file_type"
 	keyQuantVersion = "general.quantization_version"
 )
-
-// ggufInterleaved parses flags that may appear before, between or after
-// positional arguments and returns the positional ones.
-func ggufInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
 
 // layerOf returns N for a tensor named "blk.N.…", or -1.
 func layerOf(name string) int {
@@ -344,16 +327,9 @@ func runQuantize(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: realm quantize IN.gguf OUT.gguf TYPE\n\nTYPE is one of q8_0, q4_0, q4_k_m, q6_k, f16 (llama.cpp's mixes: norms stay as they are,\noutput.weight gets Q6_K for q4_0/q4_k_m/q6_k, attn_v/ffn_down get Q6_K on some layers for q4_k_m).")
 		fs.PrintDefaults()
 	}
-	pos, err := ggufInterleaved(fs, args)
+	pos, err := parseExact(fs, args, 3)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitCode(2)
-	}
-	if len(pos) != 3 {
-		fs.Usage()
-		return exitCode(2)
+		return err
 	}
 	ft, err := parseFtype(pos[2], "q8_0", "q4_0", "q4_k_m", "q6_k", "f16")
 	if err != nil {

@@ -34,24 +34,9 @@ func runTokenize(_ context.Context, env *cliEnv, args []string) error {
 	noBOS := fs.Bool("no-bos", false, "do not add BOS (nor EOS) even if the vocabulary asks for it")
 	noSpecial := fs.Bool("no-special", false, "treat special-token text as plain text")
 	asJSON := fs.Bool("json", false, `print {"ids":[...]} instead of one "ID -> 'piece'" line per token`)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return exitCode(2)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		if args[0] == "--" {
-			pos = append(pos, args[1:]...)
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
 	if *model == "" {
 		fmt.Fprint(env.Stderr, "realm tokenize: -m MODEL is required\n\n"+tokenizeUsage)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -84,7 +85,7 @@ func realMain(ctx context.Context, env *cliEnv, args []string) int {
 		return 2
 	}
 	if err := cmd.run(ctx, env, args[1:]); err != nil {
-		if code, ok := err.(exitCode); ok {
+		if code, ok := errors.AsType[exitCode](err); ok {
 			return int(code)
 		}
 		fmt.Fprintf(env.Stderr, "realm %s: %v\n", args[0], err)

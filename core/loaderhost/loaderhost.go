@@ -27,9 +27,7 @@ func (m cacheModels) Acquire(ctx context.Context, name string) (*core.Model, err
 	cm := &core.Model{
 		Name: lm.Name, Backend: lm.Backend, BackendName: lm.BackendName, Info: lm.Info, Ref: lm,
 	}
-	if lm.Tokenizer != nil {
-		cm.Tokenizer = lm.Tokenizer
-	}
+	cm.Tokenizer = lm.Tokenizer
 	if lm.Meta != nil {
 		cm.Meta = lm.Meta
 		cm.TensorShapes = make(map[string][]int, len(lm.Meta.Tensors))

@@ -28,6 +28,9 @@ type Target struct {
 	GPU bool
 	// Skip, when set, is why this backend cannot run on this machine.
 	Skip string
+	// NotBuilt reports that the only reason to skip is a plugin binary
+	// that has not been built (a caller that builds it may run it).
+	NotBuilt bool
 }
 
 // Targets lists the backends of cfg the suite should run: all of them
@@ -61,7 +64,7 @@ func Targets(cfg *loader.Config, m loader.Machine, which string) ([]Target, erro
 			t.Skip = "CPU lacks " + strings.Join(missing, ", ")
 		default:
 			if _, err := os.Stat(b.Binary); err != nil {
-				t.Skip = "binary not built (" + b.Binary + "): run make"
+				t.Skip, t.NotBuilt = "binary not built ("+b.Binary+"): run make", true
 			}
 		}
 		out = append(out, t)

@@ -3,6 +3,8 @@ package conformance
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/realmrt/realm/backends/engine"
 	"github.com/realmrt/realm/backends/reference"
 	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/loader"
 )
 
 func refBackend(k engine.Kernels) backends.Backend {
@@ -132,5 +135,40 @@ func TestCompare(t *testing.T) {
 				t.Fatalf("Compare ok=%v (%q), want %v", detail == "", detail, tc.ok)
 			}
 		})
+	}
+}
+
+// TestTargetsSkipReasons: every backend comes back, with a reason when
+// it cannot run, and NotBuilt only when a build would fix it.
+func TestTargetsSkipReasons(t *testing.T) {
+	self := os.Args[0] // a file that exists
+	cfg := &loader.Config{Backends: []loader.BackendConfig{
+		{Name: "ok", Arch: loader.ArchAny, Binary: self},
+		{Name: "unbuilt", Arch: loader.ArchAny, Binary: filepath.Join(t.TempDir(), "missing")},
+		{Name: "other-arch", Arch: "s390x", Binary: filepath.Join(t.TempDir(), "missing")},
+		{Name: "no-feature", Arch: loader.ArchAny, Binary: self, Requires: []string{"AVX512F"}},
+	}}
+	got, err := Targets(cfg, loader.Machine{Arch: "amd64", Features: []string{"AVX2"}}, "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name     string
+		skip     string
+		notBuilt bool
+	}{
+		{"ok", "", false},
+		{"unbuilt", "binary not built", true},
+		{"other-arch", "needs s390x", false},
+		{"no-feature", "CPU lacks AVX512F", false},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d targets, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Name != w.name || (w.skip == "") != (g.Skip == "") || !strings.Contains(g.Skip, w.skip) || g.NotBuilt != w.notBuilt {
+			t.Errorf("target %d = %q skip %q notBuilt %v, want %q %q %v", i, g.Name, g.Skip, g.NotBuilt, w.name, w.skip, w.notBuilt)
+		}
 	}
 }

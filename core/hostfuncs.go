@@ -270,11 +270,7 @@ func modelInfo(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}
 	if t := m.Tokenizer; t != nil {
 		info.BOS, info.EOS, info.AddBOS = t.BOS(), t.EOS(), t.AddBOSDefault()
-		for id := range t.NVocab() {
-			if t.IsEOG(int32(id)) {
-				info.EOG = append(info.EOG, int32(id))
-			}
-		}
+		info.EOG = t.EOGs()
 	}
 	b, err := json.Marshal(info)
 	if err != nil {

@@ -334,8 +334,8 @@ func TestSupervisorCrashRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1}}); !errors.Is(err, backends.ErrStaleHandle) {
-				t.Fatalf("old session: %v, want ErrStaleHandle", err)
+			if _, err := s.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1}}); !errors.Is(err, backends.ErrStaleHandle) || !errors.Is(err, backends.ErrBackendCrashed) {
+				t.Fatalf("old session: %v, want ErrStaleHandle and ErrBackendCrashed", err)
 			}
 			if err := s.CloseSession(ctx, sid); !errors.Is(err, backends.ErrStaleHandle) {
 				t.Fatalf("close old session: %v, want ErrStaleHandle", err)

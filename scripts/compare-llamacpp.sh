@@ -10,8 +10,12 @@
 # Environment: PP (128) and TG (32) tokens, REPS (3) repetitions per test
 # and tool, ROUNDS (2) alternations realm → llama.cpp, BACKEND (cpu-avx2 on
 # amd64; "" lets the configuration choose), FA (auto: llama.cpp's flash
-# attention setting). The machine is shared and noisy: compare the ratios of
-# one run, not absolute figures across runs.
+# attention setting), LLAMA_CPU_VARIANT (empty: the ggml CPU variant ggml
+# picks for this CPU, e.g. sapphirerapids with AMX on a recent Xeon; a name
+# such as zen4, icelake or haswell runs a copy of the harness holding only
+# libggml-cpu-NAME.so, e.g. to measure llama.cpp without AMX). The machine is
+# shared and noisy: compare the ratios of one run, not absolute figures
+# across runs.
 set -euo pipefail
 
 usage() { echo "usage: $0 MODEL.gguf [THREADS]" >&2; exit 2; }
@@ -48,6 +52,16 @@ fi
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
+VARIANT=${LLAMA_CPU_VARIANT:-}
+if [[ -n $VARIANT ]]; then
+	# ggml loads the best-scoring libggml-cpu-*.so beside the addon: run a
+	# copy of the harness whose prebuilt folder holds only the chosen one.
+	cp -r "$HARNESS/run.mjs" "$HARNESS/package.json" "$HARNESS/node_modules" "$OUT/"
+	BINS=$OUT/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+	[[ -f $BINS/libggml-cpu-$VARIANT.so ]] || { echo "$0: no CPU variant '$VARIANT' in $(ls "$BINS" | grep -o 'cpu-[a-z0-9]*' | tr '\n' ' ')" >&2; exit 1; }
+	find "$BINS" -name 'libggml-cpu-*.so' ! -name "libggml-cpu-$VARIANT.so" -delete
+	HARNESS=$OUT
+fi
 
 REALM_CMD=(bin/realm bench -m "$MODEL" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json)
 [[ -n $BACKEND ]] && REALM_CMD+=(--backend "$BACKEND")
@@ -58,7 +72,7 @@ echo "# machine:   $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 echo "# realm:     ${REALM_CMD[*]}"
 echo "# llama.cpp: ${LLAMA_CMD[*]}"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-if awk -v n="$(nproc)" '{exit !($1 > n)}' /proc/loadavg; then
+if awk -v n="$(nproc)" '{exit !($1 > n + 0.5)}' /proc/loadavg; then
 	echo "# WARNING: load average above $(nproc) CPUs: llama.cpp's spinning thread barriers slow down badly when" \
 		"its threads are descheduled (tg with THREADS > 1 most of all); the ratios below are not representative"
 fi

@@ -177,6 +177,13 @@ function buildInfo(llama) {
     info.build_info_error = String(e.message ?? e);
   }
   info.system_info = llama.systemInfo;
+  // The ggml CPU variant ggml picked for this CPU (the library mapped in).
+  try {
+    const m = /libggml-cpu-([a-z0-9_]+)\.so/.exec(readFileSync("/proc/self/maps", "utf8"));
+    if (m) info.cpu_variant = m[1];
+  } catch {
+    // no /proc: nothing to report
+  }
   return info;
 }
 
@@ -367,7 +374,7 @@ async function bench(args) {
       build_number: info.build_number,
       llama_cpp_release: info.release,
       source_commit: info.source_commit,
-      backends: "CPU (node-llama-cpp " + info.node_llama_cpp + ")",
+      backends: `CPU ${info.cpu_variant ?? ""} (node-llama-cpp ${info.node_llama_cpp})`,
       model_filename: path,
       model_size: size,
       n_batch: Math.max(nPrompt, 1),

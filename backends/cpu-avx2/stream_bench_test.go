@@ -1,0 +1,107 @@
+//go:build linux && amd64
+
+package cpuavx2
+
+import (
+	"flag"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/realmrt/realm/backends/engine"
+	"github.com/realmrt/realm/gguf"
+)
+
+var collapse = flag.Bool("collapse", false, "")
+
+// BenchmarkModelStream multiplies one activation row by every block
+// weight of -model (what one generated token streams), from the mapping
+// and from an anonymous huge-page copy, and reports GB/s of weights per
+// thread-CPU-second on one thread.
+func BenchmarkModelStream(b *testing.B) {
+	if *benchModel == "" {
+		b.Skip("no -model given")
+	}
+	m, err := gguf.Open(*benchModel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	var ws []*engine.Weight
+	total := 0
+	for i := range m.Tensors {
+		ti := &m.Tensors[i]
+		if len(ti.Dims) != 2 || !strings.HasPrefix(ti.Name, "blk.") {
+			continue
+		}
+		data, err := m.TensorData(ti)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ws = append(ws, &engine.Weight{Name: ti.Name, Type: ti.Type, Rows: int(ti.Dims[1]), Cols: int(ti.Dims[0]), Data: data})
+		total += len(data)
+	}
+	if *collapse {
+		lo := uintptr(unsafe.Pointer(&ws[0].Data[0]))
+		last := ws[len(ws)-1]
+		hi := uintptr(unsafe.Pointer(&last.Data[0])) + uintptr(len(last.Data))
+		lo2, hi2 := (lo+(2<<20)-1)&^((2<<20)-1), hi&^((2<<20)-1)
+		r := unsafe.Slice((*byte)(unsafe.Pointer(lo2)), hi2-lo2)
+		t0 := time.Now()
+		e1 := unix.Madvise(r, unix.MADV_HUGEPAGE)
+		e2 := unix.Madvise(r, unix.MADV_COLLAPSE)
+		if sm, err := os.ReadFile("/proc/self/smaps"); err == nil {
+			for _, blk := range strings.Split(string(sm), "\n") {
+				if strings.Contains(blk, ".gguf") || strings.HasPrefix(blk, "FilePmd") || strings.HasPrefix(blk, "Rss") {
+					b.Log(blk)
+				}
+			}
+		}
+		b.Logf("base %x: hugepage %v collapse %v in %v", lo, e1, e2, time.Since(t0))
+	}
+	heap, err := unix.Mmap(-1, 0, total+(2<<20), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Munmap(heap)
+	_ = unix.Madvise(heap, unix.MADV_HUGEPAGE)
+	hws := make([]*engine.Weight, len(ws))
+	off := 0
+	for i, w := range ws {
+		c := *w
+		c.Data = heap[off : off+len(w.Data)]
+		copy(c.Data, w.Data)
+		off += (len(w.Data) + 63) &^ 63
+		hws[i] = &c
+	}
+	x := make([]float32, 8192)
+	for i := range x {
+		x[i] = float32(i%13) - 6
+	}
+	out := make([]float32, 8192)
+	k := benchKernels(b, 1, true)
+	for _, c := range []struct {
+		name string
+		ws   []*engine.Weight
+	}{{"mapped", ws}, {"anon", hws}} {
+		b.Run(c.name, func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var cpu time.Duration
+			for b.Loop() {
+				t0 := threadCPU()
+				for _, w := range c.ws {
+					x[0] += 1e-3 // defeat the requantization skip
+					k.MatMul(out, w, x[:w.Cols], 1)
+				}
+				cpu += threadCPU() - t0
+			}
+			b.ReportMetric(float64(total)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GB/s")
+		})
+	}
+}

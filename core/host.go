@@ -152,8 +152,17 @@ type Host struct {
 type wrt struct {
 	rt       wazero.Runtime
 	mu       sync.Mutex
-	compiled map[[32]byte]wazero.CompiledModule
+	compiled map[[32]byte]*cachedModule
 	order    [][32]byte
+}
+
+// cachedModule is a compiled guest in a runtime's cache. A module evicted
+// while runs still hold it is closed by the last of them, so a run never
+// instantiates a closed module.
+type cachedModule struct {
+	m       wazero.CompiledModule
+	refs    int
+	evicted bool
 }
 
 // NewHost returns a Host serving cfg.Models.
@@ -217,7 +226,7 @@ func (h *Host) runtime(ctx context.Context, pages uint32) (*wrt, error) {
 		rt.Close(ctx)
 		return nil, err
 	}
-	r := &wrt{rt: rt, compiled: map[[32]byte]wazero.CompiledModule{}}
+	r := &wrt{rt: rt, compiled: map[[32]byte]*cachedModule{}}
 	h.runtimes[pages] = r
 	return r, nil
 }
@@ -238,47 +247,69 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.compile(ctx, m)
+	c, release, err := r.compile(ctx, m)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	if err := checkImports(c); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// compile returns the compiled guest, from the cache when warm. The
+// compile returns the compiled guest, from the cache when warm, and a
+// release function the caller must call once it no longer needs the
+// compiled module (instances made from it stay valid after that). The
 // lock is not held while compiling (seconds for a large guest), so
 // cached guests keep starting meanwhile.
-func (r *wrt) compile(ctx context.Context, mod *Module) (wazero.CompiledModule, error) {
+func (r *wrt) compile(ctx context.Context, mod *Module) (wazero.CompiledModule, func(), error) {
 	r.mu.Lock()
-	m, ok := r.compiled[mod.key]
-	r.mu.Unlock()
-	if ok {
-		return m, nil
+	if c, ok := r.compiled[mod.key]; ok {
+		c.refs++
+		r.mu.Unlock()
+		return c.m, r.releaser(ctx, c), nil
 	}
+	r.mu.Unlock()
 	m, err := r.rt.CompileModule(ctx, mod.wasm)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if prev, ok := r.compiled[mod.key]; ok { // compiled concurrently
+	if c, ok := r.compiled[mod.key]; ok { // compiled concurrently
 		m.Close(ctx)
-		return prev, nil
+		c.refs++
+		return c.m, r.releaser(ctx, c), nil
 	}
 	if len(r.order) >= maxCompiled {
-		old := r.order[0]
+		old := r.compiled[r.order[0]]
+		delete(r.compiled, r.order[0])
 		r.order = r.order[1:]
-		// Closing a compiled module is safe while instances made from
-		// it run; it only drops the cache entry.
-		r.compiled[old].Close(ctx)
-		delete(r.compiled, old)
+		old.evicted = true
+		if old.refs == 0 {
+			old.m.Close(ctx)
+		}
 	}
-	r.compiled[mod.key] = m
+	c := &cachedModule{m: m, refs: 1}
+	r.compiled[mod.key] = c
 	r.order = append(r.order, mod.key)
-	return m, nil
+	return m, r.releaser(ctx, c), nil
+}
+
+// releaser returns the function that drops one reference to c.
+func (r *wrt) releaser(ctx context.Context, c *cachedModule) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			c.refs--
+			if c.refs == 0 && c.evicted {
+				c.m.Close(context.WithoutCancel(ctx))
+			}
+		})
+	}
 }
 
 // Run runs a guest to completion. A guest that exits with a non-zero
@@ -348,16 +379,18 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 	if mod == nil {
 		mod = &Module{wasm: req.Wasm, key: sha256.Sum256(req.Wasm)}
 	}
-	compiled, err := r.compile(ctx, mod)
+	compiled, release, err := r.compile(ctx, mod)
 	if err != nil {
 		return res, err
 	}
 	if err := checkImports(compiled); err != nil {
+		release()
 		return res, err
 	}
 	callCtx := context.WithValue(runCtx, instanceKey{}, inst)
 	inst.ctx = callCtx
 	guestMod, err := r.rt.InstantiateModule(callCtx, compiled, mc.WithStartFunctions())
+	release()
 	res.Instantiate = time.Since(start)
 	if err != nil {
 		if runCtx.Err() == nil {

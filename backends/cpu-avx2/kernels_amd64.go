@@ -31,6 +31,7 @@ type Kernels struct {
 	scores [][]float32 // per-worker attention scores
 	ropeC  []float32
 	ropeS  []float32
+	huge   hugeAdvisor // transparent huge pages for mapped weights
 }
 
 var (
@@ -111,6 +112,7 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.huge.advise(w.Data)
 	switch w.Type {
 	case gguf.TypeQ4_0, gguf.TypeQ8_0:
 		k.quantQ8(x, cols, batch)

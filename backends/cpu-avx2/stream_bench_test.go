@@ -3,13 +3,10 @@
 package cpuavx2
 
 import (
-	"flag"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -17,12 +14,12 @@ import (
 	"github.com/realmrt/realm/gguf"
 )
 
-var collapse = flag.Bool("collapse", false, "")
-
 // BenchmarkModelStream multiplies one activation row by every block
 // weight of -model (what one generated token streams), from the mapping
-// and from an anonymous huge-page copy, and reports GB/s of weights per
-// thread-CPU-second on one thread.
+// (the kernels advise it to use transparent huge pages) and from an
+// anonymous huge-page copy, and reports GB/s of weights per
+// thread-CPU-second on one thread. Whether the mapping gets huge pages
+// depends on how the file's pages were cached before (see hugeAdvisor).
 func BenchmarkModelStream(b *testing.B) {
 	if *benchModel == "" {
 		b.Skip("no -model given")
@@ -46,23 +43,9 @@ func BenchmarkModelStream(b *testing.B) {
 		ws = append(ws, &engine.Weight{Name: ti.Name, Type: ti.Type, Rows: int(ti.Dims[1]), Cols: int(ti.Dims[0]), Data: data})
 		total += len(data)
 	}
-	if *collapse {
-		lo := uintptr(unsafe.Pointer(&ws[0].Data[0]))
-		last := ws[len(ws)-1]
-		hi := uintptr(unsafe.Pointer(&last.Data[0])) + uintptr(len(last.Data))
-		lo2, hi2 := (lo+(2<<20)-1)&^((2<<20)-1), hi&^((2<<20)-1)
-		r := unsafe.Slice((*byte)(unsafe.Pointer(lo2)), hi2-lo2)
-		t0 := time.Now()
-		e1 := unix.Madvise(r, unix.MADV_HUGEPAGE)
-		e2 := unix.Madvise(r, unix.MADV_COLLAPSE)
-		if sm, err := os.ReadFile("/proc/self/smaps"); err == nil {
-			for _, blk := range strings.Split(string(sm), "\n") {
-				if strings.Contains(blk, ".gguf") || strings.HasPrefix(blk, "FilePmd") || strings.HasPrefix(blk, "Rss") {
-					b.Log(blk)
-				}
-			}
-		}
-		b.Logf("base %x: hugepage %v collapse %v in %v", lo, e1, e2, time.Since(t0))
+	k := benchKernels(b, 1, true)
+	for _, w := range ws {
+		k.huge.advise(w.Data) // before the copy below reads the mapping
 	}
 	heap, err := unix.Mmap(-1, 0, total+(2<<20), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
@@ -84,7 +67,6 @@ func BenchmarkModelStream(b *testing.B) {
 		x[i] = float32(i%13) - 6
 	}
 	out := make([]float32, 8192)
-	k := benchKernels(b, 1, true)
 	for _, c := range []struct {
 		name string
 		ws   []*engine.Weight

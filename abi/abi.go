@@ -151,8 +151,9 @@ const (
 	//
 	// Reads: n_ids little-endian i32 at ids_ptr. flags: Detokenize*.
 	// Result: the text length in bytes. Writes: the text when it fits.
-	// Errors: EBADF, EFAULT, E2BIG (n_ids > 1<<20), EINVAL (an id outside
-	// the vocabulary, unknown flags).
+	// Errors: EBADF, EFAULT, E2BIG (n_ids > 1<<20, or the text would be
+	// longer than MaxTextLen), EINVAL (an id outside the vocabulary,
+	// unknown flags).
 	FuncDetokenize = "realm_host_detokenize"
 
 	// FuncSessionOpen opens a session (KV cache and position) on a model.

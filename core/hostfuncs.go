@@ -338,6 +338,14 @@ func detokenize(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	if err := checkIDs(ids, tok.NVocab()); err != nil {
 		return 0, err
 	}
+	// Bound the text before building it: a vocabulary with long pieces
+	// could otherwise turn 1M ids into gigabytes.
+	total := 0
+	for _, id := range ids {
+		if total += len(tok.Piece(id)); total > abi.MaxTextLen {
+			return 0, errf(abi.Errno2big, "detokenize: the text of %d ids exceeds %d bytes", len(ids), abi.MaxTextLen)
+		}
+	}
 	var text []byte
 	if flags&abi.DetokenizePieces != 0 {
 		for _, id := range ids {

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/tokenizer"
 )
 
 // hostileCase is one guest trying to break the host. want lists the
@@ -80,6 +84,17 @@ func hostileCases() []hostileCase {
 		}, want: []string{"1", "1", "E2BIG"}},
 		{name: "ids-count-overflows-u32-bytes", build: func(w *wasmBuilder) {
 			loaded(w).call("realm_host_detokenize", 1, 0, 0x40000001, 0, 4096, 100)
+		}, want: []string{"1", "E2BIG"}},
+		{name: "detokenize-text-over-limit", build: func(w *wasmBuilder) {
+			// 1M copies of the longest piece: under the id cap, but the
+			// text would pass MaxTextLen; refused before it is built.
+			id := longestPiece()
+			ids := make([]int32, 1<<20)
+			for i := range ids {
+				ids[i] = id
+			}
+			w.minPages = 80
+			loaded(w).putI32s(8192, ids...).call("realm_host_detokenize", 1, 8192, 1<<20, 0, 0, 0)
 		}, want: []string{"1", "E2BIG"}},
 		{name: "context-full", build: func(w *wasmBuilder) {
 			loaded(w).call("realm_host_session_open", 1, 4).putI32s(2000, 1, 2, 3, 4).
@@ -346,3 +361,39 @@ func TestBackendFaults(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("client went away") }
+
+// longestPiece returns the id of the stories260K token with the longest
+// piece (at least 5 bytes, so 1M of them exceed abi.MaxTextLen).
+func longestPiece() int32 {
+	path, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		panic(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		panic(err)
+	}
+	g, err := gguf.Read(f, st.Size())
+	if err != nil {
+		panic(err)
+	}
+	tok, err := tokenizer.FromGGUF(g)
+	if err != nil {
+		panic(err)
+	}
+	best := int32(0)
+	for id := int32(0); int(id) < tok.NVocab(); id++ {
+		if len(tok.Piece(id)) > len(tok.Piece(best)) {
+			best = id
+		}
+	}
+	if len(tok.Piece(best)) < 5 {
+		panic(fmt.Sprintf("longest piece is %d bytes", len(tok.Piece(best))))
+	}
+	return best
+}

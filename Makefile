@@ -15,7 +15,7 @@ endif
 # The vulkan plugin builds everywhere; without cgo, the Vulkan headers or
 # a device it reports why and the probe vetoes it.
 PLUGINS   += vulkan
-EXAMPLES  := generate pipeline sampler chat
+EXAMPLES  := generate pipeline sampler chat bench
 MODEL     ?= stories260k
 PROMPT    ?= Once upon a time
 TOKENS    ?= 200

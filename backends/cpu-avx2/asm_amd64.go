@@ -104,3 +104,24 @@ func dotQ4_0Z1(w *byte, a *int8, cvec *int32, dvec *float32, npairs int) float32
 
 //go:noescape
 func dotQ8_0Z1(w *byte, au *uint8, dvec *float32, npairs int) float32
+
+//go:noescape
+func amxQ8Tile(cfg *byte, w *byte, rb int, wstep int, b *int8, ad *float32, wd *float32, nb int, cbuf *int32, out *float32)
+
+//go:noescape
+func unpackQ4_0(dst *byte, src *byte, nb int)
+
+//go:noescape
+func cvtF16Strided(dst *float32, dstride int, src *byte, sstride int, n int)
+
+//go:noescape
+func amxQ4KTile(cfg *byte, w *byte, rb int, wstep int, b *int8, ad *float32, wd *float32, nb int, cbuf *int32, out *float32, wm *float32, at *float32)
+
+//go:noescape
+func unpackQ4K(dst *byte, src *byte, nsb int)
+
+//go:noescape
+func amxK16Tile(cfg *byte, w *byte, b *int8, ad *float32, wd *float32, nb int, cbuf *int32, out *float32)
+
+//go:noescape
+func unpackQ6K(dst *byte, src *byte, nsb int)

@@ -23,7 +23,13 @@ var benchShapes = []struct {
 }
 
 func benchKernels(b *testing.B, threads int, vnni bool) *Kernels {
-	ki, err := NewWithOptions(Options{Threads: threads, DisableVNNI: !vnni})
+	return benchKernelsAMX(b, threads, vnni, false)
+}
+
+// benchKernelsAMX is benchKernels with the AMX tiles on or off (on:
+// skipped without AMX).
+func benchKernelsAMX(b *testing.B, threads int, vnni, amx bool) *Kernels {
+	ki, err := NewWithOptions(Options{Threads: threads, DisableVNNI: !vnni, DisableAMX: !amx})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,6 +37,9 @@ func benchKernels(b *testing.B, threads int, vnni bool) *Kernels {
 	b.Cleanup(func() { k.Close() })
 	if vnni && !k.UsesVNNI() {
 		b.Skip("no AVX512-VNNI")
+	}
+	if amx && !k.UsesAMX() {
+		b.Skip("no AMX-INT8")
 	}
 	return k
 }

@@ -10,7 +10,10 @@
 // multiplied in f32. A batch of activation rows is multiplied by a tiled
 // kernel that reuses each unpacked weight block across four activation
 // rows. Where the CPU has AVX512-VNNI (with AVX512-VL), the Q4_0/Q8_0
-// kernels use VPDPBUSD; the AVX2 kernels remain for other CPUs.
+// kernels use VPDPBUSD; where it also has AMX-INT8 (and Linux grants the
+// tile state), batches of 16 or more rows of Q4_0, Q8_0, Q4_K and Q6_K
+// weights go through AMX tiles (TDPBSSD). The AVX2 kernels remain for
+// other CPUs.
 //
 // Work is split across a persistent pool of threads created by New and
 // stopped by Close; each operation hands out row chunks through an
@@ -34,6 +37,10 @@ type Options struct {
 	// DisableVNNI forces the AVX2 integer dot products even where the
 	// CPU has AVX512-VNNI (used by tests and benchmarks to compare).
 	DisableVNNI bool
+	// DisableAMX keeps the AVX-512 kernels where the CPU has AMX-INT8
+	// tiles (used by tests and benchmarks to compare). AMX is used only
+	// with the VNNI kernels.
+	DisableAMX bool
 }
 
 // RequiredFeatures lists the CPU features the kernels need, as cpuid
@@ -58,6 +65,9 @@ func Features() []string {
 	f := RequiredFeatures()
 	if hasVNNI() {
 		f = append(f, "AVX512F", "AVX512VL", "AVX512VNNI")
+		if hasAMX() {
+			f = append(f, "AMXTILE", "AMXINT8")
+		}
 	}
 	return f
 }

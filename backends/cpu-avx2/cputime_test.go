@@ -36,16 +36,16 @@ func BenchmarkKernelCPU(b *testing.B) {
 			w := randWeight(rng, typ, rows, 2048)
 			x := randVec(rng, batch*2048)
 			out := make([]float32, batch*rows)
-			for _, vnni := range []bool{false, true} {
-				if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
+			for _, isa := range []string{"avx2", "vnni", "amx"} {
+				vnni, amx := isa != "avx2", isa == "amx"
+				if isa == "vnni" && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
 					continue
 				}
-				isa := "avx2"
-				if vnni {
-					isa = "vnni"
+				if amx && (batch == 1 || typ == gguf.TypeF16) {
+					continue
 				}
 				b.Run(fmt.Sprintf("b%d/%v/%s", batch, typ, isa), func(b *testing.B) {
-					k := benchKernels(b, 1, vnni)
+					k := benchKernelsAMX(b, 1, vnni, amx)
 					runtime.LockOSThread()
 					defer runtime.UnlockOSThread()
 					k.MatMul(out, w, x, batch)

@@ -20,6 +20,7 @@ import (
 type Kernels struct {
 	pool *pool
 	vnni bool
+	amx  []*amxScratch // per worker; nil without AMX
 
 	mu     sync.Mutex // serializes operations; guards the scratch below
 	q8     q8Acts
@@ -57,11 +58,20 @@ func NewWithOptions(opts Options) (engine.Kernels, error) {
 		rowBuf: make([][]float32, n),
 		scores: make([][]float32, n),
 	}
+	if k.vnni && !opts.DisableAMX && hasAMX() {
+		k.amx = make([]*amxScratch, n)
+		for i := range k.amx {
+			k.amx[i] = new(amxScratch)
+		}
+	}
 	return k, nil
 }
 
 // Threads returns the number of threads the kernels use.
 func (k *Kernels) Threads() int { return k.pool.n }
+
+// UsesAMX reports whether the AMX tile kernels are in use.
+func (k *Kernels) UsesAMX() bool { return k.amx != nil }
 
 // UsesVNNI reports whether the AVX512-VNNI variants are in use.
 func (k *Kernels) UsesVNNI() bool { return k.vnni }
@@ -197,11 +207,21 @@ func (k *Kernels) quantQ8K(x []float32, cols, batch int) {
 // matQ8 multiplies Q4_0/Q8_0 weights by the Q8_0 activations in k.q8.
 func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
+	// Whole groups of 16 activation rows go through the AMX tiles; the
+	// rest (or everything, without AMX) through the AVX kernels.
+	b0 := 0
+	if k.amx != nil && batch >= amxRows && rows%amxRows == 0 {
+		b0 = batch / amxRows * amxRows
+		k.matQ8AMX(out, w, rb, b0/amxRows)
+		if b0 == batch {
+			return
+		}
+	}
 	var dot1 func(w *byte, a *int8, ad *float32, nb int) float32
 	var dot4 func(w *byte, a *int8, astride int, ad *float32, dstride int, nb int, out *float32)
 	switch {
 	case w.Type == gguf.TypeQ4_0 && k.vnni:
-		k.matQ4_0VNNI(out, w, rb, batch)
+		k.matQ4_0VNNI(out, w, rb, b0, batch)
 		return
 	case w.Type == gguf.TypeQ4_0:
 		dot1, dot4 = dotQ4_0, dotQ4_0x4
@@ -214,7 +234,7 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 	z := w.Type == gguf.TypeQ8_0 && k.vnni && nb%2 == 0
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
 		var t [8]float32
-		b := 0
+		b := b0
 		for ; z && b+8 <= batch; b += 8 {
 			au, d := &k.q8.qsu[b*cols], &k.q8.dvec[b*nb*8]
 			for r := lo; r < hi; r++ {
@@ -251,13 +271,14 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 	})
 }
 
-// matQ4_0VNNI is matQ8 for Q4_0 weights with the unsigned VNNI kernels.
-func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, batch int) {
+// matQ4_0VNNI is matQ8 for Q4_0 weights with the unsigned VNNI kernels,
+// for activation rows b0..batch−1.
+func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, b0, batch int) {
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
 	qs, ad, ac, data := k.q8.qs, k.q8.d, k.q8.s, w.Data
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
 		var t [8]float32
-		b := 0
+		b := b0
 		if nb%2 == 0 {
 			for ; b+8 <= batch; b += 8 {
 				a, c, d := &qs[b*cols], &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8]
@@ -307,11 +328,23 @@ func (k *Kernels) matQ8K(out []float32, w *engine.Weight, rb, batch int) {
 	if w.Type == gguf.TypeQ6_K {
 		dot1, dot4 = dotQ6K, dotQ6Kx4
 	}
+	b0 := 0
+	if k.amx != nil && batch >= amxRows && rows%amxRows == 0 {
+		b0 = batch / amxRows * amxRows
+		if w.Type == gguf.TypeQ4_K {
+			k.matQ4KAMX(out, w, rb, b0/amxRows)
+		} else {
+			k.matQ6KAMX(out, w, rb, b0/amxRows)
+		}
+		if b0 == batch {
+			return
+		}
+	}
 	qs, ad, bs, data := k.q8k.qs, k.q8k.d, k.q8k.bsums, w.Data
 	z := w.Type == gguf.TypeQ4_K && k.vnni
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
 		var t [8]float32
-		b := 0
+		b := b0
 		for ; z && b+8 <= batch; b += 8 {
 			a, m := &qs[b*cols], &k.q8k.meta[b*cols]
 			for r := lo; r < hi; r++ {

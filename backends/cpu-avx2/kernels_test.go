@@ -16,7 +16,7 @@ import (
 )
 
 // variants returns the kernel variants this CPU can run: AVX2 always,
-// VNNI where available.
+// VNNI (AVX-512) and AMX tiles where available.
 func variants(t testing.TB, threads int) map[string]*Kernels {
 	t.Helper()
 	if !Supported() {
@@ -26,14 +26,15 @@ func variants(t testing.TB, threads int) map[string]*Kernels {
 	for _, v := range []struct {
 		name string
 		off  bool
-	}{{"avx2", true}, {"vnni", false}} {
-		ki, err := NewWithOptions(Options{Threads: threads, DisableVNNI: v.off})
+		amx  bool
+	}{{"avx2", true, false}, {"vnni", false, false}, {"amx", false, true}} {
+		ki, err := NewWithOptions(Options{Threads: threads, DisableVNNI: v.off, DisableAMX: !v.amx})
 		if err != nil {
 			t.Fatal(err)
 		}
 		k := ki.(*Kernels)
 		t.Cleanup(func() { k.Close() })
-		if v.name == "vnni" && !k.UsesVNNI() {
+		if (v.name == "vnni" && !k.UsesVNNI()) || (v.amx && !k.UsesAMX()) {
 			continue
 		}
 		out[v.name] = k
@@ -150,14 +151,32 @@ func TestMatMul(t *testing.T) {
 	}
 }
 
-// TestMatMulLargeBatch covers the tiled path across several row chunks
-// and both threads.
+// TestMatMulLargeBatch covers the tiled paths across several row chunks
+// and both threads, including the AMX tiles (rows a multiple of 16,
+// batches of ≥ 16 with and without a remainder, odd block counts).
 func TestMatMulLargeBatch(t *testing.T) {
 	ref := reference.New()
 	ks := variants(t, 2)
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeF16} {
-		rows, cols, batch := 67, 512, 13
+	for _, c := range []struct {
+		typ               gguf.Type
+		rows, cols, batch int
+	}{
+		{gguf.TypeQ4_0, 67, 512, 13},
+		{gguf.TypeQ8_0, 67, 512, 13},
+		{gguf.TypeQ4_K, 67, 512, 13},
+		{gguf.TypeQ6_K, 67, 512, 13},
+		{gguf.TypeF16, 67, 512, 13},
+		{gguf.TypeQ8_0, 48, 96, 37},
+		{gguf.TypeQ8_0, 32, 2816, 16},
+		{gguf.TypeQ8_0, 64, 512, 40},
+		{gguf.TypeQ4_0, 48, 96, 37},
+		{gguf.TypeQ4_0, 32, 2816, 16},
+		{gguf.TypeQ4_K, 48, 768, 37},
+		{gguf.TypeQ4_K, 32, 2816, 16},
+		{gguf.TypeQ6_K, 32, 512, 20},
+	} {
+		typ, rows, cols, batch := c.typ, c.rows, c.cols, c.batch
 		w := randWeight(rng, typ, rows, cols)
 		x := randVec(rng, batch*cols)
 		want := make([]float32, batch*rows)
@@ -166,7 +185,7 @@ func TestMatMulLargeBatch(t *testing.T) {
 			got := make([]float32, batch*rows)
 			k.MatMul(got, w, x, batch)
 			if e := refdata.NMSE(got, want); !(e <= 5e-4) {
-				t.Errorf("%s %v: NMSE %.3g", name, typ, e)
+				t.Errorf("%s %v %d×%d batch %d: NMSE %.3g", name, typ, rows, cols, batch, e)
 			}
 		}
 	}

@@ -18,3 +18,6 @@ func New(threads int) (engine.Kernels, error) {
 func NewWithOptions(opts Options) (engine.Kernels, error) {
 	return nil, fmt.Errorf("cpuavx2: not available on %s", runtime.GOARCH)
 }
+
+// hasAMX reports false: the AMX kernels exist only for amd64.
+func hasAMX() bool { return false }

@@ -3,23 +3,31 @@ package cpuavx2
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// spinFor is how long an idle worker (and the caller waiting for the
+// workers) polls before blocking: generation runs one short operation
+// after another, and a futex wake-up of a sleeping thread costs tens of
+// microseconds on this VM, more than many of the operations themselves.
+const spinFor = 50 * time.Microsecond
 
 // pool is a persistent set of worker goroutines. The caller of run takes
 // part as worker 0, so a pool of n threads starts n−1 goroutines. Idle
-// workers block on a condition variable: nothing spins.
+// workers poll for spinFor after each job, then block on a condition
+// variable: spinning is bounded.
 type pool struct {
 	n int
 
 	runMu sync.Mutex // serializes run calls
 
 	mu      sync.Mutex
-	wake    *sync.Cond // signalled when a new job is posted or on close
-	done    *sync.Cond // signalled when the last worker finishes a job
-	gen     uint64     // job generation
+	wake    *sync.Cond    // signalled when a new job is posted or on close
+	done    *sync.Cond    // signalled when the last worker finishes a job
+	gen     atomic.Uint64 // job generation; changes under mu
 	job     func(worker int)
-	pending int // workers still running the current job
-	closed  bool
+	pending atomic.Int32 // workers still running the current job
+	closed  atomic.Bool  // changes under mu
 	exited  sync.WaitGroup
 }
 
@@ -35,30 +43,47 @@ func newPool(n int) *pool {
 	return p
 }
 
+// spinUntil polls cond for at most spinFor and reports whether it became
+// true.
+func spinUntil(cond func() bool) bool {
+	var t0 time.Time
+	for i := 0; ; i++ {
+		if cond() {
+			return true
+		}
+		if i&63 == 63 {
+			if t0.IsZero() {
+				t0 = time.Now()
+			} else if time.Since(t0) > spinFor {
+				return false
+			}
+		}
+	}
+}
+
 func (p *pool) worker(id int) {
 	defer p.exited.Done()
 	var seen uint64
+	posted := func() bool { return p.gen.Load() != seen || p.closed.Load() }
 	for {
-		p.mu.Lock()
-		for p.gen == seen && !p.closed {
-			p.wake.Wait()
-		}
-		if p.closed {
+		if !spinUntil(posted) {
+			p.mu.Lock()
+			for !posted() {
+				p.wake.Wait()
+			}
 			p.mu.Unlock()
+		}
+		if p.closed.Load() {
 			return
 		}
-		seen = p.gen
-		job := p.job
-		p.mu.Unlock()
+		seen = p.gen.Load()
+		p.job(id) // written before gen changed; stable until pending is 0
 
-		job(id)
-
-		p.mu.Lock()
-		p.pending--
-		if p.pending == 0 {
+		if p.pending.Add(-1) == 0 {
+			p.mu.Lock()
 			p.done.Signal()
+			p.mu.Unlock()
 		}
-		p.mu.Unlock()
 	}
 }
 
@@ -72,7 +97,7 @@ func (p *pool) run(job func(worker int)) {
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
 	p.mu.Lock()
-	if p.closed {
+	if p.closed.Load() {
 		// After close only the caller is left: it does all the work
 		// (every job hands out its items through a shared counter).
 		p.mu.Unlock()
@@ -80,19 +105,21 @@ func (p *pool) run(job func(worker int)) {
 		return
 	}
 	p.job = job
-	p.gen++
-	p.pending = p.n - 1
+	p.pending.Store(int32(p.n - 1))
+	p.gen.Add(1)
 	p.wake.Broadcast()
 	p.mu.Unlock()
 
 	job(0)
 
-	p.mu.Lock()
-	for p.pending > 0 {
-		p.done.Wait()
+	finished := func() bool { return p.pending.Load() == 0 }
+	if !spinUntil(finished) {
+		p.mu.Lock()
+		for !finished() {
+			p.done.Wait()
+		}
+		p.mu.Unlock()
 	}
-	p.job = nil
-	p.mu.Unlock()
 }
 
 // forChunks calls fn(lo, hi) over [0, n) in chunks of at most chunk
@@ -124,11 +151,11 @@ func (p *pool) forChunks(n, chunk, minPar int, fn func(worker, lo, hi int)) {
 // close stops the workers and waits for them to exit. It is idempotent.
 func (p *pool) close() {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed.Load() {
 		p.mu.Unlock()
 		return
 	}
-	p.closed = true
+	p.closed.Store(true)
 	p.wake.Broadcast()
 	p.mu.Unlock()
 	p.exited.Wait()

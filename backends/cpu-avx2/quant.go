@@ -19,6 +19,10 @@ type q8Acts struct {
 	cvec []int32
 	dvec []float32
 	qsu  []uint8 // quants + 128, for the 512-bit Q8_0 tile
+	// AMX layout of the first amxGroups·16 rows (packAMX; 0: not packed).
+	amxB      []int8
+	amxD      []float32
+	amxGroups int
 }
 
 // expand fills cvec and dvec for rows lo..hi−1.
@@ -44,6 +48,17 @@ type q8KActs struct {
 	qs       []int8
 	d        []float32
 	bsums    []int16
+	// AMX layout of the first amxGroups·16 rows (packAMX; 0: not
+	// packed): per sub-block of 32 the quants as for q8Acts, the scale
+	// and the scale times the sub-block's quant sum.
+	amxB      []int8
+	amxD      []float32
+	amxT      []float32
+	amxGroups int
+	// The same for blocks of 16 (Q6_K): quants and scales.
+	amxB16      []int8
+	amxD16      []float32
+	amxGroups16 int
 	// meta has the quants' layout: per super-block its 16 bsums at byte
 	// 0 and its scale at byte 32 (for the 512-bit Q4_K tile).
 	meta []byte
@@ -93,6 +108,7 @@ func growI16(s []int16, n int) []int16 {
 // reset sizes a for batch rows of cols elements.
 func (a *q8Acts) reset(cols, batch int) {
 	a.cols, a.nb = cols, cols/32
+	a.amxGroups = 0
 	a.qs = growI8(a.qs, cols*batch)
 	a.d = growF32(a.d, a.nb*batch)
 	a.s = growI32(a.s, a.nb*batch)
@@ -126,6 +142,7 @@ func (a *q8Acts) quantizeRow(b int, x []float32) {
 // reset sizes a for batch rows of cols elements (cols a multiple of 256).
 func (a *q8KActs) reset(cols, batch int) {
 	a.cols, a.nb = cols, cols/256
+	a.amxGroups, a.amxGroups16 = 0, 0
 	a.qs = growI8(a.qs, cols*batch)
 	a.d = growF32(a.d, a.nb*batch)
 	a.bsums = growI16(a.bsums, a.nb*16*batch)

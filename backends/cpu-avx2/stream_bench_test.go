@@ -16,10 +16,11 @@ import (
 
 // BenchmarkModelStream multiplies one activation row by every block
 // weight of -model (what one generated token streams), from the mapping
-// (the kernels advise it to use transparent huge pages) and from an
-// anonymous huge-page copy, and reports GB/s of weights per
-// thread-CPU-second on one thread. Whether the mapping gets huge pages
-// depends on how the file's pages were cached before (see hugeAdvisor).
+// and from an anonymous huge-page copy, and reports GB/s of weights per
+// thread-CPU-second on one thread. The mapped figure depends on the
+// page-cache folios backing the file (see RATIONALE: pages cached when
+// the file was written are 4 KiB; read back by mmap readahead they are
+// large folios mapped by PMD entries).
 func BenchmarkModelStream(b *testing.B) {
 	if *benchModel == "" {
 		b.Skip("no -model given")
@@ -44,9 +45,6 @@ func BenchmarkModelStream(b *testing.B) {
 		total += len(data)
 	}
 	k := benchKernels(b, 1, true)
-	for _, w := range ws {
-		k.huge.advise(w.Data) // before the copy below reads the mapping
-	}
 	heap, err := unix.Mmap(-1, 0, total+(2<<20), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
 		b.Fatal(err)

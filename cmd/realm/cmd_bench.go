@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +20,8 @@ import (
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/core"
+	"github.com/realmrt/realm/core/loaderhost"
 	"github.com/realmrt/realm/loader"
 )
 
@@ -48,6 +52,9 @@ type benchResult struct {
 	// the repetitions: a speed that other processes on a shared machine
 	// distort less than wall time (0 where /proc is unavailable).
 	CPUTs float64 `json:"cpu_ts,omitempty"`
+	// ViaWasm marks a test run from the WebAssembly guest through the
+	// Realm ABI (--via-wasm) rather than directly on the plugin.
+	ViaWasm bool `json:"via_wasm,omitempty"`
 }
 
 // runBench implements `realm bench`: prompt processing (pp) and text
@@ -65,9 +72,11 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		pin     = fs.String("backend", "", "pin a backend of the configuration (default $REALM_BACKEND)")
 		cfgPath = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
 		asJSON  = fs.Bool("json", false, "print a JSON array, one object per test (llama-bench field names)")
+		viaWasm = fs.Bool("via-wasm", false, "also run the same tests from a WebAssembly guest through the Realm ABI")
+		wasmArg = fs.String("wasm", "", "the bench guest for --via-wasm (default: examples/bench.wasm beside the realm binary)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json]")
+		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json] [--via-wasm [--wasm FILE]]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -163,6 +172,31 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		r.AvgTs, r.StddevTs = meanStddev(r.SamplesTs)
 		r.PluginRSS = processRSS(sup.PID())
 		results = append(results, r)
+	}
+	if *viaWasm {
+		// The guest loads the model again by name: release this load
+		// first so that one copy is mapped at a time.
+		if err := b.UnloadModel(ctx, mi.ID); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		wr, err := benchViaWasm(ctx, b, name, abs, *wasmArg, *nPrompt, *nGen, *reps, log, env)
+		if err != nil {
+			return fmt.Errorf("bench --via-wasm: %w", err)
+		}
+		for _, w := range wr {
+			r := base
+			r.NPrompt, r.NGen, r.ViaWasm = w.np, w.ng, true
+			r.SamplesNs = w.ns
+			var ns []float64
+			for _, v := range w.ns {
+				ns = append(ns, float64(v))
+				r.SamplesTs = append(r.SamplesTs, float64(w.np+w.ng)/(float64(v)/1e9))
+			}
+			avg, sd := meanStddev(ns)
+			r.AvgNs, r.StddevNs = int64(avg), int64(sd)
+			r.AvgTs, r.StddevTs = meanStddev(r.SamplesTs)
+			results = append(results, r)
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
@@ -373,7 +407,14 @@ func printBench(env *cliEnv, results []benchResult, ttft time.Duration) error {
 		if r.NGen > 0 {
 			test = fmt.Sprintf("tg%d", r.NGen)
 		}
-		fmt.Fprintf(tw, "%s\t%.2f MiB\t%s\t%d\t%s\t%.2f ± %.2f\t%.2f\n", r.ModelType, float64(r.ModelSize)/(1<<20), r.Backends, r.NThreads, test, r.AvgTs, r.StddevTs, r.CPUTs)
+		if r.ViaWasm {
+			test += " (wasm)"
+		}
+		cpu := "-"
+		if r.CPUTs > 0 {
+			cpu = fmt.Sprintf("%.2f", r.CPUTs)
+		}
+		fmt.Fprintf(tw, "%s\t%.2f MiB\t%s\t%d\t%s\t%.2f ± %.2f\t%s\n", r.ModelType, float64(r.ModelSize)/(1<<20), r.Backends, r.NThreads, test, r.AvgTs, r.StddevTs, cpu)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -381,9 +422,98 @@ func printBench(env *cliEnv, results []benchResult, ttft time.Duration) error {
 	if _, err := fmt.Fprintf(env.Stdout, "time to first token (bench start → plugin start, model load, first decode): %.0f ms\n", float64(ttft.Microseconds())/1000); err != nil {
 		return err
 	}
-	if n := len(results); n > 0 && results[n-1].PluginRSS > 0 {
-		_, err := fmt.Fprintf(env.Stdout, "plugin RSS after the tests: %.1f MiB (model file %.1f MiB)\n", float64(results[n-1].PluginRSS)/(1<<20), float64(results[n-1].ModelSize)/(1<<20))
-		return err
+	for i := len(results) - 1; i >= 0; i-- {
+		if r := results[i]; r.PluginRSS > 0 {
+			_, err := fmt.Fprintf(env.Stdout, "plugin RSS after the tests: %.1f MiB (model file %.1f MiB)\n", float64(r.PluginRSS)/(1<<20), float64(r.ModelSize)/(1<<20))
+			return err
+		}
 	}
 	return nil
+}
+
+// wasmTest is one test's timings from the bench guest.
+type wasmTest struct {
+	np, ng int
+	ns     []int64
+}
+
+// benchViaWasm runs the bench guest (examples/bench) on backend b in a
+// Realm host, with the model file at path served under a temporary name,
+// and returns its pp and tg timings.
+func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wasmPath string, nPrompt, nGen, reps int, log hclog.Logger, env *cliEnv) ([]wasmTest, error) {
+	if wasmPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		wasmPath = filepath.Join(filepath.Dir(exe), "examples", "bench.wasm")
+	}
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w (build it with: GOOS=wasip1 GOARCH=wasm go build -o bin/examples/bench.wasm ./examples/bench)", err)
+	}
+	// A registry of one model: the file, by a fixed name.
+	const name = "bench-model"
+	dir, file := filepath.Split(path)
+	src := fmt.Sprintf("models_dir = %s\nmodel %q {\n  path = %s\n}\n", hclString(dir), name, hclString(file))
+	cfg, err := loader.ParseConfig([]byte(src), "bench.hcl")
+	if err != nil {
+		return nil, err
+	}
+	cache := loader.NewModelCache(loader.CacheConfig{
+		Registry:    loader.NewRegistry(cfg),
+		Backend:     b,
+		BackendName: backendName,
+		Active:      func() string { return backendName },
+		Logger:      log,
+	})
+	defer cache.Close()
+	hcfg := core.Config{Models: loaderhost.Models(cache), Logger: log}
+	if d, err := os.UserCacheDir(); err == nil {
+		hcfg.CacheDir = filepath.Join(d, "realm", "wazero")
+	}
+	host, err := core.NewHost(ctx, hcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer host.Close(context.WithoutCancel(ctx))
+	var out bytes.Buffer
+	res, err := host.Run(ctx, core.RunRequest{
+		Wasm: wasm, Name: filepath.Base(wasmPath),
+		Args:   []string{name, strconv.Itoa(nPrompt), strconv.Itoa(nGen), strconv.Itoa(reps)},
+		Stdout: &out, Stderr: env.Stderr,
+		Policy: core.Policy{Timeout: time.Hour},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("guest exited with status %d", res.ExitCode)
+	}
+	var g struct {
+		PP []int64 `json:"pp_ns"`
+		TG []int64 `json:"tg_ns"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &g); err != nil {
+		return nil, fmt.Errorf("guest output: %w", err)
+	}
+	var tests []wasmTest
+	if nPrompt > 0 {
+		tests = append(tests, wasmTest{np: nPrompt, ns: g.PP})
+	}
+	if nGen > 0 {
+		tests = append(tests, wasmTest{ng: nGen, ns: g.TG})
+	}
+	for _, t := range tests {
+		if len(t.ns) != reps {
+			return nil, fmt.Errorf("guest output: %d timings, want %d", len(t.ns), reps)
+		}
+	}
+	return tests, nil
+}
+
+// hclString quotes s as an HCL string literal (no template sequences).
+func hclString(s string) string {
+	q, _ := json.Marshal(s)
+	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(string(q))
 }

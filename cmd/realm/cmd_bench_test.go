@@ -3,13 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/backends/engine"
+	"github.com/realmrt/realm/backends/reference"
+	"github.com/realmrt/realm/internal/refdata"
 )
 
 func TestBenchFlagErrors(t *testing.T) {
@@ -70,5 +77,65 @@ func TestProcessRSS(t *testing.T) {
 	}
 	if rss := processRSS(0); rss != 0 {
 		t.Errorf("processRSS(0) = %d", rss)
+	}
+}
+
+// TestBenchViaWasm runs the bench guest (built here) against the
+// in-process reference engine on stories260K, served from a file whose
+// name is not a valid model name (a space, capitals).
+func TestBenchViaWasm(t *testing.T) {
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "bench.wasm")
+	cmd := exec.Command("go", "build", "-o", wasm, "./examples/bench")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./examples/bench: %v\n%s", err, out)
+	}
+	src, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "My Model ${x}.gguf")
+	if err := os.WriteFile(model, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	be := engine.NewBackend(reference.New(), engine.Options{Name: "reference"})
+	var stderr bytes.Buffer
+	env := &cliEnv{Stdout: io.Discard, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	tests, err := benchViaWasm(context.Background(), be, "reference", model, wasm, 8, 4, 2, hclog.NewNullLogger(), env)
+	if err != nil {
+		t.Fatalf("benchViaWasm: %v\nstderr: %s", err, stderr.String())
+	}
+	if len(tests) != 2 || tests[0].np != 8 || tests[1].ng != 4 {
+		t.Fatalf("tests = %+v, want pp8 then tg4", tests)
+	}
+	for _, tc := range tests {
+		if len(tc.ns) != 2 || tc.ns[0] <= 0 || tc.ns[1] <= 0 {
+			t.Errorf("test %+v: want 2 positive timings", tc)
+		}
+	}
+	if _, err := benchViaWasm(context.Background(), be, "reference", model, filepath.Join(dir, "missing.wasm"), 8, 4, 2, hclog.NewNullLogger(), env); err == nil || !strings.Contains(err.Error(), "examples/bench") {
+		t.Errorf("missing guest: error %v, want a hint to build it", err)
+	}
+}
+
+func TestHCLString(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/a b":     `"/tmp/a b"`,
+		`c:\x"y`:       `"c:\\x\"y"`,
+		"${HOME}/%{x}": `"$${HOME}/%%{x}"`,
+	} {
+		if got := hclString(in); got != want {
+			t.Errorf("hclString(%q) = %s, want %s", in, got, want)
+		}
 	}
 }

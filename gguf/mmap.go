@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // Mapped is a GGUF file mapped read-only into memory. Tensor data is
@@ -29,7 +27,7 @@ type Mapped struct {
 func Open(path string) (*Mapped, error) {
 	// O_NONBLOCK: opening a FIFO (or a device) must not wait for a
 	// writer; such files are refused below. Regular files ignore it.
-	fh, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	fh, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
@@ -47,7 +45,7 @@ func Open(path string) (*Mapped, error) {
 	}
 	m := &Mapped{path: path}
 	if size > 0 {
-		data, merr := unix.Mmap(int(fh.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+		data, merr := mmapFile(fh, int(size))
 		if merr == nil {
 			m.data, m.mapped = data, true
 		} else {
@@ -96,7 +94,7 @@ func (m *Mapped) TensorData(ti *TensorInfo) ([]byte, error) {
 func (m *Mapped) Close() error {
 	m.once.Do(func() {
 		if m.mapped {
-			if err := unix.Munmap(m.data); err != nil {
+			if err := munmap(m.data); err != nil {
 				m.err = fmt.Errorf("gguf: munmap %s: %w", m.path, err)
 			}
 		}

@@ -38,7 +38,7 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	var (
-		model    = fs.String("m", "", "model: path of a GGUF file")
+		model    = fs.String("m", "", "model: path of a GGUF file, or a model name the configuration's registry serves")
 		prompt   = fs.String("p", "", "prompt")
 		n        = fs.Int("n", 256, "tokens to generate at most (≤ 0: until end of text or context)")
 		temp     = fs.Float64("temp", 0.8, "temperature (0: greedy)")
@@ -86,11 +86,15 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 		params.Seed = binary.LittleEndian.Uint64(b[:])
 	}
 
-	tok, err := loadTokenizer(*model)
+	path, err := resolveModelArg(env, *model, *cfgPath)
 	if err != nil {
 		return err
 	}
-	b, id, closeBackend, err := openGenerateBackend(ctx, env, *model, *cfgPath, *pin)
+	tok, err := loadTokenizer(path)
+	if err != nil {
+		return err
+	}
+	b, id, closeBackend, err := openGenerateBackend(ctx, env, path, *cfgPath, *pin)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,31 @@ func openGenerateBackend(ctx context.Context, env *cliEnv, path, cfgFlag, pinFla
 	}, nil
 }
 
+// resolveModelArg turns -m into a file path: an existing file is used as
+// it is; otherwise a valid model name is resolved through the
+// configuration's registry (model blocks, then <models_dir>/<name>.gguf,
+// with the registry's rules: the file must stay inside models_dir).
+func resolveModelArg(env *cliEnv, model, cfgFlag string) (string, error) {
+	if _, err := os.Stat(model); err == nil {
+		return model, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if loader.ValidName(model) != nil {
+		return "", fmt.Errorf("model %q: no such file, and not a model name", model)
+	}
+	cfgPath := loaderConfigPath(env, cfgFlag)
+	cfg, err := loader.LoadConfig(cfgPath)
+	if err != nil {
+		return "", fmt.Errorf("model %q is not a file; resolving it as a name needs a configuration: %w", model, err)
+	}
+	res, err := loader.NewRegistry(cfg).Resolve(model)
+	if err != nil {
+		return "", err
+	}
+	return res.Path, nil
+}
+
 // openInProcessBackend loads the model at path into the in-process
 // engine over the scalar reference kernels.
 func openInProcessBackend(ctx context.Context, path string) (backends.Backend, backends.ModelID, func(), error) {

@@ -68,6 +68,28 @@ func TestGenerateThroughPlugin(t *testing.T) {
 		t.Errorf("ids %v\nwant %v", out.IDs, ref.GenIDs)
 	}
 
+	// By name: the registry resolves <models_dir>/<name>.gguf; names that
+	// would leave models_dir are refused before anything is opened.
+	data, err := os.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tiny-stories.gguf"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCLI(t, "generate", "--config", cfg, "-m", "tiny-stories", "-p", ref.Prompt, "-n", "8", "--temp", "0", "--json")
+	if code != 0 {
+		t.Fatalf("by name: exit %d: %s", code, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || !slices.Equal(out.IDs, ref.GenIDs[:8]) {
+		t.Errorf("by name: ids %v (%v), want %v", out.IDs, err, ref.GenIDs[:8])
+	}
+	for _, name := range []string{"../tiny-stories", "no-such-model"} {
+		if code, _, stderr := runCLI(t, "generate", "--config", cfg, "-m", name, "-p", "x", "-n", "1"); code == 0 || !strings.Contains(stderr, name) {
+			t.Errorf("-m %q: exit %d, stderr %q", name, code, stderr)
+		}
+	}
+
 	bad := writeConfig("missing.hcl", filepath.Join(dir, "no-such-plugin"))
 	code, _, stderr = runCLI(t, "generate", "--config", bad, "-m", model, "-p", ref.Prompt, "-n", "4", "--temp", "0", "--json")
 	if code == 0 || !strings.Contains(stderr, "no-such-plugin") {

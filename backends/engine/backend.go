@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime/debug"
-	"sync"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/sample"
@@ -47,31 +46,20 @@ type backend struct {
 	opts  Options
 	types []gguf.Type
 	ok    map[gguf.Type]bool
-
-	mu       sync.Mutex // guards the fields below
-	nextID   uint64
-	models   map[backends.ModelID]*loadedModel
-	sessions map[backends.SessionID]*sessionEntry
+	reg   *Registry[*loadedModel, *openSession]
 }
 
-// loadedModel is a model with its mapping. rw is held for reading by
-// every call that uses the weights and for writing by UnloadModel, so
-// the mapping is never unmapped under a running decode.
+// loadedModel is a model with its mapping. The registry keeps it
+// read-locked during every call that uses the weights, so the mapping
+// is never unmapped under a running decode.
 type loadedModel struct {
-	id       backends.ModelID
-	m        *Model
-	file     *gguf.Mapped
-	info     *backends.ModelInfo
-	rw       sync.RWMutex
-	closed   bool                                 // guarded by rw
-	sessions map[backends.SessionID]*sessionEntry // guarded by backend.mu
+	m    *Model
+	file *gguf.Mapped
+	info *backends.ModelInfo
 }
 
-// sessionEntry is an open session; mu serializes calls on it.
-type sessionEntry struct {
-	id      backends.SessionID
-	model   *loadedModel
-	mu      sync.Mutex
+// openSession is an open session; the registry serializes calls on it.
+type openSession struct {
 	s       *Session // nil once closed
 	sampler *sample.Sampler
 }
@@ -88,11 +76,10 @@ func NewBackend(k Kernels, opts Options) backends.Backend {
 		opts.MaxKVBytes = DefaultMaxKV
 	}
 	b := &backend{
-		k:        k,
-		opts:     opts,
-		ok:       make(map[gguf.Type]bool),
-		models:   make(map[backends.ModelID]*loadedModel),
-		sessions: make(map[backends.SessionID]*sessionEntry),
+		k:    k,
+		opts: opts,
+		ok:   make(map[gguf.Type]bool),
+		reg:  NewRegistry[*loadedModel, *openSession]("engine"),
 	}
 	if tl, ok := k.(TypeLister); ok {
 		b.types = tl.Types()
@@ -155,62 +142,24 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 		f.Close()
 		return nil, fmt.Errorf("engine: load %s: %w", req.Path, err)
 	}
-	lm := &loadedModel{m: m, file: f, info: m.Info(), sessions: make(map[backends.SessionID]*sessionEntry)}
-	b.mu.Lock()
-	b.nextID++
-	lm.id = backends.ModelID(b.nextID)
-	b.models[lm.id] = lm
-	b.mu.Unlock()
+	lm := &loadedModel{m: m, file: f, info: m.Info()}
 	info := *lm.info
-	info.ID = lm.id
+	info.ID = b.reg.AddModel(lm)
 	return &info, nil
 }
 
 // UnloadModel closes the model's sessions and unmaps it, after waiting
 // for calls in flight on it.
 func (b *backend) UnloadModel(ctx context.Context, id backends.ModelID) error {
-	b.mu.Lock()
-	lm, ok := b.models[id]
-	if !ok {
-		b.mu.Unlock()
-		return fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
-	}
-	delete(b.models, id)
-	sess := lm.sessions
-	lm.sessions = nil
-	for sid := range sess {
-		delete(b.sessions, sid)
-	}
-	b.mu.Unlock()
-
-	lm.rw.Lock()
-	defer lm.rw.Unlock()
-	lm.closed = true
-	for _, e := range sess {
-		e.mu.Lock()
-		e.s = nil
-		e.mu.Unlock()
-	}
-	if err := lm.file.Close(); err != nil {
-		return fmt.Errorf("engine: unload model %d: %w", id, err)
-	}
-	return nil
-}
-
-// model returns a loaded model, read-locked; call lm.rw.RUnlock when done.
-func (b *backend) model(id backends.ModelID) (*loadedModel, error) {
-	b.mu.Lock()
-	lm, ok := b.models[id]
-	b.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
-	}
-	lm.rw.RLock()
-	if lm.closed {
-		lm.rw.RUnlock()
-		return nil, fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
-	}
-	return lm, nil
+	return b.reg.RemoveModel(id, func(lm *loadedModel, sess []*openSession) error {
+		for _, e := range sess {
+			e.s, e.sampler = nil, nil
+		}
+		if err := lm.file.Close(); err != nil {
+			return fmt.Errorf("engine: unload model %d: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // OpenSession opens a session of nCtx positions (nCtx ≤ 0: the default
@@ -219,16 +168,13 @@ func (b *backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	lm, err := b.model(id)
+	lm, release, err := b.reg.Model(id)
 	if err != nil {
 		return 0, err
 	}
-	defer lm.rw.RUnlock()
-	if nCtx <= 0 {
-		nCtx = min(b.opts.DefaultContext, lm.m.HP.NCtxTrain)
-	}
-	if nCtx > lm.m.HP.NCtxTrain {
-		return 0, fmt.Errorf("engine: %w: context size %d exceeds the model's training context %d", backends.ErrInvalidArgument, nCtx, lm.m.HP.NCtxTrain)
+	defer release()
+	if nCtx, err = b.reg.SessionSize(b.opts.DefaultContext, nCtx, lm.m.HP.NCtxTrain); err != nil {
+		return 0, err
 	}
 	if kv := lm.m.KVBytes(nCtx); kv > b.opts.MaxKVBytes {
 		return 0, fmt.Errorf("engine: %w: a KV cache of %d positions needs %d bytes (limit %d)", backends.ErrOutOfMemory, nCtx, kv, b.opts.MaxKVBytes)
@@ -237,35 +183,7 @@ func (b *backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 	if err != nil {
 		return 0, fmt.Errorf("engine: %w", err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if lm.sessions == nil { // unloaded meanwhile (cannot happen under RLock, kept for safety)
-		return 0, fmt.Errorf("engine: model %d: %w", id, backends.ErrNotFound)
-	}
-	b.nextID++
-	e := &sessionEntry{id: backends.SessionID(b.nextID), model: lm, s: s}
-	b.sessions[e.id] = e
-	lm.sessions[e.id] = e
-	return e.id, nil
-}
-
-// session returns an open session, locked, with its model read-locked;
-// the caller must call release.
-func (b *backend) session(id backends.SessionID) (e *sessionEntry, release func(), err error) {
-	b.mu.Lock()
-	e, ok := b.sessions[id]
-	b.mu.Unlock()
-	if !ok {
-		return nil, nil, fmt.Errorf("engine: session %d: %w", id, backends.ErrNotFound)
-	}
-	e.model.rw.RLock()
-	e.mu.Lock()
-	if e.model.closed || e.s == nil {
-		e.mu.Unlock()
-		e.model.rw.RUnlock()
-		return nil, nil, fmt.Errorf("engine: session %d: %w", id, backends.ErrNotFound)
-	}
-	return e, func() { e.mu.Unlock(); e.model.rw.RUnlock() }, nil
+	return b.reg.AddSession(id, &openSession{s: s})
 }
 
 // Decode appends req.Tokens to the session in one batch.
@@ -273,7 +191,7 @@ func (b *backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *
 	if req.Want != backends.WantLogits && req.Want != backends.WantSample && req.Want != backends.WantNone {
 		return nil, fmt.Errorf("engine: %w: unknown Want %d", backends.ErrInvalidArgument, req.Want)
 	}
-	e, release, err := b.session(req.Session)
+	e, release, err := b.reg.Session(req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +233,7 @@ func (b *backend) Truncate(ctx context.Context, id backends.SessionID, n int) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	e, release, err := b.session(id)
+	e, release, err := b.reg.Session(id)
 	if err != nil {
 		return err
 	}
@@ -328,21 +246,5 @@ func (b *backend) Truncate(ctx context.Context, id backends.SessionID, n int) er
 
 // CloseSession releases a session (after a call in flight on it ends).
 func (b *backend) CloseSession(_ context.Context, id backends.SessionID) error {
-	b.mu.Lock()
-	e, ok := b.sessions[id]
-	if ok {
-		delete(b.sessions, id)
-		if e.model.sessions != nil {
-			delete(e.model.sessions, id)
-		}
-	}
-	b.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("engine: session %d: %w", id, backends.ErrNotFound)
-	}
-	e.mu.Lock()
-	e.s = nil
-	e.sampler = nil
-	e.mu.Unlock()
-	return nil
+	return b.reg.RemoveSession(id, func(e *openSession) { e.s, e.sampler = nil, nil })
 }

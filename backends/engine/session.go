@@ -99,11 +99,9 @@ func (s *Session) Tokens() []int32 { return s.tokens }
 
 // Truncate rewinds the session to its first n positions.
 func (s *Session) Truncate(n int) error {
-	if n < 0 || n > len(s.tokens) {
-		return fmt.Errorf("%w: cannot truncate a session of %d tokens to %d", backends.ErrInvalidArgument, len(s.tokens), n)
-	}
-	s.tokens = s.tokens[:n]
-	return nil
+	t, err := TruncateTokens(s.tokens, n)
+	s.tokens = t
+	return err
 }
 
 // Decode runs the forward pass over tokens (one batch, positions
@@ -113,17 +111,9 @@ func (s *Session) Truncate(n int) error {
 // cancelled ctx) the session is left as it was.
 func (s *Session) Decode(ctx context.Context, tokens []int32, all bool) ([]float32, error) {
 	hp := &s.m.HP
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%w: no tokens to decode", backends.ErrInvalidArgument)
-	}
-	for i, t := range tokens {
-		if t < 0 || int(t) >= hp.NVocab {
-			return nil, fmt.Errorf("%w: token %d (at %d) is out of range [0, %d)", backends.ErrInvalidArgument, t, i, hp.NVocab)
-		}
-	}
 	start := len(s.tokens)
-	if len(tokens) > s.nCtx-start {
-		return nil, fmt.Errorf("%w: %d tokens at position %d exceed the context of %d", backends.ErrContextFull, len(tokens), start, s.nCtx)
+	if err := CheckBatch(tokens, hp.NVocab, start, s.nCtx); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -21,6 +21,12 @@ type operand struct {
 	n     int // elements
 }
 
+// heldModel is a model read-locked for the duration of one op.
+type heldModel struct {
+	lm      *loadedModel
+	release func()
+}
+
 // badArg returns an ErrInvalidArgument-wrapped error for op.
 func badArg(op, format string, args ...any) error {
 	return fmt.Errorf("engine: %s: %w: %s", op, backends.ErrInvalidArgument, fmt.Sprintf(format, args...))
@@ -29,19 +35,21 @@ func badArg(op, format string, args ...any) error {
 // resolve turns a TensorRef into an operand: a weight of a loaded model
 // (held read-locked until the op's release runs) or inline data whose
 // size is checked against its type and shape.
-func (b *backend) resolve(op string, i int, r backends.TensorRef, locked map[backends.ModelID]*loadedModel) (*operand, error) {
+func (b *backend) resolve(op string, i int, r backends.TensorRef, locked map[backends.ModelID]heldModel) (*operand, error) {
 	if r.Name != "" {
 		if r.Data != nil {
 			return nil, badArg(op, "input %d names weight %q and also carries data", i, r.Name)
 		}
-		lm, ok := locked[r.Model]
+		h, ok := locked[r.Model]
 		if !ok {
-			var err error
-			if lm, err = b.model(r.Model); err != nil {
+			lm, release, err := b.reg.Model(r.Model)
+			if err != nil {
 				return nil, fmt.Errorf("engine: %s: input %d: %w", op, i, err)
 			}
-			locked[r.Model] = lm
+			h = heldModel{lm, release}
+			locked[r.Model] = h
 		}
+		lm := h.lm
 		w, ok := lm.m.Weight(r.Name)
 		if !ok {
 			return nil, fmt.Errorf("engine: %s: input %d: weight %q: %w", op, i, r.Name, backends.ErrNotFound)
@@ -150,10 +158,10 @@ func (b *backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (r
 	if len(req.Inputs) != nIn {
 		return nil, badArg(op, "%d inputs, want %d", len(req.Inputs), nIn)
 	}
-	locked := make(map[backends.ModelID]*loadedModel)
+	locked := make(map[backends.ModelID]heldModel)
 	defer func() {
-		for _, lm := range locked {
-			lm.rw.RUnlock()
+		for _, h := range locked {
+			h.release()
 		}
 	}()
 	in := make([]*operand, nIn)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime/debug"
-	"sync"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/engine"
@@ -25,35 +24,24 @@ type Backend struct {
 	devs  []DeviceInfo // every device found, Err set on rejected ones
 	noDev error        // why dev is nil
 	ops   backends.Backend
-
-	mu       sync.Mutex // guards the fields below
-	nextID   uint64
-	models   map[backends.ModelID]*model
-	sessions map[backends.SessionID]*session
+	reg   *engine.Registry[*model, *session]
 }
 
 var _ backends.Backend = (*Backend)(nil)
 
 // model is a loaded model: the mapping, the validated engine.Model (for
-// shapes and TensorOp) and the device weights. rw is held for reading
-// by calls that use it and for writing by UnloadModel.
+// shapes and TensorOp) and the device weights. The registry keeps it
+// read-locked during calls that use it; UnloadModel waits for them.
 type model struct {
-	id       backends.ModelID
-	m        *engine.Model
-	file     *gguf.Mapped
-	info     *backends.ModelInfo
-	w        *gpuWeights
-	rw       sync.RWMutex
-	closed   bool                            // guarded by rw
-	sessions map[backends.SessionID]*session // guarded by Backend.mu
+	m    *engine.Model
+	file *gguf.Mapped
+	info *backends.ModelInfo
+	w    *gpuWeights
 }
 
-// session is an open session; mu serializes calls on it.
+// session is an open session; the registry serializes calls on it.
 type session struct {
-	id      backends.SessionID
-	model   *model
-	mu      sync.Mutex
-	s       *gpuSession // nil once closed
+	s       *gpuSession // freed once closed
 	sampler *sample.Sampler
 	bytes   uint64 // device memory of the session (immutable)
 }
@@ -67,9 +55,8 @@ func New(opts Options) *Backend {
 		opts.DefaultContext = engine.DefaultContext
 	}
 	b := &Backend{
-		opts:     opts,
-		models:   make(map[backends.ModelID]*model),
-		sessions: make(map[backends.SessionID]*session),
+		opts: opts,
+		reg:  engine.NewRegistry[*model, *session]("vulkan"),
 	}
 	b.dev, b.devs, b.noDev = OpenDevice(opts.Device)
 	if b.dev != nil {
@@ -85,12 +72,8 @@ func newOps(d *Device) backends.Backend {
 
 // Close releases every model and the device.
 func (b *Backend) Close() error {
-	b.mu.Lock()
-	ids := make([]backends.ModelID, 0, len(b.models))
-	for id := range b.models {
-		ids = append(ids, id)
-	}
-	b.mu.Unlock()
+	var ids []backends.ModelID
+	b.reg.Range(func(id backends.ModelID, _ *model) { ids = append(ids, id) }, nil)
 	for _, id := range ids {
 		_ = b.UnloadModel(context.Background(), id)
 	}
@@ -181,15 +164,10 @@ func (b *Backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 		f.Close()
 		return nil, fmt.Errorf("vulkan: load %s: %w", req.Path, err)
 	}
-	lm := &model{m: m, file: f, info: m.Info(), w: w, sessions: make(map[backends.SessionID]*session)}
+	lm := &model{m: m, file: f, info: m.Info(), w: w}
 	lm.info.ExtraBytes = w.bytes
-	b.mu.Lock()
-	b.nextID++
-	lm.id = backends.ModelID(b.nextID)
-	b.models[lm.id] = lm
-	b.mu.Unlock()
 	info := *lm.info
-	info.ID = lm.id
+	info.ID = b.reg.AddModel(lm)
 	return &info, nil
 }
 
@@ -200,15 +178,9 @@ func (b *Backend) budget() uint64 {
 	if b.opts.MemoryLimit > 0 && (total == 0 || b.opts.MemoryLimit < total) {
 		total = b.opts.MemoryLimit
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var used uint64
-	for _, m := range b.models {
-		used += m.w.bytes
-	}
-	for _, s := range b.sessions {
-		used += s.bytes
-	}
+	b.reg.Range(func(_ backends.ModelID, m *model) { used += m.w.bytes },
+		func(_ backends.SessionID, s *session) { used += s.bytes })
 	if used >= total {
 		return 0
 	}
@@ -217,54 +189,19 @@ func (b *Backend) budget() uint64 {
 
 // UnloadModel closes the model's sessions and frees its device memory.
 func (b *Backend) UnloadModel(ctx context.Context, id backends.ModelID) error {
-	b.mu.Lock()
-	lm, ok := b.models[id]
-	if !ok {
-		b.mu.Unlock()
-		return fmt.Errorf("vulkan: model %d: %w", id, backends.ErrNotFound)
-	}
-	delete(b.models, id)
-	sess := lm.sessions
-	lm.sessions = nil
-	for sid := range sess {
-		delete(b.sessions, sid)
-	}
-	b.mu.Unlock()
-
-	lm.rw.Lock()
-	defer lm.rw.Unlock()
-	lm.closed = true
-	b.dev.mu.Lock()
-	for _, e := range sess {
-		e.mu.Lock()
-		if e.s != nil {
+	return b.reg.RemoveModel(id, func(lm *model, sess []*session) error {
+		b.dev.mu.Lock()
+		for _, e := range sess {
 			e.s.free(b.dev)
-			e.s = nil
+			e.sampler = nil
 		}
-		e.mu.Unlock()
-	}
-	lm.w.free(b.dev)
-	b.dev.mu.Unlock()
-	if err := lm.file.Close(); err != nil {
-		return fmt.Errorf("vulkan: unload model %d: %w", id, err)
-	}
-	return nil
-}
-
-// lookup returns a loaded model, read-locked; call rw.RUnlock when done.
-func (b *Backend) lookup(id backends.ModelID) (*model, error) {
-	b.mu.Lock()
-	lm, ok := b.models[id]
-	b.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("vulkan: model %d: %w", id, backends.ErrNotFound)
-	}
-	lm.rw.RLock()
-	if lm.closed {
-		lm.rw.RUnlock()
-		return nil, fmt.Errorf("vulkan: model %d: %w", id, backends.ErrNotFound)
-	}
-	return lm, nil
+		lm.w.free(b.dev)
+		b.dev.mu.Unlock()
+		if err := lm.file.Close(); err != nil {
+			return fmt.Errorf("vulkan: unload model %d: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // OpenSession allocates a session's KV cache and activations on the
@@ -273,17 +210,14 @@ func (b *Backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	lm, err := b.lookup(id)
+	lm, release, err := b.reg.Model(id)
 	if err != nil {
 		return 0, err
 	}
-	defer lm.rw.RUnlock()
+	defer release()
 	hp := &lm.m.HP
-	if nCtx <= 0 {
-		nCtx = min(b.opts.DefaultContext, hp.NCtxTrain)
-	}
-	if nCtx > hp.NCtxTrain {
-		return 0, fmt.Errorf("vulkan: %w: context size %d exceeds the model's training context %d", backends.ErrInvalidArgument, nCtx, hp.NCtxTrain)
+	if nCtx, err = b.reg.SessionSize(b.opts.DefaultContext, nCtx, hp.NCtxTrain); err != nil {
+		return 0, err
 	}
 	kv := 2 * 2 * uint64(hp.NLayer) * uint64(nCtx) * uint64(hp.KVDim())
 	if free := b.budget(); kv > free {
@@ -295,31 +229,25 @@ func (b *Backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 	if err != nil {
 		return 0, fmt.Errorf("vulkan: %w", err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.nextID++
-	e := &session{id: backends.SessionID(b.nextID), model: lm, s: s, bytes: s.bytes}
-	b.sessions[e.id] = e
-	lm.sessions[e.id] = e
-	return e.id, nil
+	sid, err := b.reg.AddSession(id, &session{s: s, bytes: s.bytes})
+	if err != nil { // the model is being unloaded
+		b.dev.mu.Lock()
+		s.free(b.dev)
+		b.dev.mu.Unlock()
+		return 0, err
+	}
+	return sid, nil
 }
 
-// session returns an open session, locked, with its model read-locked.
-func (b *Backend) session(id backends.SessionID) (*session, func(), error) {
-	b.mu.Lock()
-	e, ok := b.sessions[id]
-	b.mu.Unlock()
-	if !ok {
-		return nil, nil, fmt.Errorf("vulkan: session %d: %w", id, backends.ErrNotFound)
+// setMicroBatch sets the tokens per command buffer of a session (tests).
+func (b *Backend) setMicroBatch(id backends.SessionID, ub int) error {
+	e, release, err := b.reg.Session(id)
+	if err != nil {
+		return err
 	}
-	e.model.rw.RLock()
-	e.mu.Lock()
-	if e.model.closed || e.s == nil {
-		e.mu.Unlock()
-		e.model.rw.RUnlock()
-		return nil, nil, fmt.Errorf("vulkan: session %d: %w", id, backends.ErrNotFound)
-	}
-	return e, func() { e.mu.Unlock(); e.model.rw.RUnlock() }, nil
+	defer release()
+	e.s.ub = ub
+	return nil
 }
 
 // Decode appends req.Tokens to the session and returns the logits of the
@@ -328,7 +256,7 @@ func (b *Backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *
 	if req.Want != backends.WantLogits && req.Want != backends.WantSample && req.Want != backends.WantNone {
 		return nil, fmt.Errorf("vulkan: %w: unknown Want %d", backends.ErrInvalidArgument, req.Want)
 	}
-	e, release, err := b.session(req.Session)
+	e, release, err := b.reg.Session(req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -366,42 +294,27 @@ func (b *Backend) Truncate(ctx context.Context, id backends.SessionID, n int) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	e, release, err := b.session(id)
+	e, release, err := b.reg.Session(id)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if n < 0 || n > len(e.s.tokens) {
-		return fmt.Errorf("vulkan: %w: cannot truncate a session of %d tokens to %d", backends.ErrInvalidArgument, len(e.s.tokens), n)
+	t, err := engine.TruncateTokens(e.s.tokens, n)
+	if err != nil {
+		return fmt.Errorf("vulkan: %w", err)
 	}
-	e.s.tokens = e.s.tokens[:n]
+	e.s.tokens = t
 	return nil
 }
 
 // CloseSession frees a session's device memory.
 func (b *Backend) CloseSession(_ context.Context, id backends.SessionID) error {
-	b.mu.Lock()
-	e, ok := b.sessions[id]
-	if ok {
-		delete(b.sessions, id)
-		if e.model.sessions != nil {
-			delete(e.model.sessions, id)
-		}
-	}
-	b.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("vulkan: session %d: %w", id, backends.ErrNotFound)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.s != nil {
+	return b.reg.RemoveSession(id, func(e *session) {
 		b.dev.mu.Lock()
 		e.s.free(b.dev)
 		b.dev.mu.Unlock()
-		e.s = nil
-	}
-	e.sampler = nil
-	return nil
+		e.sampler = nil
+	})
 }
 
 // TensorOp runs one operation on the device. Weights of loaded models
@@ -416,9 +329,10 @@ func (b *Backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (*
 	}
 	in := make([]backends.TensorRef, len(req.Inputs))
 	locked := make(map[backends.ModelID]*model)
+	var releases []func()
 	defer func() {
-		for _, lm := range locked {
-			lm.rw.RUnlock()
+		for _, release := range releases {
+			release()
 		}
 	}()
 	for i, r := range req.Inputs {
@@ -431,11 +345,13 @@ func (b *Backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (*
 		}
 		lm, ok := locked[r.Model]
 		if !ok {
+			var release func()
 			var err error
-			if lm, err = b.lookup(r.Model); err != nil {
+			if lm, release, err = b.reg.Model(r.Model); err != nil {
 				return nil, fmt.Errorf("vulkan: %s: input %d: %w", req.Op, i, err)
 			}
 			locked[r.Model] = lm
+			releases = append(releases, release)
 		}
 		w, ok := lm.m.Weight(r.Name)
 		if !ok {

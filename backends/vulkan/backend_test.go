@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/backends/engine"
 	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/refdata"
@@ -23,11 +24,10 @@ func testBackend(t *testing.T) *Backend {
 	d := testDevice(t)
 	sharedBackend.once.Do(func() {
 		sharedBackend.b = &Backend{
-			opts:     Options{DefaultContext: 512},
-			dev:      d,
-			devs:     shared.infos,
-			models:   make(map[backends.ModelID]*model),
-			sessions: make(map[backends.SessionID]*session),
+			opts: Options{DefaultContext: 512},
+			dev:  d,
+			devs: shared.infos,
+			reg:  engine.NewRegistry[*model, *session]("vulkan"),
 		}
 		sharedBackend.b.ops = newOps(d)
 	})
@@ -130,9 +130,9 @@ func TestBatchedPrefillAndSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Micro-batches of 16 tokens: the prompt takes three command buffers.
-	b.mu.Lock()
-	b.sessions[s1].s.ub = 16
-	b.mu.Unlock()
+	if err := b.setMicroBatch(s1, 16); err != nil {
+		t.Fatal(err)
+	}
 	r1, err := b.Decode(ctx, backends.DecodeRequest{Session: s1, Tokens: prompt, Want: backends.WantLogits})
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +228,7 @@ func TestOutOfMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &Backend{opts: Options{MemoryLimit: 100_000, DefaultContext: 64}, dev: d, devs: shared.infos,
-		models: make(map[backends.ModelID]*model), sessions: make(map[backends.SessionID]*session)}
+		reg: engine.NewRegistry[*model, *session]("vulkan")}
 	if _, err := b.LoadModel(ctx, backends.LoadRequest{Path: path}); !errors.Is(err, backends.ErrOutOfMemory) {
 		t.Fatalf("load over the limit: %v, want ErrOutOfMemory", err)
 	}
@@ -282,7 +282,7 @@ func TestStagingUpload(t *testing.T) {
 		d.staging = staging
 		d.mu.Unlock()
 		b := &Backend{opts: Options{DefaultContext: 16}, dev: d, devs: shared.infos,
-			models: make(map[backends.ModelID]*model), sessions: make(map[backends.SessionID]*session)}
+			reg: engine.NewRegistry[*model, *session]("vulkan")}
 		mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
 		if err != nil {
 			t.Fatal(err)

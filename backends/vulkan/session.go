@@ -110,17 +110,9 @@ func (s *gpuSession) free(d *Device) {
 // (nil when logits is false). On error the session keeps its length.
 func (s *gpuSession) decode(ctx context.Context, d *Device, tokens []int32, logits bool) ([]float32, error) {
 	hp := &s.m.HP
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%w: no tokens to decode", backends.ErrInvalidArgument)
-	}
-	for i, t := range tokens {
-		if t < 0 || int(t) >= hp.NVocab {
-			return nil, fmt.Errorf("%w: token %d (at %d) is out of range [0, %d)", backends.ErrInvalidArgument, t, i, hp.NVocab)
-		}
-	}
 	start := len(s.tokens)
-	if len(tokens) > s.nCtx-start {
-		return nil, fmt.Errorf("%w: %d tokens at position %d exceed the context of %d", backends.ErrContextFull, len(tokens), start, s.nCtx)
+	if err := engine.CheckBatch(tokens, hp.NVocab, start, s.nCtx); err != nil {
+		return nil, err
 	}
 	var out []float32
 	for off := 0; off < len(tokens); off += s.ub {

@@ -41,6 +41,11 @@ type Options struct {
 	// tiles (used by tests and benchmarks to compare). AMX is used only
 	// with the VNNI kernels.
 	DisableAMX bool
+	// NoWeightCopy keeps the weights in the model's file mapping instead
+	// of copying them into huge pages at load (Linux; used by tests of
+	// the mapped path, and by the plugin when REALM_AVX2_NO_WEIGHT_COPY
+	// is set).
+	NoWeightCopy bool
 }
 
 // RequiredFeatures lists the CPU features the kernels need, as cpuid

@@ -33,6 +33,8 @@ type Kernels struct {
 	ropeC  []float32
 	ropeS  []float32
 	huge   hugeAdvisor // transparent huge pages for mapped weights
+
+	noWeightCopy bool // Options.NoWeightCopy
 }
 
 var (
@@ -57,6 +59,8 @@ func NewWithOptions(opts Options) (engine.Kernels, error) {
 		vnni:   hasVNNI() && !opts.DisableVNNI,
 		rowBuf: make([][]float32, n),
 		scores: make([][]float32, n),
+
+		noWeightCopy: opts.NoWeightCopy,
 	}
 	if k.vnni && !opts.DisableAMX && hasAMX() {
 		k.amx = make([]*amxScratch, n)

@@ -53,9 +53,10 @@ type backend struct {
 // read-locked during every call that uses the weights, so the mapping
 // is never unmapped under a running decode.
 type loadedModel struct {
-	m    *Model
-	file *gguf.Mapped
-	info *backends.ModelInfo
+	m       *Model
+	file    *gguf.Mapped
+	info    *backends.ModelInfo
+	release func() // frees the kernels' prepared weights (nil: none)
 }
 
 // openSession is an open session; the registry serializes calls on it.
@@ -143,9 +144,32 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 		return nil, fmt.Errorf("engine: load %s: %w", req.Path, err)
 	}
 	lm := &loadedModel{m: m, file: f, info: m.Info()}
+	if wp, ok := b.k.(WeightPreparer); ok {
+		release, extra, err := wp.PrepareWeights(matrixWeights(m))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("engine: load %s: prepare weights: %w", req.Path, err)
+		}
+		lm.release = release
+		lm.info.ExtraBytes += extra
+	}
 	info := *lm.info
 	info.ID = b.reg.AddModel(lm)
 	return &info, nil
+}
+
+// matrixWeights lists every matrix weight of m once (the embeddings
+// once when the output matrix is tied to them).
+func matrixWeights(m *Model) []*Weight {
+	ws := []*Weight{m.TokEmbd}
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		ws = append(ws, L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down)
+	}
+	if m.Output != m.TokEmbd {
+		ws = append(ws, m.Output)
+	}
+	return ws
 }
 
 // UnloadModel closes the model's sessions and unmaps it, after waiting
@@ -154,6 +178,10 @@ func (b *backend) UnloadModel(ctx context.Context, id backends.ModelID) error {
 	return b.reg.RemoveModel(id, func(lm *loadedModel, sess []*openSession) error {
 		for _, e := range sess {
 			e.s, e.sampler = nil, nil
+		}
+		if lm.release != nil {
+			lm.release()
+			lm.release = nil
 		}
 		if err := lm.file.Close(); err != nil {
 			return fmt.Errorf("engine: unload model %d: %w", id, err)

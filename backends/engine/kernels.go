@@ -82,3 +82,19 @@ type Kernels interface {
 type Closer interface {
 	Close() error
 }
+
+// WeightPreparer is implemented by kernels that want to place the
+// model's matrix weights in memory of their own at load (for example a
+// copy in huge pages, which streams faster than the file mapping).
+// The engine calls PrepareWeights once per loaded model, after the
+// model is validated and before any kernel call uses it, with every
+// matrix weight (each *Weight once). The preparer may replace each
+// Weight's Data by a slice of its memory holding the same bytes; it
+// must not change any other field. extraBytes is the memory it holds
+// beyond the file mapping (reported as ModelInfo.ExtraBytes). The
+// engine calls release (if non-nil) exactly once, at unload, after no
+// call uses the model any more. An error fails the load; the preparer
+// must then have released what it took and left every Data unchanged.
+type WeightPreparer interface {
+	PrepareWeights(ws []*Weight) (release func(), extraBytes uint64, err error)
+}

@@ -5,6 +5,8 @@
 package main
 
 import (
+	"os"
+
 	cpuavx2 "github.com/realmrt/realm/backends/cpu-avx2"
 	"github.com/realmrt/realm/backends/engine"
 	"github.com/realmrt/realm/backends/sdk"
@@ -19,7 +21,10 @@ func main() {
 		Version:  version,
 		Features: cpuavx2.Features(),
 		NewKernels: func(threads int) (engine.Kernels, error) {
-			return cpuavx2.New(threads)
+			return cpuavx2.NewWithOptions(cpuavx2.Options{
+				Threads:      threads,
+				NoWeightCopy: os.Getenv("REALM_AVX2_NO_WEIGHT_COPY") != "",
+			})
 		},
 	})
 }

@@ -350,41 +350,17 @@ func (raw *rawConfig) validate(dir string) (*Config, hcl.Diagnostics) {
 		cfg.MemoryBudget = n
 	}
 
-	seen := map[string]hcl.Range{}
-	for _, rb := range raw.Backends {
-		if prev, dup := seen[rb.Name]; dup {
-			diags = append(diags, diag(rb.NameRange, "Duplicate backend", "backend %q is already declared at %s", rb.Name, prev))
-			continue
-		}
-		seen[rb.Name] = rb.NameRange
-		b, d := rb.validate(dir)
-		diags = append(diags, d...)
-		cfg.Backends = append(cfg.Backends, b)
-	}
-
-	seen = map[string]hcl.Range{}
-	for _, rm := range raw.Models {
-		if prev, dup := seen[rm.Name]; dup {
-			diags = append(diags, diag(rm.NameRange, "Duplicate model", "model %q is already declared at %s", rm.Name, prev))
-			continue
-		}
-		seen[rm.Name] = rm.NameRange
-		m, d := rm.validate(cfg)
-		diags = append(diags, d...)
-		cfg.Models = append(cfg.Models, m)
-	}
-
-	seen = map[string]hcl.Range{}
-	for _, ra := range raw.Apps {
-		if prev, dup := seen[ra.Name]; dup {
-			diags = append(diags, diag(ra.NameRange, "Duplicate app", "app %q is already declared at %s", ra.Name, prev))
-			continue
-		}
-		seen[ra.Name] = ra.NameRange
-		a, d := ra.validate(dir)
-		diags = append(diags, d...)
-		cfg.Apps = append(cfg.Apps, a)
-	}
+	var d hcl.Diagnostics
+	cfg.Backends, d = uniqueBlocks("backend", raw.Backends, func(rb rawBackend) (string, hcl.Range) { return rb.Name, rb.NameRange },
+		func(rb rawBackend) (BackendConfig, hcl.Diagnostics) { return rb.validate(dir) })
+	diags = append(diags, d...)
+	// Models validate against the configuration so far (models_dir).
+	cfg.Models, d = uniqueBlocks("model", raw.Models, func(rm rawModel) (string, hcl.Range) { return rm.Name, rm.NameRange },
+		func(rm rawModel) (ModelConfig, hcl.Diagnostics) { return rm.validate(cfg) })
+	diags = append(diags, d...)
+	cfg.Apps, d = uniqueBlocks("app", raw.Apps, func(ra rawApp) (string, hcl.Range) { return ra.Name, ra.NameRange },
+		func(ra rawApp) (AppConfig, hcl.Diagnostics) { return ra.validate(dir) })
+	diags = append(diags, d...)
 
 	cfg.Server = ServerConfig{Addr: "127.0.0.1:8080", MaxConcurrent: 4, MaxQueue: 16}
 	if raw.Server != nil {
@@ -602,6 +578,29 @@ func sizeUnits() map[string]int64 {
 		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
 		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
 	}
+}
+
+// uniqueBlocks validates labelled blocks in order; a block whose label
+// an earlier block already used is reported as a duplicate (pointing at
+// the first) and left out.
+func uniqueBlocks[R, C any](kind string, blocks []R, label func(R) (string, hcl.Range), validate func(R) (C, hcl.Diagnostics)) ([]C, hcl.Diagnostics) {
+	var (
+		out   []C
+		diags hcl.Diagnostics
+		seen  = map[string]hcl.Range{}
+	)
+	for _, rb := range blocks {
+		name, rng := label(rb)
+		if prev, dup := seen[name]; dup {
+			diags = append(diags, diag(rng, "Duplicate "+kind, "%s %q is already declared at %s", kind, name, prev))
+			continue
+		}
+		seen[name] = rng
+		c, d := validate(rb)
+		diags = append(diags, d...)
+		out = append(out, c)
+	}
+	return out, diags
 }
 
 // ParseSize parses a byte size such as "2GiB", "64MiB", "1.5GB" or "4096".

@@ -30,6 +30,9 @@ type Options struct {
 	// Supervisor tunes plugin supervision (restarts, backoff, pings,
 	// start timeout); its Plugins and Logger are filled in by Open.
 	Supervisor SupervisorConfig
+	// Threads, when > 0, overrides every backend's configured thread
+	// count (realm bench -t).
+	Threads int
 }
 
 // Runtime is a configured host: the chosen backend running under a
@@ -88,7 +91,11 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 	sc.Plugins = nil
 	for _, name := range d.Order {
 		b, _ := cfg.Backend(name)
-		sc.Plugins = append(sc.Plugins, pluginSpec(b))
+		spec := pluginSpec(b)
+		if opts.Threads > 0 {
+			spec.Threads = opts.Threads
+		}
+		sc.Plugins = append(sc.Plugins, spec)
 	}
 	sup, err := NewSupervisor(ctx, sc)
 	if err != nil {

@@ -96,6 +96,18 @@ model "stories260k" {
 		t.Fatal(err)
 	}
 
+	// Options.Threads overrides the configured thread count all the way
+	// into the plugin.
+	rt3, err := Open(ctx, Options{ConfigPath: cfgPath, Threads: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := rt3.Backend.Info(ctx)
+	if err != nil || info.Threads != 3 {
+		t.Errorf("Threads: 3 gave Info %+v, %v", info, err)
+	}
+	rt3.Close()
+
 	for pin, want := range map[string]string{
 		"vulkan": "vetoed by probe: no device found",
 		"cpu-x":  "binary not built: run make",

@@ -36,6 +36,27 @@ func loaderPin(env *cliEnv, flagValue string) string {
 	return env.Getenv("REALM_BACKEND")
 }
 
+// openRuntime opens the loader runtime the way every command does: the
+// configuration from --config / REALM_CONFIG / ./plugins.hcl, the pin from
+// --backend / REALM_BACKEND, and threads (> 0) overriding the backends'
+// thread counts.
+func openRuntime(ctx context.Context, env *cliEnv, cfgFlag, pinFlag string, threads int, log hclog.Logger) (*loader.Runtime, error) {
+	return loader.Open(ctx, loader.Options{
+		ConfigPath: loaderConfigPath(env, cfgFlag),
+		Pin:        loaderPin(env, pinFlag),
+		Logger:     log,
+		Threads:    threads,
+	})
+}
+
+// cliLogger is the stderr logger of a command: level, or debug with -v.
+func cliLogger(env *cliEnv, level hclog.Level, verbose bool) hclog.Logger {
+	if verbose {
+		level = hclog.Debug
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: level})
+}
+
 // backendsOutput is what `realm backends --json` prints.
 type backendsOutput struct {
 	Config string `json:"config"`

@@ -211,38 +211,11 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 // configured). It returns the backend, its supervisor and a release
 // function.
 func openBenchBackend(ctx context.Context, env *cliEnv, cfgFlag, pinFlag string, threads int, log hclog.Logger) (backends.Backend, *loader.Supervisor, func(), error) {
-	path := loaderConfigPath(env, cfgFlag)
-	pin := loaderPin(env, pinFlag)
-	if threads == 0 {
-		rt, err := loader.Open(ctx, loader.Options{ConfigPath: path, Pin: pin, Logger: log})
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return rt.Backend, rt.Supervisor, func() { _ = rt.Close() }, nil
-	}
-	// loader.Open has no thread override: the same steps, with the
-	// chosen backend's thread count replaced.
-	cfg, err := loader.LoadConfig(path)
+	rt, err := openRuntime(ctx, env, cfgFlag, pinFlag, threads, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m := loader.Detect()
-	d, err := loader.Select(m, cfg, loader.Preflight(ctx, m, cfg, loader.PluginProber(log)), pin)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	bc, ok := cfg.Backend(d.Chosen)
-	if !ok {
-		return nil, nil, nil, fmt.Errorf("backend %q not in %s", d.Chosen, path)
-	}
-	sup, err := loader.NewSupervisor(ctx, loader.SupervisorConfig{
-		Logger:  log,
-		Plugins: []loader.PluginSpec{{Name: bc.Name, Binary: bc.Binary, Args: bc.Args, Env: bc.Env, Threads: threads}},
-	})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("starting backend %s: %w", d.Chosen, err)
-	}
-	return sup, sup, func() { _ = sup.Close() }, nil
+	return rt.Backend, rt.Supervisor, func() { _ = rt.Close() }, nil
 }
 
 // processRSS returns the resident set size of process pid in bytes from

@@ -72,12 +72,8 @@ func runRun(ctx context.Context, env *cliEnv, args []string) error {
 		wasmPath, args = rest[0], rest[1:]
 	}
 
-	level := hclog.Warn
-	if *verbose {
-		level = hclog.Debug
-	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: level})
-	rt, err := loader.Open(ctx, loader.Options{ConfigPath: loaderConfigPath(env, *cfgPath), Pin: loaderPin(env, *pin), Logger: log})
+	log := cliLogger(env, hclog.Warn, *verbose)
+	rt, err := openRuntime(ctx, env, *cfgPath, *pin, 0, log)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/realmrt/realm/loader"
 	"github.com/realmrt/realm/server"
 )
 
@@ -48,12 +47,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		fs.Usage()
 		return exitCode(2)
 	}
-	level := hclog.Info
-	if *verbose {
-		level = hclog.Debug
-	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: level})
-	rt, err := loader.Open(ctx, loader.Options{ConfigPath: loaderConfigPath(env, *cfgPath), Pin: loaderPin(env, *pin), Logger: log})
+	log := cliLogger(env, hclog.Info, *verbose)
+	rt, err := openRuntime(ctx, env, *cfgPath, *pin, 0, log)
 	if err != nil {
 		return err
 	}

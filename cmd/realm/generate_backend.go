@@ -40,8 +40,7 @@ func openGenerateBackend(ctx context.Context, env *cliEnv, path, cfgFlag, pinFla
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: hclog.Warn})
-	rt, err := loader.Open(ctx, loader.Options{ConfigPath: cfgPath, Pin: loaderPin(env, pinFlag), Logger: log})
+	rt, err := openRuntime(ctx, env, cfgFlag, pinFlag, 0, cliLogger(env, hclog.Warn, false))
 	if err != nil {
 		return nil, 0, nil, err
 	}

@@ -113,7 +113,7 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 	if k.q8k.amxGroups16 != groups {
 		k.q8k.packAMX16(groups)
 	}
-	a, data := &k.q8k, w.Data
+	a := &k.q8k
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
 		s := k.amx[worker]
 		if !s.init {
@@ -126,8 +126,9 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 		}
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
+			data := k.rowView(worker, w, rb, r0, r0+amxRows)
 			for m := 0; m < amxRows; m++ {
-				row := data[(r0+m)*rb:][:rb]
+				row := data[m*rb:][:rb]
 				for i := 0; i < nbK; i++ {
 					blk := row[i*210 : i*210+210]
 					d := f16ToF32(uint16(blk[208]) | uint16(blk[209])<<8)
@@ -184,7 +185,7 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 	if k.q8k.amxGroups != groups {
 		k.q8k.packAMX(groups)
 	}
-	a, data := &k.q8k, w.Data
+	a := &k.q8k
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
 		s := k.amx[worker]
 		if !s.init {
@@ -198,8 +199,9 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 		}
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
+			data := k.rowView(worker, w, rb, r0, r0+amxRows)
 			for m := 0; m < amxRows; m++ {
-				row := data[(r0+m)*rb:][:rb]
+				row := data[m*rb:][:rb]
 				for i := 0; i < nbK; i++ {
 					blk := row[i*144 : i*144+16]
 					d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
@@ -255,7 +257,7 @@ func (k *Kernels) matQ8AMX(out []float32, w *engine.Weight, rb, groups int) {
 	}
 	q4 := w.Type == gguf.TypeQ4_0
 	bb := w.Type.BlockBytes()
-	a, data := &k.q8, w.Data
+	a := &k.q8
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
 		s := k.amx[worker]
 		if !s.init {
@@ -270,14 +272,15 @@ func (k *Kernels) matQ8AMX(out []float32, w *engine.Weight, rb, groups int) {
 		}
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
+			data := k.rowView(worker, w, rb, r0, r0+amxRows)
 			for m := 0; m < amxRows; m++ {
-				row := data[(r0+m)*rb:]
+				row := data[m*rb:]
 				cvtF16Strided(&s.wd[m], 4*amxRows, &row[0], bb, nb)
 				if q4 {
 					unpackQ4_0(&s.wq[m*32], &row[0], nb)
 				}
 			}
-			wp, stride, step := &data[r0*rb+2], rb, bb
+			wp, stride, step := &data[2], rb, bb
 			if q4 {
 				wp, stride, step = &s.wq[0], 32, 512
 			}

@@ -125,3 +125,9 @@ func amxK16Tile(cfg *byte, w *byte, b *int8, ad *float32, wd *float32, nb int, c
 
 //go:noescape
 func unpackQ6K(dst *byte, src *byte, nsb int)
+
+//go:noescape
+func dotQ4_0P16(w *byte, nb int, a *int8, cneg *int32, dx *float32, out *float32)
+
+//go:noescape
+func dotQ8_0P16(w *byte, nb int, a *int8, cneg *int32, dx *float32, out *float32)

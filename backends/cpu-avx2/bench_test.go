@@ -204,6 +204,20 @@ func BenchmarkMatVecInCache(b *testing.B) {
 					k.MatMul(out, w, x, 1)
 				}
 			})
+			if vnni && packable(w) {
+				p := *w
+				p.Data = make([]byte, len(w.Data))
+				packRows(p.Data, w.Data, w.Type, w.Rows, w.Cols)
+				p.Layout = layoutP16
+				b.Run(fmt.Sprintf("%v/packed", typ), func(b *testing.B) {
+					k := benchKernels(b, 1, vnni)
+					b.SetBytes(int64(len(p.Data)))
+					for b.Loop() {
+						x[0] += 1e-3 // defeat the requantization skip
+						k.MatMul(out, &p, x, 1)
+					}
+				})
+			}
 		}
 	}
 }

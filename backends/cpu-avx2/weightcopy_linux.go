@@ -32,6 +32,10 @@ var _ engine.WeightPreparer = (*Kernels)(nil)
 // stay in the page cache, reclaimable, and refault if read), so the
 // weights are resident once.
 //
+// With VNNI, Q4_0 and Q8_0 matrices are written in the packed 16-row
+// layout of the matrix–vector kernels (see layoutP16) as they are
+// copied, unless Options.NoRepack.
+//
 // Nothing is copied (release nil, 0 bytes) with Options.NoWeightCopy,
 // or when the weights would take more than half of MemAvailable.
 func (k *Kernels) PrepareWeights(ws []*engine.Weight) (release func(), extraBytes uint64, err error) {
@@ -65,9 +69,15 @@ func (k *Kernels) PrepareWeights(ws []*engine.Weight) (release func(), extraByte
 	files := fileMappings()
 	for i, w := range ws {
 		dst := buf[offs[i] : offs[i]+len(w.Data) : offs[i]+len(w.Data)]
-		copy(dst, w.Data)
+		layout := uint8(0)
+		if k.repack && packable(w) {
+			packRows(dst, w.Data, w.Type, w.Rows, w.Cols)
+			layout = layoutP16
+		} else {
+			copy(dst, w.Data)
+		}
 		dropFilePages(w.Data, files)
-		w.Data = dst
+		w.Data, w.Layout = dst, layout
 	}
 	// The weights are read-only from now on.
 	_ = unix.Mprotect(mem, unix.PROT_READ)

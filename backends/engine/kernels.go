@@ -15,6 +15,11 @@ type Weight struct {
 	Rows int
 	Cols int
 	Data []byte
+	// Layout is 0 for the GGUF block layout above. A WeightPreparer may
+	// store Data in a layout of its own (of the same length) and mark it
+	// with a non-zero Layout private to its Kernels: every method of
+	// those Kernels that receives the weight then reads that layout.
+	Layout uint8
 }
 
 // RowBytes returns the size of one row of w in bytes.
@@ -89,7 +94,8 @@ type Closer interface {
 // The engine calls PrepareWeights once per loaded model, after the
 // model is validated and before any kernel call uses it, with every
 // matrix weight (each *Weight once). The preparer may replace each
-// Weight's Data by a slice of its memory holding the same bytes; it
+// Weight's Data by a slice of its memory holding the same bytes, or
+// the same bytes in a layout of its own marked by Weight.Layout; it
 // must not change any other field. extraBytes is the memory it holds
 // beyond the file mapping (reported as ModelInfo.ExtraBytes). The
 // engine calls release (if non-nil) exactly once, at unload, after no

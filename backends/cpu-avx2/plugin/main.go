@@ -24,6 +24,7 @@ func main() {
 			return cpuavx2.NewWithOptions(cpuavx2.Options{
 				Threads:      threads,
 				NoWeightCopy: os.Getenv("REALM_AVX2_NO_WEIGHT_COPY") != "",
+				NoRepack:     os.Getenv("REALM_AVX2_NO_REPACK") != "",
 			})
 		},
 	})

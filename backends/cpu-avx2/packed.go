@@ -1,0 +1,172 @@
+package cpuavx2
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/realmrt/realm/backends/engine"
+	"github.com/realmrt/realm/gguf"
+)
+
+// layoutP16 marks (engine.Weight.Layout) Q4_0/Q8_0 weights stored in the
+// packed layout of packRows: rows are taken in groups of 16; a group of
+// nb blocks holds first the 16 rows' f16 scales of each block (nb × 32
+// bytes, row n of block i at 32i+2n), then each block's quants as
+// chunks of 64 bytes, 4 bytes of each row (chunk c, row n: bytes
+// 4c..4c+3 of the row's quants; Q8_0 quants stored as unsigned q+128).
+// A group takes exactly the bytes its 16 rows take in the GGUF layout;
+// rows past the last whole group stay in the GGUF layout, in place.
+//
+// The layout lets the matrix–vector kernels (dotQ4_0P16, dotQ8_0P16)
+// multiply 16 rows at once with one VPDPBUSD per 4 weights of every row
+// and the activations broadcast from memory, instead of one row at a
+// time with horizontal sums and a scale conversion per block and row.
+const layoutP16 = 1
+
+// packGroup is the number of rows that the packed layout interleaves.
+const packGroup = 16
+
+// packable reports whether w can be stored in the packed layout.
+func packable(w *engine.Weight) bool {
+	return (w.Type == gguf.TypeQ4_0 || w.Type == gguf.TypeQ8_0) && w.Layout == 0 &&
+		w.Rows >= packGroup && w.Cols > 0 && w.Cols%32 == 0 && len(w.Data) == w.Rows*w.RowBytes()
+}
+
+// packParams returns the block size in bytes, the quant bytes per
+// block and the value XORed into each quant byte for w's type.
+func packParams(t gguf.Type) (bb, qb int, flip uint32) {
+	if t == gguf.TypeQ8_0 {
+		return 34, 32, 0x80808080
+	}
+	return 18, 16, 0
+}
+
+// packRows writes src (w's rows in the GGUF layout) into dst (the same
+// length) in the packed layout.
+func packRows(dst, src []byte, t gguf.Type, rows, cols int) {
+	bb, qb, flip := packParams(t)
+	nb := cols / 32
+	rb := nb * bb
+	full := rows / packGroup * packGroup
+	for g := 0; g < full; g += packGroup {
+		d := dst[g*rb : (g+packGroup)*rb]
+		sc, q := d[:nb*32], d[nb*32:]
+		for n := 0; n < packGroup; n++ {
+			row := src[(g+n)*rb : (g+n+1)*rb]
+			for i := 0; i < nb; i++ {
+				blk := row[i*bb : (i+1)*bb]
+				sc[32*i+2*n], sc[32*i+2*n+1] = blk[0], blk[1]
+				qd := q[i*16*qb : (i+1)*16*qb]
+				for c := 0; c < qb/4; c++ {
+					v := binary.LittleEndian.Uint32(blk[2+4*c:]) ^ flip
+					binary.LittleEndian.PutUint32(qd[64*c+4*n:], v)
+				}
+			}
+		}
+	}
+	copy(dst[full*rb:rows*rb], src[full*rb:rows*rb])
+}
+
+// unpackGroup writes the 16 rows of the packed group src (nb blocks)
+// into dst in the GGUF layout.
+func unpackGroup(dst, src []byte, t gguf.Type, nb int) {
+	bb, qb, flip := packParams(t)
+	rb := nb * bb
+	sc, q := src[:nb*32], src[nb*32:]
+	for n := 0; n < packGroup; n++ {
+		row := dst[n*rb : (n+1)*rb]
+		for i := 0; i < nb; i++ {
+			blk := row[i*bb : (i+1)*bb]
+			blk[0], blk[1] = sc[32*i+2*n], sc[32*i+2*n+1]
+			qs := q[i*16*qb : (i+1)*16*qb]
+			for c := 0; c < qb/4; c++ {
+				v := binary.LittleEndian.Uint32(qs[64*c+4*n:]) ^ flip
+				binary.LittleEndian.PutUint32(blk[2+4*c:], v)
+			}
+		}
+	}
+}
+
+// packedRow writes row r of the packed weight w into dst (one row of
+// w.RowBytes() bytes) in the GGUF layout and returns it.
+func packedRow(dst []byte, w *engine.Weight, r int) []byte {
+	bb, qb, flip := packParams(w.Type)
+	nb := w.Cols / 32
+	rb := nb * bb
+	dst = dst[:rb]
+	g := r / packGroup * packGroup
+	if g+packGroup > w.Rows {
+		return w.Data[r*rb : (r+1)*rb]
+	}
+	src := w.Data[g*rb : (g+packGroup)*rb]
+	sc, q := src[:nb*32], src[nb*32:]
+	n := r - g
+	for i := 0; i < nb; i++ {
+		blk := dst[i*bb : (i+1)*bb]
+		blk[0], blk[1] = sc[32*i+2*n], sc[32*i+2*n+1]
+		qs := q[i*16*qb : (i+1)*16*qb]
+		for c := 0; c < qb/4; c++ {
+			v := binary.LittleEndian.Uint32(qs[64*c+4*n:]) ^ flip
+			binary.LittleEndian.PutUint32(blk[2+4*c:], v)
+		}
+	}
+	return dst
+}
+
+// rowView returns rows lo..hi−1 of w in the GGUF layout, row r at
+// (r−lo)·rb: a slice of w.Data, or, for a packed weight, the rows
+// restored into the worker's scratch (lo must then start a group).
+func (k *Kernels) rowView(worker int, w *engine.Weight, rb, lo, hi int) []byte {
+	full := w.Rows / packGroup * packGroup
+	if w.Layout != layoutP16 || lo >= full {
+		return w.Data[lo*rb : hi*rb]
+	}
+	if lo%packGroup != 0 {
+		panic(fmt.Sprintf("cpuavx2: packed weight %q: rows from %d do not start a group", w.Name, lo))
+	}
+	buf := k.unpacked[worker]
+	if cap(buf) < (hi-lo)*rb {
+		buf = make([]byte, (hi-lo)*rb)
+		k.unpacked[worker] = buf
+	}
+	buf = buf[:(hi-lo)*rb]
+	nb := w.Cols / 32
+	g := lo
+	for ; g+packGroup <= min(hi, full); g += packGroup {
+		unpackGroup(buf[(g-lo)*rb:], w.Data[g*rb:(g+packGroup)*rb], w.Type, nb)
+	}
+	copy(buf[(g-lo)*rb:], w.Data[g*rb:hi*rb])
+	return buf
+}
+
+// matPacked multiplies a packed Q4_0/Q8_0 weight by activation rows
+// 0..batch−1 of k.q8, each row on its own pass over the weight.
+func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, batch int) {
+	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
+	groups := rows / packGroup
+	dot := dotQ4_0P16
+	if w.Type == gguf.TypeQ8_0 {
+		dot = dotQ8_0P16
+	}
+	a, data := &k.q8, w.Data
+	gb := packGroup * rb
+	chunk := max(k.rowChunk(rows, 1)/packGroup, 1)
+	k.pool.forChunks(groups, chunk, 0, func(_, lo, hi int) {
+		for b := 0; b < batch; b++ {
+			qs, cn, dx := &a.qs[b*cols], &a.s[b*nb], &a.d[b*nb]
+			for g := lo; g < hi; g++ {
+				dot(&data[g*gb], nb, qs, cn, dx, &out[b*rows+g*packGroup])
+			}
+		}
+	})
+	for r := groups * packGroup; r < rows; r++ {
+		for b := 0; b < batch; b++ {
+			qs, cn, dx := &a.qs[b*cols], &a.s[b*nb], &a.d[b*nb]
+			if w.Type == gguf.TypeQ8_0 {
+				out[b*rows+r] = dotQ8_0VNNI(&data[r*rb], qs, dx, nb)
+			} else {
+				out[b*rows+r] = dotQ4_0VNNIU(&data[r*rb], qs, dx, cn, nb)
+			}
+		}
+	}
+}

@@ -131,3 +131,9 @@ func dotQ4_0P16(w *byte, nb int, a *int8, cneg *int32, dx *float32, out *float32
 
 //go:noescape
 func dotQ8_0P16(w *byte, nb int, a *int8, cneg *int32, dx *float32, out *float32)
+
+//go:noescape
+func amxP16Tile(cfg *byte, wq *byte, a *int8, astride int, wsc *byte, ad *float32, ac *int32, nb int, cbuf *int32, out *float32)
+
+//go:noescape
+func unpackP16Q4(dst *byte, src *byte, nb int)

@@ -140,8 +140,8 @@ func (k *Kernels) rowView(worker int, w *engine.Weight, rb, lo, hi int) []byte {
 }
 
 // matPacked multiplies a packed Q4_0/Q8_0 weight by activation rows
-// 0..batch−1 of k.q8, each row on its own pass over the weight.
-func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, batch int) {
+// b0..batch−1 of k.q8, each row on its own pass over the weight.
+func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, b0, batch int) {
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
 	groups := rows / packGroup
 	dot := dotQ4_0P16
@@ -150,9 +150,9 @@ func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, batch int) {
 	}
 	a, data := &k.q8, w.Data
 	gb := packGroup * rb
-	chunk := max(k.rowChunk(rows, 1)/packGroup, 1)
+	chunk := max((k.rowChunk(rows, 1)+packGroup-1)/packGroup, 1)
 	k.pool.forChunks(groups, chunk, 0, func(_, lo, hi int) {
-		for b := 0; b < batch; b++ {
+		for b := b0; b < batch; b++ {
 			qs, cn, dx := &a.qs[b*cols], &a.s[b*nb], &a.d[b*nb]
 			for g := lo; g < hi; g++ {
 				dot(&data[g*gb], nb, qs, cn, dx, &out[b*rows+g*packGroup])
@@ -160,7 +160,7 @@ func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, batch int) {
 		}
 	})
 	for r := groups * packGroup; r < rows; r++ {
-		for b := 0; b < batch; b++ {
+		for b := b0; b < batch; b++ {
 			qs, cn, dx := &a.qs[b*cols], &a.s[b*nb], &a.d[b*nb]
 			if w.Type == gguf.TypeQ8_0 {
 				out[b*rows+r] = dotQ8_0VNNI(&data[r*rb], qs, dx, nb)
@@ -169,4 +169,60 @@ func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, batch int) {
 			}
 		}
 	}
+}
+
+// matP16AMX multiplies a packed Q4_0/Q8_0 weight (rows a multiple of
+// 16) by the first groups·16 activation rows of k.q8 with AMX tiles,
+// the weights as the B operand: a packed Q8_0 group is already in the B
+// tile layout and is read in place; a Q4_0 group's nibbles are split
+// into the worker's scratch once and used for every activation group.
+func (k *Kernels) matP16AMX(out []float32, w *engine.Weight, rb, groups int) {
+	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
+	a := &k.q8
+	// Per activation group and block, the 16 rows' scales and
+	// corrections (the unsigned weight offset, 8 or 128, times minus
+	// the quant sum; a.s holds −8·Σq).
+	shift := 0
+	if w.Type == gguf.TypeQ8_0 {
+		shift = 4
+	}
+	n := groups * amxRows * nb
+	a.p16D = growF32(a.p16D, n)
+	a.p16C = growI32(a.p16C, n)
+	for g := 0; g < groups; g++ {
+		for m := 0; m < amxRows; m++ {
+			r := g*amxRows + m
+			d, c := a.d[r*nb:(r+1)*nb], a.s[r*nb:(r+1)*nb]
+			for i := range d {
+				a.p16D[(g*nb+i)*amxRows+m] = d[i]
+				a.p16C[(g*nb+i)*amxRows+m] = c[i] << shift
+			}
+		}
+	}
+	q4 := w.Type == gguf.TypeQ4_0
+	gb := packGroup * rb
+	k.pool.forChunks(rows/packGroup, 1, 0, func(worker, lo, hi int) {
+		s := k.amx[worker]
+		if !s.init {
+			s.cfg, s.cfg16 = amxConfig(), amxConfig16()
+			s.init = true
+		}
+		if q4 && len(s.wq) < nb*512 {
+			s.wq = make([]byte, nb*512)
+		}
+		for t := lo; t < hi; t++ {
+			grp := w.Data[t*gb : (t+1)*gb]
+			wq := &grp[nb*32]
+			if q4 {
+				unpackP16Q4(&s.wq[0], wq, nb)
+				wq = &s.wq[0]
+			}
+			for g := 0; g < groups; g++ {
+				amxP16Tile(&s.cfg[0], wq, &a.qs[g*amxRows*cols], cols, &grp[0], &a.p16D[g*nb*amxRows], &a.p16C[g*nb*amxRows], nb, &s.c[0], &s.out[0])
+				for m := 0; m < amxRows; m++ {
+					copy(out[(g*amxRows+m)*rows+t*packGroup:][:packGroup], s.out[m*amxRows:(m+1)*amxRows])
+				}
+			}
+		}
+	})
 }

@@ -10,7 +10,7 @@ import (
 // workers) polls before blocking: generation runs one short operation
 // after another, and a futex wake-up of a sleeping thread costs tens of
 // microseconds on this VM, more than many of the operations themselves.
-const spinFor = 50 * time.Microsecond
+const spinFor = 2000 * time.Microsecond
 
 // pool is a persistent set of worker goroutines. The caller of run takes
 // part as worker 0, so a pool of n threads starts n−1 goroutines. Idle

@@ -23,6 +23,10 @@ type q8Acts struct {
 	amxB      []int8
 	amxD      []float32
 	amxGroups int
+	// Per group of 16 rows and block, the rows' scales and corrections
+	// for the packed-weight AMX kernel (matP16AMX).
+	p16D []float32
+	p16C []int32
 }
 
 // expand fills cvec and dvec for rows lo..hi−1.

@@ -67,18 +67,23 @@ func (k *Kernels) PrepareWeights(ws []*engine.Weight) (release func(), extraByte
 	_ = unix.Madvise(buf, unix.MADV_HUGEPAGE)
 
 	files := fileMappings()
-	for i, w := range ws {
-		dst := buf[offs[i] : offs[i]+len(w.Data) : offs[i]+len(w.Data)]
-		layout := uint8(0)
-		if k.repack && packable(w) {
-			packRows(dst, w.Data, w.Type, w.Rows, w.Cols)
-			layout = layoutP16
-		} else {
-			copy(dst, w.Data)
+	// One weight per work item, over the pool's threads: the copy is
+	// bound by page faults on the new memory and by the packing.
+	k.pool.forChunks(len(ws), 1, 2, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			w := ws[i]
+			dst := buf[offs[i] : offs[i]+len(w.Data) : offs[i]+len(w.Data)]
+			layout := uint8(0)
+			if k.repack && packable(w) {
+				packRows(dst, w.Data, w.Type, w.Rows, w.Cols)
+				layout = layoutP16
+			} else {
+				copy(dst, w.Data)
+			}
+			dropFilePages(w.Data, files)
+			w.Data, w.Layout = dst, layout
 		}
-		dropFilePages(w.Data, files)
-		w.Data, w.Layout = dst, layout
-	}
+	})
 	// The weights are read-only from now on.
 	_ = unix.Mprotect(mem, unix.PROT_READ)
 	return func() { _ = unix.Munmap(mem) }, uint64(size), nil

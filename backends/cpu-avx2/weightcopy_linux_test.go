@@ -124,7 +124,9 @@ func TestWeightCopy(t *testing.T) {
 				cycle()
 			}
 			maps1, rss1 := procStatus(t)
-			if maps1 > maps0+2 {
+			// A leak adds a mapping per cycle (20); the Go runtime's own
+			// mappings vary by a few between two readings.
+			if maps1 > maps0+10 {
 				t.Errorf("%d mappings after 20 load/unload cycles, %d before", maps1, maps0)
 			}
 			if rss1 > rss0+10*extraCopied+(8<<20) {

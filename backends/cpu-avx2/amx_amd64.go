@@ -113,7 +113,7 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 	if k.q8k.amxGroups16 != groups {
 		k.q8k.packAMX16(groups)
 	}
-	a := &k.q8k
+	a, data := &k.q8k, w.Data
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
 		s := k.amx[worker]
 		if !s.init {
@@ -126,9 +126,8 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 		}
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
-			data := k.rowView(worker, w, rb, r0, r0+amxRows)
 			for m := 0; m < amxRows; m++ {
-				row := data[m*rb:][:rb]
+				row := data[(r0+m)*rb:][:rb]
 				for i := 0; i < nbK; i++ {
 					blk := row[i*210 : i*210+210]
 					d := f16ToF32(uint16(blk[208]) | uint16(blk[209])<<8)
@@ -185,7 +184,7 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 	if k.q8k.amxGroups != groups {
 		k.q8k.packAMX(groups)
 	}
-	a := &k.q8k
+	a, data := &k.q8k, w.Data
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
 		s := k.amx[worker]
 		if !s.init {
@@ -199,9 +198,8 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 		}
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
-			data := k.rowView(worker, w, rb, r0, r0+amxRows)
 			for m := 0; m < amxRows; m++ {
-				row := data[m*rb:][:rb]
+				row := data[(r0+m)*rb:][:rb]
 				for i := 0; i < nbK; i++ {
 					blk := row[i*144 : i*144+16]
 					d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
@@ -257,7 +255,7 @@ func (k *Kernels) matQ8AMX(out []float32, w *engine.Weight, rb, groups int) {
 	}
 	q4 := w.Type == gguf.TypeQ4_0
 	bb := w.Type.BlockBytes()
-	a := &k.q8
+	a, data := &k.q8, w.Data
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
 		s := k.amx[worker]
 		if !s.init {
@@ -272,15 +270,14 @@ func (k *Kernels) matQ8AMX(out []float32, w *engine.Weight, rb, groups int) {
 		}
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
-			data := k.rowView(worker, w, rb, r0, r0+amxRows)
 			for m := 0; m < amxRows; m++ {
-				row := data[m*rb:]
+				row := data[(r0+m)*rb:]
 				cvtF16Strided(&s.wd[m], 4*amxRows, &row[0], bb, nb)
 				if q4 {
 					unpackQ4_0(&s.wq[m*32], &row[0], nb)
 				}
 			}
-			wp, stride, step := &data[2], rb, bb
+			wp, stride, step := &data[r0*rb+2], rb, bb
 			if q4 {
 				wp, stride, step = &s.wq[0], 32, 512
 			}

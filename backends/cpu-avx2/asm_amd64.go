@@ -137,3 +137,9 @@ func amxP16Tile(cfg *byte, wq *byte, a *int8, astride int, wsc *byte, ad *float3
 
 //go:noescape
 func unpackP16Q4(dst *byte, src *byte, nb int)
+
+//go:noescape
+func dotQ4_0P16x4(w *byte, nb int, a *int8, astride int, cneg *int32, dx *float32, sstride int, out *float32, ostride int)
+
+//go:noescape
+func dotQ8_0P16x4(w *byte, nb int, a *int8, astride int, cneg *int32, dx *float32, sstride int, out *float32, ostride int)

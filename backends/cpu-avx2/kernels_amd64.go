@@ -29,12 +29,10 @@ type Kernels struct {
 	q8ksrc []float32   // the activations k.q8k holds
 	xf     []float32   // f16-rounded activations
 	rowBuf [][]float32 // per-worker dequantized weight row
-	// per-worker rows of packed weights restored to the GGUF layout
-	unpacked [][]byte
-	scores   [][]float32 // per-worker attention scores
-	ropeC    []float32
-	ropeS    []float32
-	huge     hugeAdvisor // transparent huge pages for mapped weights
+	scores [][]float32 // per-worker attention scores
+	ropeC  []float32
+	ropeS  []float32
+	huge   hugeAdvisor // transparent huge pages for mapped weights
 
 	noWeightCopy bool // Options.NoWeightCopy
 	repack       bool // PrepareWeights packs Q4_0/Q8_0 (VNNI, !Options.NoRepack)
@@ -58,11 +56,10 @@ func NewWithOptions(opts Options) (engine.Kernels, error) {
 	}
 	n := threadCount(opts.Threads)
 	k := &Kernels{
-		pool:     newPool(n),
-		vnni:     hasVNNI() && !opts.DisableVNNI,
-		rowBuf:   make([][]float32, n),
-		unpacked: make([][]byte, n),
-		scores:   make([][]float32, n),
+		pool:   newPool(n),
+		vnni:   hasVNNI() && !opts.DisableVNNI,
+		rowBuf: make([][]float32, n),
+		scores: make([][]float32, n),
 
 		noWeightCopy: opts.NoWeightCopy,
 	}
@@ -139,8 +136,8 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 	switch w.Type {
 	case gguf.TypeQ4_0, gguf.TypeQ8_0:
 		k.quantQ8(x, cols, batch)
-		if w.Layout == layoutP16 && batch < 4 {
-			k.matPacked(out, w, rb, 0, batch)
+		if w.Layout == layoutP16 {
+			k.matP16(out, w, rb, batch)
 			return
 		}
 		k.matQ8(out, w, rb, batch)
@@ -229,12 +226,6 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 	b0 := 0
 	if k.amx != nil && batch >= amxRows && rows%amxRows == 0 {
 		b0 = batch / amxRows * amxRows
-		if w.Layout == layoutP16 {
-			k.matP16AMX(out, w, rb, b0/amxRows)
-			// The few rows left take one pass over the weight each.
-			k.matPacked(out, w, rb, b0, batch)
-			return
-		}
 		k.matQ8AMX(out, w, rb, b0/amxRows)
 		if b0 == batch {
 			return
@@ -253,16 +244,15 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 	default:
 		dot1, dot4 = dotQ8_0, dotQ8_0x4
 	}
-	qs, ad := k.q8.qs, k.q8.d
+	qs, ad, data := k.q8.qs, k.q8.d, w.Data
 	z := w.Type == gguf.TypeQ8_0 && k.vnni && nb%2 == 0
-	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(worker, lo, hi int) {
+	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
 		var t [8]float32
-		data := k.rowView(worker, w, rb, lo, hi)
 		b := b0
 		for ; z && b+8 <= batch; b += 8 {
 			au, d := &k.q8.qsu[b*cols], &k.q8.dvec[b*nb*8]
 			for r := lo; r < hi; r++ {
-				dotQ8_0x8Z(&data[(r-lo)*rb], au, d, cols, nb/2, &t[0])
+				dotQ8_0x8Z(&data[r*rb], au, d, cols, nb/2, &t[0])
 				for i, v := range t {
 					out[(b+i)*rows+r] = v
 				}
@@ -271,7 +261,7 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 		for ; b+4 <= batch; b += 4 {
 			a, d := &qs[b*cols], &ad[b*nb]
 			for r := lo; r < hi; r++ {
-				dot4(&data[(r-lo)*rb], a, cols, d, 4*nb, nb, &t[0])
+				dot4(&data[r*rb], a, cols, d, 4*nb, nb, &t[0])
 				out[b*rows+r] = t[0]
 				out[(b+1)*rows+r] = t[1]
 				out[(b+2)*rows+r] = t[2]
@@ -284,12 +274,12 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 			if z {
 				au, dv := &k.q8.qsu[b*cols], &k.q8.dvec[b*nb*8]
 				for r := lo; r < hi; r++ {
-					o[r] = dotQ8_0Z1(&data[(r-lo)*rb], au, dv, nb/2)
+					o[r] = dotQ8_0Z1(&data[r*rb], au, dv, nb/2)
 				}
 				continue
 			}
 			for r := lo; r < hi; r++ {
-				o[r] = dot1(&data[(r-lo)*rb], a, d, nb)
+				o[r] = dot1(&data[r*rb], a, d, nb)
 			}
 		}
 	})
@@ -299,16 +289,15 @@ func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 // for activation rows b0..batch−1.
 func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, b0, batch int) {
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
-	qs, ad, ac := k.q8.qs, k.q8.d, k.q8.s
-	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(worker, lo, hi int) {
+	qs, ad, ac, data := k.q8.qs, k.q8.d, k.q8.s, w.Data
+	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
 		var t [8]float32
-		data := k.rowView(worker, w, rb, lo, hi)
 		b := b0
 		if nb%2 == 0 {
 			for ; b+8 <= batch; b += 8 {
 				a, c, d := &qs[b*cols], &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8]
 				for r := lo; r < hi; r++ {
-					dotQ4_0x8Z(&data[(r-lo)*rb], a, c, d, cols, nb/2, &t[0])
+					dotQ4_0x8Z(&data[r*rb], a, c, d, cols, nb/2, &t[0])
 					for i, v := range t {
 						out[(b+i)*rows+r] = v
 					}
@@ -319,9 +308,9 @@ func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, b0, batch int
 			a, d, c := &qs[b*cols], &ad[b*nb], &ac[b*nb]
 			for r := lo; r < hi; r++ {
 				if nb%2 == 0 {
-					dotQ4_0x4Z(&data[(r-lo)*rb], a, &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8], cols, nb/2, &t[0])
+					dotQ4_0x4Z(&data[r*rb], a, &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8], cols, nb/2, &t[0])
 				} else {
-					dotQ4_0x4VNNIU(&data[(r-lo)*rb], a, cols, d, c, 4*nb, nb, &t[0])
+					dotQ4_0x4VNNIU(&data[r*rb], a, cols, d, c, 4*nb, nb, &t[0])
 				}
 				out[b*rows+r] = t[0]
 				out[(b+1)*rows+r] = t[1]
@@ -335,12 +324,12 @@ func (k *Kernels) matQ4_0VNNI(out []float32, w *engine.Weight, rb, b0, batch int
 			if nb%2 == 0 {
 				cv, dv := &k.q8.cvec[b*nb*8], &k.q8.dvec[b*nb*8]
 				for r := lo; r < hi; r++ {
-					o[r] = dotQ4_0Z1(&data[(r-lo)*rb], a, cv, dv, nb/2)
+					o[r] = dotQ4_0Z1(&data[r*rb], a, cv, dv, nb/2)
 				}
 				continue
 			}
 			for r := lo; r < hi; r++ {
-				o[r] = dotQ4_0VNNIU(&data[(r-lo)*rb], a, d, c, nb)
+				o[r] = dotQ4_0VNNIU(&data[r*rb], a, d, c, nb)
 			}
 		}
 	})

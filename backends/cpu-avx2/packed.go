@@ -2,7 +2,6 @@ package cpuavx2
 
 import (
 	"encoding/binary"
-	"fmt"
 
 	"github.com/realmrt/realm/backends/engine"
 	"github.com/realmrt/realm/gguf"
@@ -67,26 +66,6 @@ func packRows(dst, src []byte, t gguf.Type, rows, cols int) {
 	copy(dst[full*rb:rows*rb], src[full*rb:rows*rb])
 }
 
-// unpackGroup writes the 16 rows of the packed group src (nb blocks)
-// into dst in the GGUF layout.
-func unpackGroup(dst, src []byte, t gguf.Type, nb int) {
-	bb, qb, flip := packParams(t)
-	rb := nb * bb
-	sc, q := src[:nb*32], src[nb*32:]
-	for n := 0; n < packGroup; n++ {
-		row := dst[n*rb : (n+1)*rb]
-		for i := 0; i < nb; i++ {
-			blk := row[i*bb : (i+1)*bb]
-			blk[0], blk[1] = sc[32*i+2*n], sc[32*i+2*n+1]
-			qs := q[i*16*qb : (i+1)*16*qb]
-			for c := 0; c < qb/4; c++ {
-				v := binary.LittleEndian.Uint32(qs[64*c+4*n:]) ^ flip
-				binary.LittleEndian.PutUint32(blk[2+4*c:], v)
-			}
-		}
-	}
-}
-
 // packedRow writes row r of the packed weight w into dst (one row of
 // w.RowBytes() bytes) in the GGUF layout and returns it.
 func packedRow(dst []byte, w *engine.Weight, r int) []byte {
@@ -113,49 +92,49 @@ func packedRow(dst []byte, w *engine.Weight, r int) []byte {
 	return dst
 }
 
-// rowView returns rows lo..hi−1 of w in the GGUF layout, row r at
-// (r−lo)·rb: a slice of w.Data, or, for a packed weight, the rows
-// restored into the worker's scratch (lo must then start a group).
-func (k *Kernels) rowView(worker int, w *engine.Weight, rb, lo, hi int) []byte {
-	full := w.Rows / packGroup * packGroup
-	if w.Layout != layoutP16 || lo >= full {
-		return w.Data[lo*rb : hi*rb]
+// matP16 multiplies a packed Q4_0/Q8_0 weight by the batch activation
+// rows in k.q8: whole groups of 16 rows through the AMX tiles where
+// available, the rest with the AVX-512 kernels.
+func (k *Kernels) matP16(out []float32, w *engine.Weight, rb, batch int) {
+	b0 := 0
+	if k.amx != nil && batch >= amxRows && w.Rows%packGroup == 0 {
+		b0 = batch / amxRows * amxRows
+		k.matP16AMX(out, w, rb, b0/amxRows)
 	}
-	if lo%packGroup != 0 {
-		panic(fmt.Sprintf("cpuavx2: packed weight %q: rows from %d do not start a group", w.Name, lo))
-	}
-	buf := k.unpacked[worker]
-	if cap(buf) < (hi-lo)*rb {
-		buf = make([]byte, (hi-lo)*rb)
-		k.unpacked[worker] = buf
-	}
-	buf = buf[:(hi-lo)*rb]
-	nb := w.Cols / 32
-	g := lo
-	for ; g+packGroup <= min(hi, full); g += packGroup {
-		unpackGroup(buf[(g-lo)*rb:], w.Data[g*rb:(g+packGroup)*rb], w.Type, nb)
-	}
-	copy(buf[(g-lo)*rb:], w.Data[g*rb:hi*rb])
-	return buf
+	k.matPacked(out, w, rb, b0, batch)
 }
 
 // matPacked multiplies a packed Q4_0/Q8_0 weight by activation rows
-// b0..batch−1 of k.q8, each row on its own pass over the weight.
+// b0..batch−1 of k.q8: per group of 16 weight rows, 4 activation rows at
+// a time (dotQ4_0P16x4), then one at a time. Rows past the last whole
+// group (in the GGUF layout) use the one-row VNNI kernels.
 func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, b0, batch int) {
+	if b0 >= batch {
+		return
+	}
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
 	groups := rows / packGroup
-	dot := dotQ4_0P16
+	dot, dot4 := dotQ4_0P16, dotQ4_0P16x4
 	if w.Type == gguf.TypeQ8_0 {
-		dot = dotQ8_0P16
+		dot, dot4 = dotQ8_0P16, dotQ8_0P16x4
 	}
 	a, data := &k.q8, w.Data
 	gb := packGroup * rb
-	chunk := max((k.rowChunk(rows, 1)+packGroup-1)/packGroup, 1)
+	// Generation streams the weight once: long chunks (see rowChunk).
+	// Batches reuse each group from cache: one group per work item.
+	chunk := 1
+	if batch-b0 < 4 {
+		chunk = max((k.rowChunk(rows, 1)+packGroup-1)/packGroup, 1)
+	}
 	k.pool.forChunks(groups, chunk, 0, func(_, lo, hi int) {
-		for b := b0; b < batch; b++ {
-			qs, cn, dx := &a.qs[b*cols], &a.s[b*nb], &a.d[b*nb]
-			for g := lo; g < hi; g++ {
-				dot(&data[g*gb], nb, qs, cn, dx, &out[b*rows+g*packGroup])
+		for g := lo; g < hi; g++ {
+			wg := &data[g*gb]
+			b := b0
+			for ; b+4 <= batch; b += 4 {
+				dot4(wg, nb, &a.qs[b*cols], cols, &a.s[b*nb], &a.d[b*nb], 4*nb, &out[b*rows+g*packGroup], 4*rows)
+			}
+			for ; b < batch; b++ {
+				dot(wg, nb, &a.qs[b*cols], &a.s[b*nb], &a.d[b*nb], &out[b*rows+g*packGroup])
 			}
 		}
 	})

@@ -27,10 +27,8 @@ func packedCopy(t *testing.T, w *engine.Weight) *engine.Weight {
 	return &p
 }
 
-// TestPackLayout checks that packing is lossless (every group and every
-// row restores to the GGUF bytes), that rows past the last group stay in
-// place, and that a group's bytes are a permutation of its rows' bytes
-// (Q8_0 quants flipped to unsigned).
+// TestPackLayout checks that packing is lossless (every row restores to
+// the GGUF bytes) and that rows past the last group stay in place.
 func TestPackLayout(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0} {
@@ -39,20 +37,13 @@ func TestPackLayout(t *testing.T) {
 			t.Run(fmt.Sprintf("%v/%dx%d", typ, rows, cols), func(t *testing.T) {
 				w := randWeight(rng, typ, rows, cols)
 				p := packedCopy(t, w)
-				rb, nb := w.RowBytes(), cols/32
+				rb := w.RowBytes()
 				if bytes.Equal(p.Data[:16*rb], w.Data[:16*rb]) {
 					t.Fatal("the first group is unchanged by packing")
 				}
 				full := rows / 16 * 16
 				if !bytes.Equal(p.Data[full*rb:], w.Data[full*rb:]) {
 					t.Fatal("rows past the last group moved")
-				}
-				buf := make([]byte, 16*rb)
-				for g := 0; g < full; g += 16 {
-					unpackGroup(buf, p.Data[g*rb:(g+16)*rb], typ, nb)
-					if !bytes.Equal(buf, w.Data[g*rb:(g+16)*rb]) {
-						t.Fatalf("group at row %d does not restore", g)
-					}
 				}
 				row := make([]byte, rb)
 				for r := 0; r < rows; r++ {
@@ -67,9 +58,9 @@ func TestPackLayout(t *testing.T) {
 
 // TestPackedMatMul multiplies packed weights on every kernel variant
 // that packs (VNNI, AMX) against the reference kernels and against the
-// same kernels on the GGUF layout, over the matrix–vector path (batch
-// < 4), the restored-rows paths (AVX-512 tiles, AMX), odd block counts
-// and rows past the last whole group; GetRows must be exact.
+// same kernels on the GGUF layout: one and four activation rows at a
+// time, the AMX tiles with a remainder, odd block counts and rows past
+// the last whole group; GetRows must be exact.
 func TestPackedMatMul(t *testing.T) {
 	ref := reference.New()
 	ks := variants(t, 2)

@@ -9,8 +9,14 @@ import (
 // spinFor is how long an idle worker (and the caller waiting for the
 // workers) polls before blocking: generation runs one short operation
 // after another, and a futex wake-up of a sleeping thread costs tens of
-// microseconds on this VM, more than many of the operations themselves.
-const spinFor = 2000 * time.Microsecond
+// microseconds on this VM (an idle vCPU must be woken by the
+// hypervisor), more than many of the operations themselves. 2 ms also
+// bridges the round trip between two tokens through the plugin
+// boundary (0.3–1 ms): with 50 µs the workers slept between tokens and
+// tg32 through the plugin was 5–7% slower (Q4_0, 2 threads: 35.2–36.6
+// vs 38.1–39.2 t/s). The cost is at most 2 ms of one core per thread
+// after the last operation of a burst.
+const spinFor = 2 * time.Millisecond
 
 // pool is a persistent set of worker goroutines. The caller of run takes
 // part as worker 0, so a pool of n threads starts n−1 goroutines. Idle

@@ -3,14 +3,18 @@
 #
 # Measures prompt processing (ppN) and generation (tgN) tokens/s of Realm
 # (`bin/realm bench`, through the backend plugin) and of llama.cpp (the CPU
-# prebuilt of the npm package node-llama-cpp, via scripts/llamacpp/run.mjs
-# bench) on the same model and thread count, interleaved in one run, and
-# prints test | realm t/s | llama.cpp t/s | realm/llama.cpp.
+# prebuilt of the npm package node-llama-cpp) on the same model and thread
+# count, interleaved in one run, and prints test | realm t/s | llama.cpp
+# t/s | realm/llama.cpp. llama.cpp is driven by scripts/llamacpp/bench.c
+# (compiled here with cc against the prebuilt libllama: llama_decode
+# called directly, like llama-bench); LLAMA_HARNESS=node uses
+# scripts/llamacpp/run.mjs bench instead, whose per-decode overhead in
+# node-llama-cpp's JavaScript layer costs llama.cpp 25-30% of tg speed.
 #
 # Environment: PP (128) and TG (32) tokens, REPS (3) repetitions per test
 # and tool, ROUNDS (2) alternations realm → llama.cpp, BACKEND (cpu-avx2 on
 # amd64; "" lets the configuration choose), FA (auto: llama.cpp's flash
-# attention setting), LLAMA_CPU_VARIANT (empty: the ggml CPU variant ggml
+# attention setting, node harness only; bench.c keeps llama.cpp's default), LLAMA_CPU_VARIANT (empty: the ggml CPU variant ggml
 # picks for this CPU, e.g. sapphirerapids with AMX on a recent Xeon; a name
 # such as zen4, icelake or haswell runs a copy of the harness holding only
 # libggml-cpu-NAME.so, e.g. to measure llama.cpp without AMX). The machine is
@@ -65,7 +69,20 @@ fi
 
 REALM_CMD=(bin/realm bench -m "$MODEL" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json)
 [[ -n $BACKEND ]] && REALM_CMD+=(--backend "$BACKEND")
-LLAMA_CMD=(node "$HARNESS/run.mjs" bench -m "$MODEL" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --fa "$FA")
+LLAMA_DIR=$ROOT
+case ${LLAMA_HARNESS:-c} in
+c)
+	BINS=$HARNESS/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+	command -v cc >/dev/null || { echo "$0: a C compiler (cc) is required for scripts/llamacpp/bench.c" >&2; exit 1; }
+	cc -O2 -o "$OUT/bench" "$ROOT/scripts/llamacpp/bench.c" -L"$BINS" -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so \
+		-l:libggml-base.so -lm -Wl,-rpath,"$BINS"
+	# ggml finds its CPU variant libraries in the working directory.
+	LLAMA_DIR=$BINS
+	LLAMA_CMD=("$OUT/bench" "$MODEL" "$PP" "$TG" "$THREADS" "$REPS")
+	;;
+node) LLAMA_CMD=(node "$HARNESS/run.mjs" bench -m "$MODEL" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --fa "$FA") ;;
+*) echo "$0: LLAMA_HARNESS must be c or node" >&2; exit 2 ;;
+esac
 
 echo "# model:     $MODEL ($(du -h "$MODEL" | cut -f1))"
 echo "# machine:   $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -79,7 +96,8 @@ fi
 for ((r = 1; r <= ROUNDS; r++)); do
 	"${REALM_CMD[@]}" >"$OUT/realm.$r.json"
 	echo "# round $r: realm done, load $(cut -d' ' -f1 /proc/loadavg)" >&2
-	"${LLAMA_CMD[@]}" >"$OUT/llama.$r.json"
+	(cd "$LLAMA_DIR" && "${LLAMA_CMD[@]}" 2>"$OUT/llama.$r.err") >"$OUT/llama.$r.json" ||
+		{ cat "$OUT/llama.$r.err" >&2; exit 1; }
 	echo "# round $r: llama.cpp done, load $(cut -d' ' -f1 /proc/loadavg)" >&2
 done
 echo "# load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -97,7 +115,9 @@ for (let r = 1; r <= rounds; r++) {
   const llama = load(`llama.${r}.json`);
   if (r === 1 && llama[0]) {
     const l = llama[0];
-    info = `# llama.cpp ${l.llama_cpp_release} (source ${String(l.source_commit).slice(0, 7)}, build_commit ${l.build_commit}, build_number ${l.build_number}), ${l.backends}, flash_attn ${l.flash_attn}\n` +
+    info = (l.llama_cpp_release
+      ? `# llama.cpp ${l.llama_cpp_release} (source ${String(l.source_commit).slice(0, 7)}, build_commit ${l.build_commit}, build_number ${l.build_number}), ${l.backends}, flash_attn ${l.flash_attn}\n`
+      : `# llama.cpp: node-llama-cpp's prebuilt libllama through scripts/llamacpp/bench.c\n`) +
       `# realm backend ${realm[0]?.backends}, ${realm[0]?.model_type}, threads realm ${realm[0]?.n_threads} / llama.cpp ${l.n_threads}`;
   }
   for (const a of realm) {

@@ -18,6 +18,7 @@ import (
 var (
 	benchModel   = flag.String("model", "", "GGUF model for BenchmarkEngine (e.g. a synthetic TinyLlama in /tmp)")
 	benchThreads = flag.Int("threads", 2, "threads for BenchmarkEngine")
+	benchAVX2    = flag.Bool("avx2only", false, "BenchmarkEngine: the AVX2 kernels only (no AVX-512, VNNI or AMX)")
 )
 
 // BenchmarkEngine runs the in-process engine over these kernels on the
@@ -29,7 +30,7 @@ func BenchmarkEngine(b *testing.B) {
 		b.Skip("no -model given")
 	}
 	ctx := context.Background()
-	k, err := New(*benchThreads)
+	k, err := NewWithOptions(Options{Threads: *benchThreads, DisableVNNI: *benchAVX2})
 	if err != nil {
 		b.Fatal(err)
 	}

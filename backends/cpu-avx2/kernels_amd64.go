@@ -195,10 +195,18 @@ func (k *Kernels) quantQ8(x []float32, cols, batch int) {
 		for b := lo; b < hi; b++ {
 			quantQ8_0(&x[b*cols], &a.qs[b*cols], &a.d[b*a.nb], &a.s[b*a.nb], a.nb)
 		}
-		if k.vnni {
-			a.expand(lo, hi)
-		}
 	})
+}
+
+// expandQ8 fills the expanded forms of k.q8's batch rows that the
+// 512-bit kernels over GGUF-layout weights read, once per quantization.
+func (k *Kernels) expandQ8(batch int) {
+	a := &k.q8
+	if a.expanded {
+		return
+	}
+	k.pool.forChunks(batch, 1, 8, func(_, lo, hi int) { a.expand(lo, hi) })
+	a.expanded = true
 }
 
 func (k *Kernels) quantQ8K(x []float32, cols, batch int) {
@@ -221,6 +229,9 @@ func (k *Kernels) quantQ8K(x []float32, cols, batch int) {
 // matQ8 multiplies Q4_0/Q8_0 weights by the Q8_0 activations in k.q8.
 func (k *Kernels) matQ8(out []float32, w *engine.Weight, rb, batch int) {
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
+	if k.vnni {
+		k.expandQ8(batch)
+	}
 	// Whole groups of 16 activation rows go through the AMX tiles; the
 	// rest (or everything, without AMX) through the AVX kernels.
 	b0 := 0

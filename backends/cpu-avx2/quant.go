@@ -19,6 +19,9 @@ type q8Acts struct {
 	cvec []int32
 	dvec []float32
 	qsu  []uint8 // quants + 128, for the 512-bit Q8_0 tile
+	// expanded reports whether cvec, dvec and qsu hold the current
+	// rows (filled on first use: the packed-weight kernels need none).
+	expanded bool
 	// AMX layout of the first amxGroups·16 rows (packAMX; 0: not packed).
 	amxB      []int8
 	amxD      []float32
@@ -29,13 +32,14 @@ type q8Acts struct {
 	p16C []int32
 }
 
-// expand fills cvec and dvec for rows lo..hi−1.
+// expand fills cvec, dvec and qsu for rows lo..hi−1.
 func (a *q8Acts) expand(lo, hi int) {
 	for i, q := range a.qs[lo*a.cols : hi*a.cols] {
 		a.qsu[lo*a.cols+i] = uint8(q) ^ 0x80
 	}
 	for i := lo * a.nb; i < hi*a.nb; i++ {
 		c := a.cvec[8*i : 8*i+8]
+		clear(c)
 		c[0] = a.s[i]
 		d := a.dvec[8*i : 8*i+8]
 		for j := range d {
@@ -117,7 +121,7 @@ func (a *q8Acts) reset(cols, batch int) {
 	a.d = growF32(a.d, a.nb*batch)
 	a.s = growI32(a.s, a.nb*batch)
 	a.cvec = growI32(a.cvec, 8*a.nb*batch)
-	clear(a.cvec)
+	a.expanded = false
 	a.dvec = growF32(a.dvec, 8*a.nb*batch)
 	if cap(a.qsu) < cols*batch {
 		a.qsu = make([]uint8, cols*batch)

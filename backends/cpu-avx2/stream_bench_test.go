@@ -3,6 +3,7 @@
 package cpuavx2
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,9 +16,10 @@ import (
 )
 
 // BenchmarkModelStream multiplies one activation row by every block
-// weight of -model (what one generated token streams), from the mapping
-// and from an anonymous huge-page copy, and reports GB/s of weights per
-// thread-CPU-second on one thread. The mapped figure depends on the
+// weight of -model (what one generated token streams), from the mapping,
+// from an anonymous huge-page copy and from a copy in the packed layout,
+// and reports GB/s of weights per thread-CPU-second on one thread; and
+// over the packed copy on -threads threads, GB/s of wall time. The mapped figure depends on the
 // page-cache folios backing the file (see RATIONALE: pages cached when
 // the file was written are 4 KiB; read back by mmap readahead they are
 // large folios mapped by PMD entries).
@@ -60,15 +62,49 @@ func BenchmarkModelStream(b *testing.B) {
 		off += (len(w.Data) + 63) &^ 63
 		hws[i] = &c
 	}
+	// The same copies in the packed layout the plugin uses with VNNI,
+	// also in huge pages.
+	pheap, err := unix.Mmap(-1, 0, total+(2<<20), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Munmap(pheap)
+	_ = unix.Madvise(pheap, unix.MADV_HUGEPAGE)
+	pws := make([]*engine.Weight, len(hws))
+	off = 0
+	for i, w := range hws {
+		c := *w
+		c.Data = pheap[off : off+len(w.Data)]
+		off += (len(w.Data) + 63) &^ 63
+		if k.repack && packable(w) {
+			packRows(c.Data, w.Data, w.Type, w.Rows, w.Cols)
+			c.Layout = layoutP16
+		} else {
+			copy(c.Data, w.Data)
+		}
+		pws[i] = &c
+	}
 	x := make([]float32, 8192)
 	for i := range x {
 		x[i] = float32(i%13) - 6
 	}
 	out := make([]float32, 8192)
+	// Generation's configuration: the packed copies on -threads threads,
+	// GB/s of weights per second of wall time.
+	b.Run(fmt.Sprintf("packed/threads=%d", *benchThreads), func(b *testing.B) {
+		kt := benchKernels(b, *benchThreads, true)
+		for b.Loop() {
+			for _, w := range pws {
+				x[0] += 1e-3
+				kt.MatMul(out, w, x[:w.Cols], 1)
+			}
+		}
+		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+	})
 	for _, c := range []struct {
 		name string
 		ws   []*engine.Weight
-	}{{"mapped", ws}, {"anon", hws}} {
+	}{{"mapped", ws}, {"anon", hws}, {"packed", pws}} {
 		b.Run(c.name, func(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()

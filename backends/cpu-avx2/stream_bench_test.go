@@ -47,12 +47,7 @@ func BenchmarkModelStream(b *testing.B) {
 		total += len(data)
 	}
 	k := benchKernels(b, 1, true)
-	heap, err := unix.Mmap(-1, 0, total+(2<<20), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer unix.Munmap(heap)
-	_ = unix.Madvise(heap, unix.MADV_HUGEPAGE)
+	heap := hugeAnon(b, total+(2<<20))
 	hws := make([]*engine.Weight, len(ws))
 	off := 0
 	for i, w := range ws {
@@ -64,12 +59,7 @@ func BenchmarkModelStream(b *testing.B) {
 	}
 	// The same copies in the packed layout the plugin uses with VNNI,
 	// also in huge pages.
-	pheap, err := unix.Mmap(-1, 0, total+(2<<20), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer unix.Munmap(pheap)
-	_ = unix.Madvise(pheap, unix.MADV_HUGEPAGE)
+	pheap := hugeAnon(b, total+(2<<20))
 	pws := make([]*engine.Weight, len(hws))
 	off = 0
 	for i, w := range hws {
@@ -120,4 +110,16 @@ func BenchmarkModelStream(b *testing.B) {
 			b.ReportMetric(float64(total)*float64(b.N)/cpu.Seconds()/1e9, "cpu-GB/s")
 		})
 	}
+}
+
+// hugeAnon maps n bytes of anonymous memory advised for transparent huge
+// pages, unmapped when b ends.
+func hugeAnon(b *testing.B, n int) []byte {
+	m, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = unix.Munmap(m) })
+	_ = unix.Madvise(m, unix.MADV_HUGEPAGE)
+	return m
 }

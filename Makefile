@@ -57,6 +57,8 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	@# The whole tree must also build for arm64 (the cpu-neon machines).
+	GOARCH=arm64 $(GO) vet ./...
 
 # deps runs first, in its own make, so everything after it sees what it
 # installed (the Vulkan headers decide how the vulkan plugin builds).

@@ -125,6 +125,19 @@ func AllTypes() []Type {
 		TypeQ2_K, TypeQ3_K, TypeQ4_K, TypeQ5_K, TypeQ6_K, TypeQ8_K, TypeBF16}
 }
 
+// WeightTypes lists the types a weight tensor can have, all of which
+// Dequantize decodes: every known type except Q8_K, which only quantizes
+// activations.
+func WeightTypes() []Type {
+	var out []Type
+	for _, t := range AllTypes() {
+		if t != TypeQ8_K {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func equalFold(a, b string) bool {
 	if len(a) != len(b) {
 		return false

@@ -130,7 +130,7 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 				row := data[(r0+m)*rb:][:rb]
 				for i := 0; i < nbK; i++ {
 					blk := row[i*210 : i*210+210]
-					d := f16ToF32(uint16(blk[208]) | uint16(blk[209])<<8)
+					d := gguf.F16ToF32(uint16(blk[208]) | uint16(blk[209])<<8)
 					for j := 0; j < 16; j++ {
 						s.wd[(16*i+j)*amxRows+m] = d * float32(int8(blk[192+j]))
 					}
@@ -202,8 +202,8 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 				row := data[(r0+m)*rb:][:rb]
 				for i := 0; i < nbK; i++ {
 					blk := row[i*144 : i*144+16]
-					d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-					dmin := f16ToF32(uint16(blk[2]) | uint16(blk[3])<<8)
+					d := gguf.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+					dmin := gguf.F16ToF32(uint16(blk[2]) | uint16(blk[3])<<8)
 					for j := 0; j < 8; j++ {
 						sc, mn := kScaleMin(blk[4:16], j)
 						s.wd[(8*i+j)*amxRows+m] = d * float32(sc)

@@ -90,7 +90,7 @@ func (k *Kernels) Close() error {
 }
 
 // Types lists the weight types MatMul and GetRows accept.
-func (k *Kernels) Types() []gguf.Type { return dequantTypes() }
+func (k *Kernels) Types() []gguf.Type { return gguf.WeightTypes() }
 
 // NativeTypes lists the weight types with SIMD matmul kernels; the
 // others are dequantized a row at a time.
@@ -163,7 +163,7 @@ func (k *Kernels) roundF16(dst, x []float32) {
 			roundF16(&dst[lo], &x[lo], n)
 		}
 		for i := lo + n; i < hi; i++ {
-			dst[i] = f16ToF32(f32ToF16(x[i]))
+			dst[i] = gguf.F16ToF32(gguf.F32ToF16(x[i]))
 		}
 	})
 }

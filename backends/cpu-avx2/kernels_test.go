@@ -42,7 +42,7 @@ func variants(t testing.TB, threads int) map[string]*Kernels {
 	return out
 }
 
-func putF16(b []byte, f float32) { binary.LittleEndian.PutUint16(b, f32ToF16(f)) }
+func putF16(b []byte, f float32) { binary.LittleEndian.PutUint16(b, gguf.F32ToF16(f)) }
 
 // randWeight builds a rows×cols weight of type t with random blocks:
 // random quant bytes and small positive f16 scales.
@@ -243,7 +243,7 @@ func TestGetRows(t *testing.T) {
 	ref := reference.New()
 	ks := variants(t, 2)
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, typ := range dequantTypes() {
+	for _, typ := range gguf.WeightTypes() {
 		cols := 256
 		w := randWeight(rng, typ, 9, cols)
 		ids := []int32{0, 8, 3, 3}
@@ -403,12 +403,12 @@ func TestF16Conversion(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
 	for i := 0; i < 100000; i++ {
 		f := math.Float32frombits(rng.Uint32())
-		h := f32ToF16(f)
+		h := gguf.F32ToF16(f)
 		// compare with the hardware conversion
 		src := []float32{f, 0, 0, 0, 0, 0, 0, 0}
 		dst := make([]float32, 8)
 		roundF16(&dst[0], &src[0], 8)
-		back := f16ToF32(h)
+		back := gguf.F16ToF32(h)
 		if f != f {
 			if back == back {
 				t.Fatalf("NaN %08x -> %04x not NaN", math.Float32bits(f), h)

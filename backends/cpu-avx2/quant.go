@@ -3,6 +3,8 @@ package cpuavx2
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/realmrt/realm/gguf"
 )
 
 // q8Acts holds activation rows quantized to Q8_0 blocks (the partner of
@@ -142,7 +144,7 @@ func (a *q8Acts) quantizeRow(b int, x []float32) {
 		if amax != 0 {
 			id = 127 / amax
 		}
-		a.d[b*a.nb+i] = f16ToF32(f32ToF16(d))
+		a.d[b*a.nb+i] = gguf.F16ToF32(gguf.F32ToF16(d))
 		a.s[b*a.nb+i] = -8 * roundQuant(qs[i*32:i*32+32], blk, id)
 	}
 }
@@ -222,62 +224,3 @@ func roundQuant(q []int8, x []float32, id float32) int32 {
 	return s
 }
 
-// f32ToF16 converts f to IEEE binary16, rounding to nearest even.
-func f32ToF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int((b >> 23) & 0xff)
-	man := b & 0x7fffff
-	if exp == 0xff { // Inf or NaN
-		if man != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 {
-		if e < -10 {
-			return sign
-		}
-		man |= 0x800000
-		shift := uint(14 - e)
-		half := uint32(1) << (shift - 1)
-		rest := man & (1<<shift - 1)
-		v := man >> shift
-		if rest > half || (rest == half && v&1 == 1) {
-			v++
-		}
-		return sign | uint16(v)
-	}
-	v := uint32(e)<<10 | man>>13
-	rest := man & 0x1fff
-	if rest > 0x1000 || (rest == 0x1000 && v&1 == 1) {
-		v++ // may carry into the exponent, up to Inf: correct
-	}
-	return sign | uint16(v)
-}
-
-// f16ToF32 converts an IEEE binary16 value to float32 exactly.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	case exp == 0:
-		if man == 0 {
-			return math.Float32frombits(sign)
-		}
-		// subnormal: value = man · 2^−24
-		f := float32(man) * (1.0 / (1 << 24))
-		if sign != 0 {
-			return -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
-}

@@ -85,11 +85,7 @@ func NewBackend(k Kernels, opts Options) backends.Backend {
 	if tl, ok := k.(TypeLister); ok {
 		b.types = tl.Types()
 	} else {
-		for _, t := range gguf.AllTypes() {
-			if t != gguf.TypeQ8_K {
-				b.types = append(b.types, t)
-			}
-		}
+		b.types = gguf.WeightTypes()
 	}
 	for _, t := range b.types {
 		b.ok[t] = true

@@ -29,25 +29,9 @@ func New() engine.Kernels { return Kernels{} }
 
 var _ engine.Kernels = Kernels{}
 
-// Types lists the weight types MatMul and GetRows accept: every type the
-// gguf package can dequantize, except Q8_K (an activation-only type).
-func (Kernels) Types() []gguf.Type {
-	var out []gguf.Type
-	probe := make([]float32, 256)
-	for _, t := range gguf.AllTypes() {
-		if t == gguf.TypeQ8_K {
-			continue
-		}
-		n := t.BlockElems()
-		if n == 0 {
-			continue
-		}
-		if err := gguf.Dequantize(probe[:n], make([]byte, t.BlockBytes()), t); err == nil {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+// Types lists the weight types MatMul and GetRows accept: all of them
+// (gguf.WeightTypes).
+func (Kernels) Types() []gguf.Type { return gguf.WeightTypes() }
 
 // dequantRow dequantizes one row of w into dst (len w.Cols). The engine
 // validates types and sizes before calling a kernel, so a failure here

@@ -61,14 +61,22 @@ func (h *hugeAdvisor) advise(data []byte) {
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_HUGEPAGE)
 }
 
-// findMapping returns the bounds of the mapping containing p (from
-// /proc/self/maps) and whether it is a read-only, file-backed mapping.
-func findMapping(p uintptr) (lo, hi uintptr, file, ok bool) {
+// mapping is one line of /proc/self/maps: its bounds, and whether it is
+// a read-only, file-backed mapping.
+type mapping struct {
+	lo, hi uintptr
+	file   bool
+}
+
+// readMappings lists this process's mappings (nil if /proc is
+// unreadable).
+func readMappings() []mapping {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return 0, 0, false, false
+		return nil
 	}
 	defer f.Close()
+	var out []mapping
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// start-end perms offset dev inode [path]
@@ -82,12 +90,23 @@ func findMapping(p uintptr) (lo, hi uintptr, file, ok bool) {
 		}
 		s, err1 := strconv.ParseUint(string(fields[0][:dash]), 16, 64)
 		e, err2 := strconv.ParseUint(string(fields[0][dash+1:]), 16, 64)
-		if err1 != nil || err2 != nil || p < uintptr(s) || p >= uintptr(e) {
+		if err1 != nil || err2 != nil {
 			continue
 		}
 		perms := fields[1]
-		file = len(fields) >= 6 && string(fields[4]) != "0" && len(perms) >= 2 && perms[1] == '-' && fields[5][0] == '/'
-		return uintptr(s), uintptr(e), file, true
+		file := len(fields) >= 6 && string(fields[4]) != "0" && len(perms) >= 2 && perms[1] == '-' && fields[5][0] == '/'
+		out = append(out, mapping{uintptr(s), uintptr(e), file})
+	}
+	return out
+}
+
+// findMapping returns the bounds of the mapping containing p and
+// whether it is a read-only, file-backed mapping.
+func findMapping(p uintptr) (lo, hi uintptr, file, ok bool) {
+	for _, m := range readMappings() {
+		if p >= m.lo && p < m.hi {
+			return m.lo, m.hi, m.file, true
+		}
 	}
 	return 0, 0, false, false
 }

@@ -223,4 +223,3 @@ func roundQuant(q []int8, x []float32, id float32) int32 {
 	}
 	return s
 }
-

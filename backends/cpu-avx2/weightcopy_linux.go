@@ -3,7 +3,6 @@
 package cpuavx2
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -114,31 +113,13 @@ func dropFilePages(data []byte, files [][2]uintptr) {
 }
 
 // fileMappings lists the read-only, file-backed mappings of this
-// process (from /proc/self/maps).
+// process.
 func fileMappings() [][2]uintptr {
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
 	var out [][2]uintptr
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// start-end perms offset dev inode [path]
-		fields := bytes.Fields(sc.Bytes())
-		if len(fields) < 6 || len(fields[1]) < 2 || fields[1][1] != '-' || string(fields[4]) == "0" || fields[5][0] != '/' {
-			continue
+	for _, m := range readMappings() {
+		if m.file {
+			out = append(out, [2]uintptr{m.lo, m.hi})
 		}
-		dash := bytes.IndexByte(fields[0], '-')
-		if dash < 0 {
-			continue
-		}
-		s, err1 := strconv.ParseUint(string(fields[0][:dash]), 16, 64)
-		e, err2 := strconv.ParseUint(string(fields[0][dash+1:]), 16, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		out = append(out, [2]uintptr{uintptr(s), uintptr(e)})
 	}
 	return out
 }

@@ -63,6 +63,28 @@ type amxScratch struct {
 	init  bool
 }
 
+// amxFor returns worker's AMX scratch with its tile configurations
+// filled in.
+func (k *Kernels) amxFor(worker int) *amxScratch {
+	s := k.amx[worker]
+	if !s.init {
+		s.cfg, s.cfg16 = amxConfig(), amxConfig16()
+		s.init = true
+	}
+	return s
+}
+
+// storeTransposed writes a tile result held as s.out[m*16+n] (weight row
+// r0+m, activation row 16g+n) into out (activation rows of rows outputs).
+func (s *amxScratch) storeTransposed(out []float32, rows, r0, g int) {
+	for n := 0; n < amxRows; n++ {
+		o := out[(g*amxRows+n)*rows+r0:][:amxRows]
+		for m := range o {
+			o[m] = s.out[m*amxRows+n]
+		}
+	}
+}
+
 // packAMXQuants writes groups·16 rows of quants (cols each, row-major
 // in qs) in the B-tile layout for blocks of kb (32 or 16): per group of
 // 16 rows and block, kb/4 rows of 64 bytes with B[k/4][4n+k%4] = quant
@@ -89,8 +111,8 @@ func packAMXQuants(dst, qs []int8, cols, groups, kb int) {
 func (a *q8KActs) packAMX16(groups int) {
 	cols, nbK := a.cols, a.nb
 	nb := cols / 16
-	a.amxB16 = growI8(a.amxB16, groups*nb*256)
-	a.amxD16 = growF32(a.amxD16, groups*nb*16)
+	a.amxB16 = grow(a.amxB16, groups*nb*256)
+	a.amxD16 = grow(a.amxD16, groups*nb*16)
 	packAMXQuants(a.amxB16, a.qs, cols, groups, 16)
 	for g := 0; g < groups; g++ {
 		for n := 0; n < amxRows; n++ {
@@ -115,15 +137,9 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 	}
 	a, data := &k.q8k, w.Data
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
-		s := k.amx[worker]
-		if !s.init {
-			s.cfg, s.cfg16 = amxConfig(), amxConfig16()
-			s.init = true
-		}
-		s.wd = growF32(s.wd, nb*amxRows)
-		if len(s.wq) < nb*256 {
-			s.wq = make([]byte, nb*256)
-		}
+		s := k.amxFor(worker)
+		s.wd = grow(s.wd, nb*amxRows)
+		s.wq = grow(s.wq, nb*256)
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
 			for m := 0; m < amxRows; m++ {
@@ -139,12 +155,7 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 			}
 			for g := 0; g < groups; g++ {
 				amxK16Tile(&s.cfg16[0], &s.wq[0], &a.amxB16[g*nb*256], &a.amxD16[g*nb*16], &s.wd[0], nb, &s.c[0], &s.out[0])
-				for n := 0; n < amxRows; n++ {
-					o := out[(g*amxRows+n)*rows+r0:][:amxRows]
-					for m := range o {
-						o[m] = s.out[m*amxRows+n]
-					}
-				}
+				s.storeTransposed(out, rows, r0, g)
 			}
 		}
 	})
@@ -156,9 +167,9 @@ func (k *Kernels) matQ6KAMX(out []float32, w *engine.Weight, rb, groups int) {
 func (a *q8KActs) packAMX(groups int) {
 	cols, nbK := a.cols, a.nb
 	nb := cols / 32
-	a.amxB = growI8(a.amxB, groups*nb*512)
-	a.amxD = growF32(a.amxD, groups*nb*16)
-	a.amxT = growF32(a.amxT, groups*nb*16)
+	a.amxB = grow(a.amxB, groups*nb*512)
+	a.amxD = grow(a.amxD, groups*nb*16)
+	a.amxT = grow(a.amxT, groups*nb*16)
 	packAMXQuants(a.amxB, a.qs, cols, groups, 32)
 	for g := 0; g < groups; g++ {
 		for n := 0; n < amxRows; n++ {
@@ -186,16 +197,10 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 	}
 	a, data := &k.q8k, w.Data
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
-		s := k.amx[worker]
-		if !s.init {
-			s.cfg, s.cfg16 = amxConfig(), amxConfig16()
-			s.init = true
-		}
-		s.wd = growF32(s.wd, nb*amxRows)
-		s.wm = growF32(s.wm, nb*amxRows)
-		if len(s.wq) < nb*512 {
-			s.wq = make([]byte, nb*512)
-		}
+		s := k.amxFor(worker)
+		s.wd = grow(s.wd, nb*amxRows)
+		s.wm = grow(s.wm, nb*amxRows)
+		s.wq = grow(s.wq, nb*512)
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
 			for m := 0; m < amxRows; m++ {
@@ -214,12 +219,7 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 			}
 			for g := 0; g < groups; g++ {
 				amxQ4KTile(&s.cfg[0], &s.wq[0], 32, 512, &a.amxB[g*nb*512], &a.amxD[g*nb*16], &s.wd[0], nb, &s.c[0], &s.out[0], &s.wm[0], &a.amxT[g*nb*16])
-				for n := 0; n < amxRows; n++ {
-					o := out[(g*amxRows+n)*rows+r0:][:amxRows]
-					for m := range o {
-						o[m] = s.out[m*amxRows+n]
-					}
-				}
+				s.storeTransposed(out, rows, r0, g)
 			}
 		}
 	})
@@ -230,8 +230,8 @@ func (k *Kernels) matQ4KAMX(out []float32, w *engine.Weight, rb, groups int) {
 // 64 bytes (B[k/4][4n+k%4]) and the 16 scales.
 func (a *q8Acts) packAMX(groups int) {
 	nb := a.nb
-	a.amxB = growI8(a.amxB, groups*nb*512)
-	a.amxD = growF32(a.amxD, groups*nb*16)
+	a.amxB = grow(a.amxB, groups*nb*512)
+	a.amxD = grow(a.amxD, groups*nb*16)
 	packAMXQuants(a.amxB, a.qs, a.cols, groups, 32)
 	for g := 0; g < groups; g++ {
 		for n := 0; n < amxRows; n++ {
@@ -257,16 +257,10 @@ func (k *Kernels) matQ8AMX(out []float32, w *engine.Weight, rb, groups int) {
 	bb := w.Type.BlockBytes()
 	a, data := &k.q8, w.Data
 	k.pool.forChunks(rows/amxRows, 1, 0, func(worker, lo, hi int) {
-		s := k.amx[worker]
-		if !s.init {
-			s.cfg, s.cfg16 = amxConfig(), amxConfig16()
-			s.init = true
-		}
-		s.wd = growF32(s.wd, nb*amxRows)
+		s := k.amxFor(worker)
+		s.wd = grow(s.wd, nb*amxRows)
 		if q4 {
-			if len(s.wq) < nb*512 {
-				s.wq = make([]byte, nb*512)
-			}
+			s.wq = grow(s.wq, nb*512)
 		}
 		for t := lo; t < hi; t++ {
 			r0 := t * amxRows
@@ -283,12 +277,7 @@ func (k *Kernels) matQ8AMX(out []float32, w *engine.Weight, rb, groups int) {
 			}
 			for g := 0; g < groups; g++ {
 				amxQ8Tile(&s.cfg[0], wp, stride, step, &a.amxB[g*nb*512], &a.amxD[g*nb*16], &s.wd[0], nb, &s.c[0], &s.out[0])
-				for n := 0; n < amxRows; n++ {
-					o := out[(g*amxRows+n)*rows+r0:][:amxRows]
-					for m := range o {
-						o[m] = s.out[m*amxRows+n]
-					}
-				}
+				s.storeTransposed(out, rows, r0, g)
 			}
 		}
 	})

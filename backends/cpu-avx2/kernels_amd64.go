@@ -147,7 +147,7 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 	case gguf.TypeF32:
 		k.matF(out, w, rb, x, batch, false)
 	case gguf.TypeF16:
-		k.xf = growF32(k.xf, len(x))
+		k.xf = grow(k.xf, len(x))
 		k.roundF16(k.xf, x)
 		k.matF(out, w, rb, k.xf, batch, true)
 	default:
@@ -422,7 +422,7 @@ func (k *Kernels) matF(out []float32, w *engine.Weight, rb int, x []float32, bat
 func (k *Kernels) matFallback(out []float32, w *engine.Weight, rb int, x []float32, batch int) {
 	rows, cols := w.Rows, w.Cols
 	for i := range k.rowBuf {
-		k.rowBuf[i] = growF32(k.rowBuf[i], cols)
+		k.rowBuf[i] = grow(k.rowBuf[i], cols)
 	}
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(worker, lo, hi int) {
 		buf := k.rowBuf[worker]
@@ -495,8 +495,8 @@ func (k *Kernels) RoPE(x []float32, pos []int32, nHeads, headDim, nDims int, bas
 	x = x[:len(pos)*nHeads*headDim]
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.ropeC = growF32(k.ropeC, len(pos)*nDims)
-	k.ropeS = growF32(k.ropeS, len(pos)*nDims)
+	k.ropeC = grow(k.ropeC, len(pos)*nDims)
+	k.ropeS = grow(k.ropeS, len(pos)*nDims)
 	inv := make([]float64, half)
 	for i := range inv {
 		inv[i] = math.Pow(float64(base), -2*float64(i)/float64(nDims))
@@ -640,7 +640,7 @@ func (k *Kernels) Attention(out, q, k2, v []float32, p engine.AttentionParams) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for i := range k.scores {
-		k.scores[i] = growF32(k.scores[i], n)
+		k.scores[i] = grow(k.scores[i], n)
 	}
 	tasks := p.Batch * p.NHead
 	k.pool.forChunks(tasks, 1, 2, func(worker, lo, hi int) {

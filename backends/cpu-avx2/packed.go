@@ -176,8 +176,8 @@ func (k *Kernels) matP16AMX(out []float32, w *engine.Weight, rb, groups int) {
 		shift = 4
 	}
 	n := groups * amxRows * nb
-	a.p16D = growF32(a.p16D, n)
-	a.p16C = growI32(a.p16C, n)
+	a.p16D = grow(a.p16D, n)
+	a.p16C = grow(a.p16C, n)
 	for g := 0; g < groups; g++ {
 		for m := 0; m < amxRows; m++ {
 			r := g*amxRows + m
@@ -191,13 +191,9 @@ func (k *Kernels) matP16AMX(out []float32, w *engine.Weight, rb, groups int) {
 	q4 := w.Type == gguf.TypeQ4_0
 	gb := packGroup * rb
 	k.pool.forChunks(rows/packGroup, 1, 0, func(worker, lo, hi int) {
-		s := k.amx[worker]
-		if !s.init {
-			s.cfg, s.cfg16 = amxConfig(), amxConfig16()
-			s.init = true
-		}
-		if q4 && len(s.wq) < nb*512 {
-			s.wq = make([]byte, nb*512)
+		s := k.amxFor(worker)
+		if q4 {
+			s.wq = grow(s.wq, nb*512)
 		}
 		for t := lo; t < hi; t++ {
 			grp := w.Data[t*gb : (t+1)*gb]

@@ -87,30 +87,11 @@ func (a *q8KActs) expand(lo, hi int) {
 	}
 }
 
-func growI8(s []int8, n int) []int8 {
+// grow returns s resized to n elements, reallocated (zeroed) only when
+// its capacity is too small; the contents are otherwise kept.
+func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]int8, n)
-	}
-	return s[:n]
-}
-
-func growF32(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
-}
-
-func growI32(s []int32, n int) []int32 {
-	if cap(s) < n {
-		return make([]int32, n)
-	}
-	return s[:n]
-}
-
-func growI16(s []int16, n int) []int16 {
-	if cap(s) < n {
-		return make([]int16, n)
+		return make([]T, n)
 	}
 	return s[:n]
 }
@@ -119,12 +100,12 @@ func growI16(s []int16, n int) []int16 {
 func (a *q8Acts) reset(cols, batch int) {
 	a.cols, a.nb = cols, cols/32
 	a.amxGroups = 0
-	a.qs = growI8(a.qs, cols*batch)
-	a.d = growF32(a.d, a.nb*batch)
-	a.s = growI32(a.s, a.nb*batch)
-	a.cvec = growI32(a.cvec, 8*a.nb*batch)
+	a.qs = grow(a.qs, cols*batch)
+	a.d = grow(a.d, a.nb*batch)
+	a.s = grow(a.s, a.nb*batch)
+	a.cvec = grow(a.cvec, 8*a.nb*batch)
 	a.expanded = false
-	a.dvec = growF32(a.dvec, 8*a.nb*batch)
+	a.dvec = grow(a.dvec, 8*a.nb*batch)
 	if cap(a.qsu) < cols*batch {
 		a.qsu = make([]uint8, cols*batch)
 	}
@@ -153,9 +134,9 @@ func (a *q8Acts) quantizeRow(b int, x []float32) {
 func (a *q8KActs) reset(cols, batch int) {
 	a.cols, a.nb = cols, cols/256
 	a.amxGroups, a.amxGroups16 = 0, 0
-	a.qs = growI8(a.qs, cols*batch)
-	a.d = growF32(a.d, a.nb*batch)
-	a.bsums = growI16(a.bsums, a.nb*16*batch)
+	a.qs = grow(a.qs, cols*batch)
+	a.d = grow(a.d, a.nb*batch)
+	a.bsums = grow(a.bsums, a.nb*16*batch)
 	if cap(a.meta) < cols*batch {
 		a.meta = make([]byte, cols*batch)
 	}

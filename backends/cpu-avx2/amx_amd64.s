@@ -2,9 +2,6 @@
 
 #include "textflag.h"
 
-DATA ·a0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
-GLOBL ·a0F<>(SB), RODATA|NOPTR, $8
-
 // AMX (AMX-TILE + AMX-INT8) tile kernel. Go's assembler has no AMX
 // mnemonics, so the instructions are emitted as BYTE sequences with the
 // mnemonic in a comment; the registers they use are fixed:
@@ -628,7 +625,7 @@ TEXT ·unpackP16Q4(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ nb+16(FP), CX
-	VPBROADCASTQ ·a0F<>(SB), Z15
+	VPBROADCASTQ ·mask0F(SB), Z15
 	TESTQ CX, CX
 	JEQ up_done
 up_loop:

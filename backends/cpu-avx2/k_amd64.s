@@ -1,6 +1,7 @@
 //go:build amd64
 
 #include "textflag.h"
+#include "asm_amd64.h"
 
 // K-quant weights (Q4_K, Q6_K) against Q8_K activations: int8 quants
 // (256 per super-block), one f32 scale and 16 int16 sums of 16 quants
@@ -59,26 +60,6 @@ DATA ·k6mask<>+112(SB)/8, $0x0f0e0f0e0f0e0f0e
 DATA ·k6mask<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
 GLOBL ·k6mask<>(SB), RODATA|NOPTR, $128
 
-DATA ·k0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·k0F<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·k0F<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·k0F<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
-GLOBL ·k0F<>(SB), RODATA|NOPTR, $32
-
-DATA ·k30<>+0(SB)/8, $0x3030303030303030
-DATA ·k30<>+8(SB)/8, $0x3030303030303030
-DATA ·k30<>+16(SB)/8, $0x3030303030303030
-DATA ·k30<>+24(SB)/8, $0x3030303030303030
-GLOBL ·k30<>(SB), RODATA|NOPTR, $32
-
-#define HSUM(r, xr, xt) \
-	VEXTRACTF128 $1, r, xt \
-	VADDPS xt, xr, xr      \
-	VMOVHLPS xr, xt, xt    \
-	VADDPS xt, xr, xr      \
-	VMOVSHDUP xr, xt       \
-	VADDSS xt, xr, xr
-
 // K4SCALES decodes the 6-bit scales and mins of the Q4_K block at SI:
 // sc words (both lanes) into ysc, min words doubled ([m0,m0,m1,m1,..])
 // into ym. Clobbers AX, CX, X2 (via xt), yt.
@@ -119,7 +100,7 @@ TEXT ·dotQ4K(SB), NOSPLIT, $0-44
 	MOVQ ad+16(FP), DX
 	MOVQ bs+24(FP), BX
 	MOVQ nb+32(FP), R8
-	VMOVDQU ·k0F<>(SB), Y15
+	VMOVDQU ·mask0F(SB), Y15
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	TESTQ R8, R8
@@ -261,7 +242,7 @@ TEXT ·dotQ4Kx4(SB), NOSPLIT, $0-72
 	LEAQ (R8)(R8*2), R10
 	LEAQ (R9)(R9*2), R11
 	LEAQ (R12)(R12*2), R13
-	VMOVDQU ·k0F<>(SB), Y15
+	VMOVDQU ·mask0F(SB), Y15
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -316,8 +297,8 @@ TEXT ·dotQ6K(SB), NOSPLIT, $0-44
 	MOVQ ad+16(FP), DX
 	MOVQ bs+24(FP), BX
 	MOVQ nb+32(FP), CX
-	VMOVDQU ·k0F<>(SB), Y15
-	VMOVDQU ·k30<>(SB), Y14
+	VMOVDQU ·mask0F(SB), Y15
+	VMOVDQU ·bytes30(SB), Y14
 	VXORPS Y0, Y0, Y0
 	TESTQ CX, CX
 	JEQ q6k_done
@@ -469,8 +450,8 @@ TEXT ·dotQ6Kx4(SB), NOSPLIT, $0-72
 	LEAQ (R8)(R8*2), R10
 	LEAQ (R9)(R9*2), R11
 	LEAQ (R12)(R12*2), R13
-	VMOVDQU ·k0F<>(SB), Y15
-	VMOVDQU ·k30<>(SB), Y14
+	VMOVDQU ·mask0F(SB), Y15
+	VMOVDQU ·bytes30(SB), Y14
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -596,7 +577,7 @@ TEXT ·dotQ4Kx8Z(SB), NOSPLIT, $0-48
 	LEAQ (R8)(R8*2), R10
 	LEAQ (DI)(R8*4), R11
 	LEAQ (BX)(R8*4), R12
-	VPBROADCASTQ ·k0F<>(SB), Z31
+	VPBROADCASTQ ·mask0F(SB), Z31
 	VMOVDQU64 ·k4zidx<>+0(SB), Z24
 	VMOVDQU64 ·k4zidx<>+64(SB), Z25
 	VMOVDQU64 ·k4zidx<>+128(SB), Z26

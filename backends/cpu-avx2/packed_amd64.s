@@ -2,9 +2,6 @@
 
 #include "textflag.h"
 
-DATA ·p0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
-GLOBL ·p0F<>(SB), RODATA|NOPTR, $8
-
 // Kernels over the packed layout of Q4_0/Q8_0 weights (see packed.go):
 // per group of 16 rows, the 16 rows' f16 scales of every block, then per
 // block the quants as chunks of 64 bytes, 4 bytes of each of the 16 rows,
@@ -127,7 +124,7 @@ GLOBL ·p0F<>(SB), RODATA|NOPTR, $8
 	MOVQ CX, R8 \
 	SHLQ $5, R8 \
 	LEAQ (SI)(R8*1), R10 \
-	VPBROADCASTQ ·p0F<>(SB), Z15 \
+	VPBROADCASTQ ·mask0F(SB), Z15 \
 	VPXORD Z0, Z0, Z0 \
 	TESTQ CX, CX \
 	JEQ done \
@@ -170,7 +167,7 @@ done: \
 	MOVQ CX, AX \
 	SHLQ $5, AX \
 	LEAQ (SI)(AX*1), R10 \
-	VPBROADCASTQ ·p0F<>(SB), Z15 \
+	VPBROADCASTQ ·mask0F(SB), Z15 \
 	VPXORD Z0, Z0, Z0 \
 	VPXORD Z1, Z1, Z1 \
 	VPXORD Z2, Z2, Z2 \

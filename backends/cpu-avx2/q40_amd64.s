@@ -1,24 +1,7 @@
 //go:build amd64
 
 #include "textflag.h"
-
-DATA ·q0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·q0F<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·q0F<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·q0F<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
-GLOBL ·q0F<>(SB), RODATA|NOPTR, $32
-
-DATA ·q08<>+0(SB)/8, $0x0808080808080808
-DATA ·q08<>+8(SB)/8, $0x0808080808080808
-DATA ·q08<>+16(SB)/8, $0x0808080808080808
-DATA ·q08<>+24(SB)/8, $0x0808080808080808
-GLOBL ·q08<>(SB), RODATA|NOPTR, $32
-
-DATA ·qones16<>+0(SB)/8, $0x0001000100010001
-DATA ·qones16<>+8(SB)/8, $0x0001000100010001
-DATA ·qones16<>+16(SB)/8, $0x0001000100010001
-DATA ·qones16<>+24(SB)/8, $0x0001000100010001
-GLOBL ·qones16<>(SB), RODATA|NOPTR, $32
+#include "asm_amd64.h"
 
 
 // Q4_0 and Q8_0 weights against Q8_0 activations.
@@ -66,17 +49,9 @@ GLOBL ·qones16<>(SB), RODATA|NOPTR, $32
 	VFMADD231PS t2, t1, acc
 
 #define LOADCONSTS \
-	VMOVDQU ·q0F<>(SB), Y15 \
-	VMOVDQU ·q08<>(SB), Y14 \
-	VMOVDQU ·qones16<>(SB), Y13
-
-#define HSUM(r, xr, xt) \
-	VEXTRACTF128 $1, r, xt \
-	VADDPS xt, xr, xr      \
-	VMOVHLPS xr, xt, xt    \
-	VADDPS xt, xr, xr      \
-	VMOVSHDUP xr, xt       \
-	VADDSS xt, xr, xr
+	VMOVDQU ·mask0F(SB), Y15 \
+	VMOVDQU ·bytes08(SB), Y14 \
+	VMOVDQU ·ones16(SB), Y13
 
 // ONEROW(unpack, bytes, pair) is the body of a one-activation-row dot.
 // Args: w+0 a+8 ad+16 nb+24, ret+32.
@@ -217,7 +192,7 @@ TEXT ·dotQ4_0VNNIU(SB), NOSPLIT, $0-44
 	MOVQ ad+16(FP), DX
 	MOVQ ac+24(FP), BX
 	MOVQ nb+32(FP), CX
-	VMOVDQU ·q0F<>(SB), Y15
+	VMOVDQU ·mask0F(SB), Y15
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	TESTQ CX, CX
@@ -260,7 +235,7 @@ TEXT ·dotQ4_0x4VNNIU(SB), NOSPLIT, $0-64
 	MOVQ nb+48(FP), CX
 	LEAQ (R8)(R8*2), R10
 	LEAQ (R9)(R9*2), R11
-	VMOVDQU ·q0F<>(SB), Y15
+	VMOVDQU ·mask0F(SB), Y15
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -299,9 +274,6 @@ u4_done:
 // arrays with the same row stride (cols bytes): the quants, cvec (per
 // block 8 int32: −8·Σq then zeros) and dvec (per block its scale 8
 // times), so that a pair of blocks is one 64-byte load in each.
-
-DATA ·z0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
-GLOBL ·z0F<>(SB), RODATA|NOPTR, $8
 
 #define PAIRZ(off, t, acc) \
 	VMOVDQU32 off(BX), t \
@@ -346,7 +318,7 @@ TEXT ·dotQ4_0x4Z(SB), NOSPLIT, $0-56
 	MOVQ stride+32(FP), R8
 	MOVQ npairs+40(FP), CX
 	LEAQ (R8)(R8*2), R10
-	VPBROADCASTQ ·z0F<>(SB), Z15
+	VPBROADCASTQ ·mask0F(SB), Z15
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -410,7 +382,7 @@ TEXT ·dotQ4_0x8Z(SB), NOSPLIT, $0-56
 	LEAQ (DI)(R8*4), R11
 	LEAQ (BX)(R8*4), R12
 	LEAQ (DX)(R8*4), R13
-	VPBROADCASTQ ·z0F<>(SB), Z15
+	VPBROADCASTQ ·mask0F(SB), Z15
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -581,7 +553,7 @@ TEXT ·dotQ4_0Z1(SB), NOSPLIT, $0-44
 	MOVQ cvec+16(FP), BX
 	MOVQ dvec+24(FP), DX
 	MOVQ npairs+32(FP), CX
-	VPBROADCASTQ ·z0F<>(SB), Z15
+	VPBROADCASTQ ·mask0F(SB), Z15
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	TESTQ CX, CX

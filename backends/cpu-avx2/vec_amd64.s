@@ -1,31 +1,9 @@
 //go:build amd64
 
 #include "textflag.h"
+#include "asm_amd64.h"
 
-// Constants. Each 32-byte vector constant is read with VMOVDQU/VBROADCASTSS.
-DATA ·c0F<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·c0F<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·c0F<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA ·c0F<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
-GLOBL ·c0F<>(SB), RODATA|NOPTR, $32
-
-DATA ·c08<>+0(SB)/8, $0x0808080808080808
-DATA ·c08<>+8(SB)/8, $0x0808080808080808
-DATA ·c08<>+16(SB)/8, $0x0808080808080808
-DATA ·c08<>+24(SB)/8, $0x0808080808080808
-GLOBL ·c08<>(SB), RODATA|NOPTR, $32
-
-DATA ·c30<>+0(SB)/8, $0x3030303030303030
-DATA ·c30<>+8(SB)/8, $0x3030303030303030
-DATA ·c30<>+16(SB)/8, $0x3030303030303030
-DATA ·c30<>+24(SB)/8, $0x3030303030303030
-GLOBL ·c30<>(SB), RODATA|NOPTR, $32
-
-DATA ·ones16<>+0(SB)/8, $0x0001000100010001
-DATA ·ones16<>+8(SB)/8, $0x0001000100010001
-DATA ·ones16<>+16(SB)/8, $0x0001000100010001
-DATA ·ones16<>+24(SB)/8, $0x0001000100010001
-GLOBL ·ones16<>(SB), RODATA|NOPTR, $32
+// (The shared byte constants are in consts_amd64.s.)
 
 // exp constants (float32 bit patterns)
 DATA ·expc<>+0(SB)/4, $0x3fb8aa3b  // log2(e)
@@ -41,16 +19,6 @@ DATA ·expc<>+36(SB)/4, $0x42b00000 // 88.0 (upper clamp)
 DATA ·expc<>+40(SB)/4, $0xc2ae0000 // -87.0 (lower clamp)
 DATA ·expc<>+44(SB)/4, $0x0000007f // 127
 GLOBL ·expc<>(SB), RODATA|NOPTR, $48
-
-// HSUM reduces Y register r (8 floats) into the low float of X register r,
-// using X register t as scratch.
-#define HSUM(r, xr, xt) \
-	VEXTRACTF128 $1, r, xt \
-	VADDPS xt, xr, xr      \
-	VMOVHLPS xr, xt, xt    \
-	VADDPS xt, xr, xr      \
-	VMOVSHDUP xr, xt       \
-	VADDSS xt, xr, xr
 
 // func dotF32(a, b *float32, n int) float32
 TEXT ·dotF32(SB), NOSPLIT, $0-28

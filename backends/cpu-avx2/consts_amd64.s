@@ -1,0 +1,30 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// Byte-vector constants shared by the kernels (32 bytes each: read whole
+// with VMOVDQU, or the first 8 with VPBROADCASTQ for a zmm).
+
+DATA ·mask0F+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA ·mask0F+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA ·mask0F+16(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA ·mask0F+24(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL ·mask0F(SB), RODATA|NOPTR, $32
+
+DATA ·bytes08+0(SB)/8, $0x0808080808080808
+DATA ·bytes08+8(SB)/8, $0x0808080808080808
+DATA ·bytes08+16(SB)/8, $0x0808080808080808
+DATA ·bytes08+24(SB)/8, $0x0808080808080808
+GLOBL ·bytes08(SB), RODATA|NOPTR, $32
+
+DATA ·bytes30+0(SB)/8, $0x3030303030303030
+DATA ·bytes30+8(SB)/8, $0x3030303030303030
+DATA ·bytes30+16(SB)/8, $0x3030303030303030
+DATA ·bytes30+24(SB)/8, $0x3030303030303030
+GLOBL ·bytes30(SB), RODATA|NOPTR, $32
+
+DATA ·ones16+0(SB)/8, $0x0001000100010001
+DATA ·ones16+8(SB)/8, $0x0001000100010001
+DATA ·ones16+16(SB)/8, $0x0001000100010001
+DATA ·ones16+24(SB)/8, $0x0001000100010001
+GLOBL ·ones16(SB), RODATA|NOPTR, $32

@@ -168,26 +168,11 @@ func (k *Kernels) matPacked(out []float32, w *engine.Weight, rb, b0, batch int) 
 func (k *Kernels) matP16AMX(out []float32, w *engine.Weight, rb, groups int) {
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/32
 	a := &k.q8
-	// Per activation group and block, the 16 rows' scales and
-	// corrections (the unsigned weight offset, 8 or 128, times minus
-	// the quant sum; a.s holds −8·Σq).
 	shift := 0
 	if w.Type == gguf.TypeQ8_0 {
 		shift = 4
 	}
-	n := groups * amxRows * nb
-	a.p16D = grow(a.p16D, n)
-	a.p16C = grow(a.p16C, n)
-	for g := 0; g < groups; g++ {
-		for m := 0; m < amxRows; m++ {
-			r := g*amxRows + m
-			d, c := a.d[r*nb:(r+1)*nb], a.s[r*nb:(r+1)*nb]
-			for i := range d {
-				a.p16D[(g*nb+i)*amxRows+m] = d[i]
-				a.p16C[(g*nb+i)*amxRows+m] = c[i] << shift
-			}
-		}
-	}
+	a.packP16(groups, shift)
 	q4 := w.Type == gguf.TypeQ4_0
 	gb := packGroup * rb
 	k.pool.forChunks(rows/packGroup, 1, 0, func(worker, lo, hi int) {
@@ -210,4 +195,30 @@ func (k *Kernels) matP16AMX(out []float32, w *engine.Weight, rb, groups int) {
 			}
 		}
 	})
+}
+
+// packP16 fills p16D and p16C for the first groups·16 rows: per group
+// and block, the 16 rows' scales and corrections (the unsigned weight
+// offset, 8 or 128, times minus the quant sum: a.s << shift, a.s being
+// −8·Σq). Q, K and V (and gate and up) share one input: kept until the
+// activations or the shift change.
+func (a *q8Acts) packP16(groups, shift int) {
+	if a.p16Groups == groups && a.p16Shift == shift {
+		return
+	}
+	nb := a.nb
+	n := groups * amxRows * nb
+	a.p16D = grow(a.p16D, n)
+	a.p16C = grow(a.p16C, n)
+	for g := 0; g < groups; g++ {
+		for m := 0; m < amxRows; m++ {
+			r := g*amxRows + m
+			d, c := a.d[r*nb:(r+1)*nb], a.s[r*nb:(r+1)*nb]
+			for i := range d {
+				a.p16D[(g*nb+i)*amxRows+m] = d[i]
+				a.p16C[(g*nb+i)*amxRows+m] = c[i] << shift
+			}
+		}
+	}
+	a.p16Groups, a.p16Shift = groups, shift
 }

@@ -109,3 +109,31 @@ func TestPackedMatMul(t *testing.T) {
 		}
 	}
 }
+
+// TestPackedSharedInput multiplies one input by several packed weights
+// in a row, as the engine does for Q, K and V: the per-input AMX scales
+// and corrections are reused between them, and must be rebuilt when the
+// weight type (the correction's offset) changes.
+func TestPackedSharedInput(t *testing.T) {
+	ref := reference.New()
+	ks := variants(t, 2)
+	delete(ks, "avx2")
+	if len(ks) == 0 {
+		t.Skip("no AVX512-VNNI on this CPU: weights are not packed")
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	const cols, batch = 512, 40
+	x := randVec(rng, batch*cols)
+	for name, k := range ks {
+		for i, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ8_0} {
+			w := randWeight(rng, typ, 48, cols)
+			want := make([]float32, batch*w.Rows)
+			ref.MatMul(want, w, x, batch)
+			got := make([]float32, batch*w.Rows)
+			k.MatMul(got, packedCopy(t, w), x, batch)
+			if e := refdata.NMSE(got, want); !(e <= 5e-4) {
+				t.Errorf("%s weight %d (%v): NMSE %.3g", name, i, typ, e)
+			}
+		}
+	}
+}

@@ -29,9 +29,12 @@ type q8Acts struct {
 	amxD      []float32
 	amxGroups int
 	// Per group of 16 rows and block, the rows' scales and corrections
-	// for the packed-weight AMX kernel (matP16AMX).
-	p16D []float32
-	p16C []int32
+	// for the packed-weight AMX kernel (packP16; p16Groups 0: not
+	// filled).
+	p16D      []float32
+	p16C      []int32
+	p16Groups int
+	p16Shift  int
 }
 
 // expand fills cvec, dvec and qsu for rows lo..hi−1.
@@ -99,7 +102,7 @@ func grow[T any](s []T, n int) []T {
 // reset sizes a for batch rows of cols elements.
 func (a *q8Acts) reset(cols, batch int) {
 	a.cols, a.nb = cols, cols/32
-	a.amxGroups = 0
+	a.amxGroups, a.p16Groups = 0, 0
 	a.qs = grow(a.qs, cols*batch)
 	a.d = grow(a.d, a.nb*batch)
 	a.s = grow(a.s, a.nb*batch)

@@ -32,7 +32,7 @@ $(BIN)/realm: FORCE
 plugins: $(addprefix $(BIN)/realm-backend-,$(PLUGINS))
 
 $(BIN)/realm-backend-%: FORCE
-	$(GO) build -o $@ ./backends/$*/plugin
+	$(GO) build -o $@ ./cmd/realm-backend-$*
 
 examples: $(addprefix $(BIN)/examples/,$(addsuffix .wasm,$(EXAMPLES)))
 
@@ -40,7 +40,7 @@ $(BIN)/examples/%.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./examples/$*
 
 $(BIN)/conformance/abiguest.wasm: FORCE
-	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./tests/conformance/abiguest
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $@ ./internal/conformance/abiguest
 
 # The C guest needs clang, lld and wasi-libc (installed by deps-c).
 $(BIN)/examples/c-generate.wasm: examples/c-generate/main.c abi/realm.h

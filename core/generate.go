@@ -6,7 +6,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/realmrt/realm/abi"
-	"github.com/realmrt/realm/core/gen"
+	"github.com/realmrt/realm/internal/gen"
 )
 
 // DefaultMaxTokens is realm_host_generate's max_tokens when neither the

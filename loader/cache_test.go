@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/engine"
-	"github.com/realmrt/realm/backends/reference"
+	"github.com/realmrt/realm/internal/backend/reference"
+	"github.com/realmrt/realm/internal/engine"
 )
 
 const storiesSHA256 = "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"

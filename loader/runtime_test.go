@@ -21,7 +21,7 @@ func buildReferencePlugin(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "bin", "realm-backend-reference")
-	cmd := exec.Command("go", "build", "-o", out, "./backends/reference/plugin")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/realm-backend-reference")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the reference plugin: %v\n%s", err, b)

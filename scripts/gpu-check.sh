@@ -45,9 +45,9 @@ step "build"
 if [ -z "${REALM_PREBUILT:-}" ] && command -v go >/dev/null; then
 	go version
 	run 240 go build -o bin/realm ./cmd/realm
-	run 240 go build -o bin/realm-backend-vulkan ./backends/vulkan/plugin
-	run 120 go build -o bin/realm-backend-reference ./backends/reference/plugin
-	if [ "$(go env GOARCH)" = amd64 ]; then run 120 go build -o bin/realm-backend-cpu-avx2 ./backends/cpu-avx2/plugin; fi
+	run 240 go build -o bin/realm-backend-vulkan ./cmd/realm-backend-vulkan
+	run 120 go build -o bin/realm-backend-reference ./cmd/realm-backend-reference
+	if [ "$(go env GOARCH)" = amd64 ]; then run 120 go build -o bin/realm-backend-cpu-avx2 ./cmd/realm-backend-cpu-avx2; fi
 else
 	echo "using prebuilt binaries in bin/"
 fi

@@ -43,9 +43,9 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 
 echo "neon-test: go vet (arm64: checks the assembly's frames and argument offsets)"
-GOARCH=arm64 "$GO" vet ./backends/cpu-neon/...
+GOARCH=arm64 "$GO" vet ./internal/backend/cpu-neon/...
 echo "neon-test: building arm64 test binary"
-GOARCH=arm64 "$GO" test -c -o "$tmp/cpu-neon.test" ./backends/cpu-neon
+GOARCH=arm64 "$GO" test -c -o "$tmp/cpu-neon.test" ./internal/backend/cpu-neon
 
 # run_tests CPU EXPECT_DOTPROD: runs the test binary from the package
 # directory (refdata finds the reference data from there) and prints one
@@ -54,7 +54,7 @@ run_tests() {
 	local cpu=$1 expect=$2 args=() log="$tmp/test-$1.log" rc=0
 	[ "$cpu" != max ] && args=(-cpu "$cpu")
 	local t0=$(date +%s.%N)
-	(cd backends/cpu-neon && REALM_NEON_EXPECT_DOTPROD=$expect \
+	(cd internal/backend/cpu-neon && REALM_NEON_EXPECT_DOTPROD=$expect \
 		"$QEMU" "${args[@]}" "$tmp/cpu-neon.test" -test.v -test.count=1 -test.timeout=5m) >"$log" 2>&1 || rc=$?
 	local t1=$(date +%s.%N)
 	local pass=$(grep -c -- '^--- PASS' "$log" || true)
@@ -77,7 +77,7 @@ run_tests cortex-a72 0
 
 # The SDOT probe must be killed by SIGILL on a CPU without dot-product.
 rc=0
-(cd backends/cpu-neon && REALM_NEON_FORCE_SDOT=1 "$QEMU" -cpu cortex-a72 "$tmp/cpu-neon.test" \
+(cd internal/backend/cpu-neon && REALM_NEON_FORCE_SDOT=1 "$QEMU" -cpu cortex-a72 "$tmp/cpu-neon.test" \
 	-test.run '^TestSDOTProbe$' -test.v) >"$tmp/probe.log" 2>&1 || rc=$?
 if [ $rc -ne 0 ] && grep -q 'SIGILL' "$tmp/probe.log"; then
 	echo "neon-test: qemu -cpu cortex-a72 SDOT probe: SIGILL as expected ($(grep -m1 -o 'instruction bytes: .*' "$tmp/probe.log"))"
@@ -90,8 +90,8 @@ fi
 echo "neon-test: building arm64 realm CLI and plugins"
 mkdir -p "$tmp/rt/bin"
 GOARCH=arm64 "$GO" build -o "$tmp/realm-arm64" ./cmd/realm
-GOARCH=arm64 "$GO" build -o "$tmp/rt/bin/realm-backend-cpu-neon" ./backends/cpu-neon/plugin
-GOARCH=arm64 "$GO" build -o "$tmp/rt/bin/realm-backend-reference" ./backends/reference/plugin
+GOARCH=arm64 "$GO" build -o "$tmp/rt/bin/realm-backend-cpu-neon" ./cmd/realm-backend-cpu-neon
+GOARCH=arm64 "$GO" build -o "$tmp/rt/bin/realm-backend-reference" ./cmd/realm-backend-reference
 echo "neon-test: arm64 builds OK: realm $(stat -c %s "$tmp/realm-arm64") bytes, realm-backend-cpu-neon $(stat -c %s "$tmp/rt/bin/realm-backend-cpu-neon") bytes"
 
 # `realm backends` reads plugins.hcl; binaries resolve against its
@@ -145,7 +145,7 @@ fi
 # the native host (bin/realm, compares against the native reference)
 # starts the arm64 plugin under QEMU, once per emulated CPU.
 if [ -x bin/realm ] && [ -f bin/conformance/abiguest.wasm ]; then
-	GOARCH=arm64 "$GO" build -o "$tmp/neon-plugin.arm64" ./backends/cpu-neon/plugin
+	GOARCH=arm64 "$GO" build -o "$tmp/neon-plugin.arm64" ./cmd/realm-backend-cpu-neon
 	for cpu in max cortex-a72; do
 		cpuargs=""
 		[ "$cpu" != max ] && cpuargs="-cpu $cpu"

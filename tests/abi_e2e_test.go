@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/core"
-	"github.com/realmrt/realm/core/loaderhost"
+	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/internal/refdata"
 	"github.com/realmrt/realm/loader"
 )
@@ -48,7 +48,7 @@ func TestABIThroughPlugin(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
-	abiGoBuild(t, bin, false, "./backends/reference/plugin")
+	abiGoBuild(t, bin, false, "./cmd/realm-backend-reference")
 	abiGoBuild(t, bin, true, "./examples/sampler", "./examples/generate")
 
 	models := filepath.Join(tmp, "models")

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/engine"
-	"github.com/realmrt/realm/backends/reference"
 	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/internal/backend/reference"
+	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
 )
 

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/engine"
-	"github.com/realmrt/realm/backends/reference"
+	"github.com/realmrt/realm/internal/backend/reference"
+	"github.com/realmrt/realm/internal/engine"
 )
 
 // The decode benchmarks measure one single-token Decode on stories260K

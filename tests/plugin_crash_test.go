@@ -19,8 +19,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/core/gen"
 	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/internal/gen"
 	"github.com/realmrt/realm/internal/refdata"
 	"github.com/realmrt/realm/loader"
 	"github.com/realmrt/realm/tokenizer"
@@ -41,7 +41,7 @@ func pluginBuildReference(tb testing.TB) string {
 		}
 	}
 	out := filepath.Join(tb.TempDir(), "realm-backend-reference")
-	cmd := exec.Command(goBin, "build", "-o", out, "./backends/reference/plugin")
+	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/realm-backend-reference")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("building the reference plugin: %v\n%s", err, b)

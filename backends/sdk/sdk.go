@@ -36,7 +36,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/engine"
+	"github.com/realmrt/realm/internal/engine"
 )
 
 // Config describes a backend plugin. Exactly one of NewKernels and

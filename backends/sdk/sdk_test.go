@@ -7,7 +7,7 @@ import (
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/backendtest"
-	"github.com/realmrt/realm/backends/engine"
+	"github.com/realmrt/realm/internal/engine"
 )
 
 func TestReadSettings(t *testing.T) {

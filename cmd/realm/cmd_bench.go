@@ -21,7 +21,7 @@ import (
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/core"
-	"github.com/realmrt/realm/core/loaderhost"
+	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
 )
 

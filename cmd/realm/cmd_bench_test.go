@@ -14,8 +14,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/engine"
-	"github.com/realmrt/realm/backends/reference"
+	"github.com/realmrt/realm/internal/backend/reference"
+	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
 )
 

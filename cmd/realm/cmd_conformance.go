@@ -12,11 +12,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/engine"
-	"github.com/realmrt/realm/backends/reference"
+	"github.com/realmrt/realm/internal/backend/reference"
+	"github.com/realmrt/realm/internal/conformance"
+	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
 	"github.com/realmrt/realm/loader"
-	"github.com/realmrt/realm/tests/conformance"
 )
 
 // runConformance implements `realm conformance`: the backend conformance
@@ -34,7 +34,7 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 		seed     = fs.Uint64("seed", 0, "seed of the random inputs (0: the fixed default)")
 		noModels = fs.Bool("no-models", false, "leave out the model cases")
 		verbose  = fs.Bool("v", false, "log plugin output at debug level")
-		abiGuest = fs.String("abi-guest", "bin/conformance/abiguest.wasm", "the compiled ABI guest (tests/conformance/abiguest); missing: ABI cases are skipped")
+		abiGuest = fs.String("abi-guest", "bin/conformance/abiguest.wasm", "the compiled ABI guest (internal/conformance/abiguest); missing: ABI cases are skipped")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm conformance [--backend NAME|all] [--ops REGEX] [--json FILE] [--list] [--config FILE]")

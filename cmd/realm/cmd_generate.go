@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/realmrt/realm/backends/sample"
-	"github.com/realmrt/realm/core/gen"
 	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/internal/gen"
 	"github.com/realmrt/realm/tokenizer"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/core"
-	"github.com/realmrt/realm/core/loaderhost"
+	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
 )
 

@@ -26,7 +26,7 @@ func runFixture(t *testing.T) (cfgPath, wasm string) {
 	for _, b := range []struct {
 		pkg, out string
 		wasm     bool
-	}{{"./backends/reference/plugin", "realm-backend-reference", false}, {"./examples/generate", "generate.wasm", true}} {
+	}{{"./cmd/realm-backend-reference", "realm-backend-reference", false}, {"./examples/generate", "generate.wasm", true}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Dir = root
 		cmd.Env = os.Environ()

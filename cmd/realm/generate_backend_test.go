@@ -39,7 +39,7 @@ func TestGenerateThroughPlugin(t *testing.T) {
 			t.Fatal("no go command to build the plugin:", err)
 		}
 	}
-	build := exec.Command(goBin, "build", "-o", bin, "./backends/reference/plugin")
+	build := exec.Command(goBin, "build", "-o", bin, "./cmd/realm-backend-reference")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the reference plugin: %v\n%s", err, out)

@@ -76,7 +76,7 @@ func setup() (func(*testing.M) int, error) {
 		wasm     bool
 		out, pkg string
 	}{
-		{false, "realm-backend-reference", "./backends/reference/plugin"},
+		{false, "realm-backend-reference", "./cmd/realm-backend-reference"},
 		{true, "chat.wasm", "./examples/chat"},
 		{true, "longgen.wasm", "./tests/server/testdata/longgen"},
 	} {

@@ -133,6 +133,7 @@ func New(ctx context.Context, rt *loader.Runtime, opts Options) (*Server, error)
 		maxConcurrent: rt.Config.Server.MaxConcurrent, maxQueue: rt.Config.Server.MaxQueue,
 		limiters: map[string]*limiter{},
 	}
+	m.reg.MustRegister(stateCollector{s})
 	if opts.MaxConcurrent > 0 {
 		s.maxConcurrent = opts.MaxConcurrent
 	}
@@ -232,7 +233,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{model}", s.auth(s.getModel))
 	mux.HandleFunc("GET /health", s.health)
-	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethod(r.URL.Path); allow != "" {
 			w.Header().Set("Allow", allow)
@@ -241,7 +242,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", message: fmt.Sprintf("unknown endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return mux
+	return s.metrics.instrument(mux)
 }
 
 // allowedMethod returns the method a known path takes ("" for an
@@ -369,30 +370,6 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 func modelNotFound(name string) *apiError {
 	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
 		message: fmt.Sprintf("the model %q does not exist", name), kind: "model_not_found"}
-}
-
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	var st scrapeState
-	s.mu.Lock()
-	names := sortedKeys(s.limiters)
-	for _, n := range names {
-		run, q := s.limiters[n].state()
-		l := labels("model", n)
-		st.running = append(st.running, gauge{l, float64(run)})
-		st.queued = append(st.queued, gauge{l, float64(q)})
-	}
-	s.mu.Unlock()
-	if sup := s.rt.Supervisor; sup != nil {
-		l := labels("backend", sup.Active())
-		st.restarts = append(st.restarts, gauge{l, float64(sup.Restarts())})
-		up := 0.0
-		if sup.PID() > 0 {
-			up = 1
-		}
-		st.up = append(st.up, gauge{l, up})
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, st)
 }
 
 // limiter returns the model's limiter.

@@ -150,6 +150,43 @@ const (
 	OpAttention = "attention" // inputs: q [HeadDim, NHead, Batch], k, v [HeadDim, NHeadKV, ctx]; Params attention fields
 )
 
+// OpSpec is one tensor op: its name and how many inputs it takes.
+type OpSpec struct {
+	Name   string
+	Inputs int
+}
+
+// OpSpecs lists every tensor op TensorOp knows, in a fixed order: the
+// one list the host (core), the engine and the backends take their ops
+// from.
+func OpSpecs() []OpSpec {
+	return []OpSpec{
+		{OpMatMul, 2}, {OpGetRows, 1}, {OpRMSNorm, 2}, {OpRoPE, 1}, {OpSoftmax, 1},
+		{OpSiLUMul, 2}, {OpSiLU, 1}, {OpAdd, 2}, {OpMul, 2}, {OpAttention, 3},
+	}
+}
+
+// Ops lists the names of OpSpecs.
+func Ops() []string {
+	specs := OpSpecs()
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// OpInputs returns how many inputs op takes, and false for an op that
+// is not one of OpSpecs.
+func OpInputs(op string) (int, bool) {
+	for _, s := range OpSpecs() {
+		if s.Name == op {
+			return s.Inputs, true
+		}
+	}
+	return 0, false
+}
+
 // OpParams are the scalar parameters of a TensorOp.
 type OpParams struct {
 	Eps      float32

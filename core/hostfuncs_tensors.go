@@ -91,13 +91,8 @@ func checkShape(dims []int32, n uint64) ([]int, error) {
 
 // isTensorOp reports whether op is one of the ops the ABI routes.
 func isTensorOp(op string) bool {
-	switch op {
-	case backends.OpMatMul, backends.OpGetRows, backends.OpRMSNorm, backends.OpRoPE,
-		backends.OpSoftmax, backends.OpSiLUMul, backends.OpSiLU, backends.OpAdd,
-		backends.OpMul, backends.OpAttention:
-		return true
-	}
-	return false
+	_, ok := backends.OpInputs(op)
+	return ok
 }
 
 func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {

@@ -93,13 +93,6 @@ func NewBackend(k Kernels, opts Options) backends.Backend {
 	return b
 }
 
-// Ops lists the tensor operations TensorOp accepts.
-func Ops() []string {
-	return []string{backends.OpMatMul, backends.OpGetRows, backends.OpRMSNorm, backends.OpRoPE,
-		backends.OpSoftmax, backends.OpSiLUMul, backends.OpSiLU, backends.OpAdd, backends.OpMul,
-		backends.OpAttention}
-}
-
 // Info describes the backend.
 func (b *backend) Info(ctx context.Context) (*backends.Info, error) {
 	if err := ctx.Err(); err != nil {
@@ -111,7 +104,7 @@ func (b *backend) Info(ctx context.Context) (*backends.Info, error) {
 		ProtocolVersion: b.opts.ProtocolVersion,
 		Features:        append([]string(nil), b.opts.Features...),
 		Types:           append([]gguf.Type(nil), b.types...),
-		Ops:             Ops(),
+		Ops:             backends.Ops(),
 		Threads:         b.opts.Threads,
 	}, nil
 }

@@ -95,7 +95,7 @@ func TestInfo(t *testing.T) {
 	if slices.Contains(info.Types, gguf.TypeQ8_K) {
 		t.Errorf("Types %v lists the activation-only Q8_K", info.Types)
 	}
-	if !slices.Equal(info.Ops, engine.Ops()) || len(info.Ops) != 10 {
+	if !slices.Equal(info.Ops, backends.Ops()) || len(info.Ops) != 10 {
 		t.Errorf("Ops = %v", info.Ops)
 	}
 }

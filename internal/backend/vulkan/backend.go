@@ -114,7 +114,7 @@ func (b *Backend) Info(ctx context.Context) (*backends.Info, error) {
 		Version:         Version,
 		ProtocolVersion: backends.ProtocolVersion,
 		Types:           weightTypes(),
-		Ops:             engine.Ops(),
+		Ops:             backends.Ops(),
 	}
 	if b.dev != nil {
 		info.Devices = []backends.Device{b.dev.Info.Describe()}

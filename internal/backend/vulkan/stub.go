@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/internal/engine"
 )
 
 // errNotBuilt is what every call returns in a build without Vulkan.
@@ -38,7 +37,7 @@ func (*Backend) Info(ctx context.Context) (*backends.Info, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return &backends.Info{Name: Name, Version: Version, ProtocolVersion: backends.ProtocolVersion, Ops: engine.Ops()}, nil
+	return &backends.Info{Name: Name, Version: Version, ProtocolVersion: backends.ProtocolVersion, Ops: backends.Ops()}, nil
 }
 
 // LoadModel fails: no device.

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/conformance"
 	"github.com/realmrt/realm/internal/engine"
@@ -155,13 +156,13 @@ func listMatrix(ctx context.Context, env *cliEnv, targets []conformance.Target, 
 		m := conformance.SupportMatrix(t.Name, info)
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 1, ' ', 0)
 		var hdr []string
-		for _, wt := range conformance.WeightTypes() {
+		for _, wt := range gguf.WeightTypes() {
 			hdr = append(hdr, wt.String())
 		}
 		fmt.Fprintf(tw, "OP\t%s\n", strings.Join(hdr, "\t"))
 		for _, op := range m.Ops {
 			row := []string{op}
-			for _, wt := range conformance.WeightTypes() {
+			for _, wt := range gguf.WeightTypes() {
 				row = append(row, matrixCell(op, wt.String(), m))
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t"))

@@ -17,24 +17,32 @@ import (
 	"github.com/realmrt/realm/gguf"
 )
 
-// quantFtype is a llama.cpp file type (LLAMA_FTYPE_*) this CLI produces.
+// quantFtype is a llama.cpp file type this CLI produces.
 type quantFtype struct {
-	name string
-	id   uint32    // value of general.file_type
-	base gguf.Type // default tensor type
+	name string        // lower-case gguf.FileType name, as the CLI takes it
+	id   gguf.FileType // value of general.file_type
+	base gguf.Type     // default tensor type
 }
 
 // quantFtypes are the file types realm quantize and realm gguf synth
-// produce, with their llama.cpp ids.
+// produce.
 func quantFtypes() []quantFtype {
-	return []quantFtype{
-		{"f32", 0, gguf.TypeF32},
-		{"f16", 1, gguf.TypeF16},
-		{"q4_0", 2, gguf.TypeQ4_0},
-		{"q8_0", 7, gguf.TypeQ8_0},
-		{"q4_k_m", 15, gguf.TypeQ4_K},
-		{"q6_k", 18, gguf.TypeQ6_K},
+	fts := []struct {
+		id   gguf.FileType
+		base gguf.Type
+	}{
+		{gguf.FileTypeF32, gguf.TypeF32},
+		{gguf.FileTypeF16, gguf.TypeF16},
+		{gguf.FileTypeQ4_0, gguf.TypeQ4_0},
+		{gguf.FileTypeQ8_0, gguf.TypeQ8_0},
+		{gguf.FileTypeQ4_K_M, gguf.TypeQ4_K},
+		{gguf.FileTypeQ6_K, gguf.TypeQ6_K},
 	}
+	out := make([]quantFtype, len(fts))
+	for i, ft := range fts {
+		out[i] = quantFtype{name: strings.ToLower(ft.id.String()), id: ft.id, base: ft.base}
+	}
+	return out
 }
 
 func parseFtype(s string, allowed ...string) (quantFtype, error) {
@@ -58,7 +66,7 @@ func parseFtype(s string, allowed ...string) (quantFtype, error) {
 
 // Metadata keys written by quantize and synth.
 const (
-	keyFileType     = "general.file_type"
+	keyFileType     = gguf.KeyFileType
 	keyQuantVersion = "general.quantization_version"
 )
 
@@ -171,12 +179,12 @@ func planTypes(src []gguf.TensorInfo, order []int, ft quantFtype, nLayer int) []
 				}
 			case ti.Name == "token_embd.weight":
 			case strings.Contains(ti.Name, "attn_v.weight"):
-				if ft.name == "q4_k_m" && useMoreBits(iAttnV, nAttnV) {
+				if ft.id == gguf.FileTypeQ4_K_M && useMoreBits(iAttnV, nAttnV) {
 					t = gguf.TypeQ6_K
 				}
 				iAttnV++
 			case strings.Contains(ti.Name, "ffn_down"):
-				if ft.name == "q4_k_m" && useMoreBits(iFfnDown, nLayer) {
+				if ft.id == gguf.FileTypeQ4_K_M && useMoreBits(iFfnDown, nLayer) {
 					t = gguf.TypeQ6_K
 				}
 				iFfnDown++
@@ -221,7 +229,7 @@ func withFileType(md []gguf.KV, ft quantFtype) []gguf.KV {
 	}
 	return append(out,
 		gguf.KV{Key: keyQuantVersion, Value: gguf.NewUint32(2)},
-		gguf.KV{Key: keyFileType, Value: gguf.NewUint32(ft.id)})
+		gguf.KV{Key: keyFileType, Value: gguf.NewUint32(uint32(ft.id))})
 }
 
 // convertRows converts rows of f32 values to type t in parallel (rows are

@@ -52,11 +52,10 @@ func typeName(t gguf.Type) (string, bool) {
 	return "", false
 }
 
-// weightTypes lists the weight types with shaders.
-func weightTypes() []gguf.Type {
-	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0,
-		gguf.TypeQ5_1, gguf.TypeQ8_0, gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K}
-}
+// weightTypes lists the weight types with shaders: every weight type
+// (a type added to gguf without its matmul/getrows shaders fails
+// pipeline creation, and so the vulkan tests).
+func weightTypes() []gguf.Type { return gguf.WeightTypes() }
 
 // pipeSpec is a pipeline's binding count and push-constant words.
 type pipeSpec struct{ nbind, push int }

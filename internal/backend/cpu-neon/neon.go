@@ -23,6 +23,9 @@ import (
 	"github.com/realmrt/realm/internal/engine"
 )
 
+// Name is the backend name the plugin reports (and plugins.hcl uses).
+const Name = "cpu-neon"
+
 // Path names one dot-product code path.
 type Path int
 
@@ -118,17 +121,26 @@ func New(threads int) (engine.Kernels, error) {
 // instructions (ASIMDDP) and this build can use them.
 func HasDotProd() bool { return hasDotProd() }
 
-// Features returns the cpuid feature names (klauspost/cpuid FeatureID
-// spelling) the kernels use on this CPU: "ASIMD" on arm64, plus "ASIMDDP"
-// when the SDOT path is active; none elsewhere.
+// RequiredFeatures lists the cpuid feature names (klauspost/cpuid
+// FeatureID spelling) the kernels cannot run without; plugins.hcl's
+// `requires` for cpu-neon must say the same (a loader test pins it).
+func RequiredFeatures() []string { return []string{"ASIMD"} }
+
+// OptionalFeatures lists the features faster kernels use when present
+// (ASIMDDP: the SDOT path); plugins.hcl's `prefers` names only these.
+func OptionalFeatures() []string { return []string{"ASIMDDP"} }
+
+// Features returns the cpuid feature names the kernels use on this CPU:
+// RequiredFeatures on arm64, plus OptionalFeatures when the SDOT path is
+// active; none elsewhere.
 func Features() []string {
 	if runtime.GOARCH != "arm64" {
 		return nil
 	}
 	if hasDotProd() {
-		return []string{"ASIMD", "ASIMDDP"}
+		return append(RequiredFeatures(), OptionalFeatures()...)
 	}
-	return []string{"ASIMD"}
+	return RequiredFeatures()
 }
 
 func newKernels(threads int, dot bool) (*Kernels, error) {

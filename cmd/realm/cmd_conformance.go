@@ -30,13 +30,13 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 		ops      = fs.String("ops", "", "run only the cases whose name matches this regular expression")
 		jsonOut  = fs.String("json", "", "also write the results as JSON to this file")
 		list     = fs.Bool("list", false, "print the support matrix (op × type) of each backend and exit")
-		cfgPath  = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
 		refDir   = fs.String("reference", "", "llama.cpp reference data directory (default ../shared/design/reference beside the repository)")
 		seed     = fs.Uint64("seed", 0, "seed of the random inputs (0: the fixed default)")
 		noModels = fs.Bool("no-models", false, "leave out the model cases")
 		verbose  = fs.Bool("v", false, "log plugin output at debug level")
 		abiGuest = fs.String("abi-guest", "bin/conformance/abiguest.wasm", "the compiled ABI guest (internal/conformance/abiguest); missing: ABI cases are skipped")
 	)
+	rf := addRuntimeFlags(fs, 0) // its --backend names backends to test, not a pin
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm conformance [--backend NAME|all] [--ops REGEX] [--json FILE] [--list] [--config FILE]")
 		fs.PrintDefaults()
@@ -69,7 +69,7 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 	} else {
 		fmt.Fprintf(env.Stderr, "realm conformance: ABI guest not found (%v): ABI cases are skipped (make builds it)\n", err)
 	}
-	cfg, err := loader.LoadConfig(loaderConfigPath(env, *cfgPath))
+	cfg, err := loader.LoadConfig(loaderConfigPath(env, rf.config))
 	if err != nil {
 		return err
 	}

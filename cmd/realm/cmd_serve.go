@@ -26,13 +26,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs.SetOutput(env.Stderr)
 	var (
 		addr     = fs.String("addr", "", "listen address (default: the server block's addr, 127.0.0.1:8080)")
-		cfgPath  = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
-		pin      = fs.String("backend", "", "pin a backend (default $REALM_BACKEND)")
 		appName  = fs.String("app", server.DefaultAppName, "the app serving requests no route or app block claims")
 		chatWASM = fs.String("chat-wasm", "", "guest module for the default app when plugins.hcl has no block for it (default: bin/examples/chat.wasm next to the config, then examples/chat.wasm next to the realm binary)")
 		verbose  = fs.Bool("v", false, "log requests, host and plugin events to stderr")
-		cache    = fs.String("cache-dir", "", "keep compiled guests here (default: the user cache dir's realm/wazero)")
 	)
+	rf := addRuntimeFlags(fs, withBackend|withCacheDir)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm serve [--addr 127.0.0.1:8080] [--config plugins.hcl] [--backend NAME] [flags]")
 		fs.PrintDefaults()
@@ -48,22 +46,17 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return exitCode(2)
 	}
 	log := cliLogger(env, hclog.Info, *verbose)
-	rt, err := openRuntime(ctx, env, *cfgPath, *pin, 0, log)
+	rt, err := openRuntime(ctx, env, rf.config, rf.backend, 0, log)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 
-	opts := server.Options{DefaultApp: *appName, Logger: log, CacheDir: *cache}
+	opts := server.Options{DefaultApp: *appName, Logger: log, CacheDir: rf.guestCacheDir()}
 	if _, ok := rt.Config.App(*appName); !ok {
 		opts.DefaultWASM = *chatWASM
 		if opts.DefaultWASM == "" {
 			opts.DefaultWASM = findChatWASM(rt.Config.Dir)
-		}
-	}
-	if opts.CacheDir == "" {
-		if dir, err := os.UserCacheDir(); err == nil {
-			opts.CacheDir = filepath.Join(dir, "realm", "wazero")
 		}
 	}
 	srv, err := server.New(ctx, rt, opts)

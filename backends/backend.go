@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 )
 
@@ -115,7 +114,7 @@ type DecodeRequest struct {
 	Session SessionID
 	Tokens  []int32
 	Want    Want
-	Sample  sample.Params
+	Sample  SampleParams
 }
 
 // DecodeResult is the outcome of a Decode.

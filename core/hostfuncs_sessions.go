@@ -12,7 +12,7 @@ import (
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 func (in *instance) session(h int32) (*sessionHandle, error) {
@@ -141,8 +141,8 @@ func readJSON(mem api.Memory, ptr, n uint32, v any, what string) error {
 	return nil
 }
 
-func sampleParams(p abi.SampleParams) sample.Params {
-	return sample.Params{
+func sampleParams(p abi.SampleParams) backends.SampleParams {
+	return backends.SampleParams{
 		Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, MinP: p.MinP,
 		RepeatPenalty: p.RepeatPenalty, RepeatLastN: p.RepeatLastN, Seed: p.Seed,
 	}

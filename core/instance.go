@@ -10,7 +10,7 @@ import (
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // instanceKey finds a run's instance in the context of its host calls.

@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
@@ -292,7 +291,7 @@ func (r *benchRunner) pp(ctx context.Context, n int) (time.Duration, error) {
 		toks[i] = int32((x >> 8) % uint32(max(r.nVocab, 1)))
 	}
 	t0 := time.Now()
-	if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample, Sample: sample.Params{Temperature: 0}}); err != nil {
+	if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample, Sample: backends.SampleParams{Temperature: 0}}); err != nil {
 		return 0, err
 	}
 	return time.Since(t0), nil
@@ -309,7 +308,7 @@ func (r *benchRunner) tg(ctx context.Context, n int) (time.Duration, error) {
 	tok := int32(1)
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
-		res, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{tok}, Want: backends.WantSample, Sample: sample.Params{Temperature: 0}})
+		res, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{tok}, Want: backends.WantSample, Sample: backends.SampleParams{Temperature: 0}})
 		if err != nil {
 			return 0, err
 		}

@@ -10,7 +10,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/gen"
 	"github.com/realmrt/realm/tokenizer"
@@ -69,7 +69,7 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 		fs.Usage()
 		return exitCode(2)
 	}
-	params := sample.Params{
+	params := backends.SampleParams{
 		Temperature:   float32(*temp),
 		TopK:          *topK,
 		TopP:          float32(*topP),

@@ -8,8 +8,8 @@ import (
 	"runtime/debug"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // TypeLister is implemented by kernels that support only some weight

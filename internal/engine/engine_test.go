@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
@@ -292,7 +291,7 @@ func TestConcurrentSessions(t *testing.T) {
 		var out []int32
 		for range 20 {
 			res, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample,
-				Sample: sample.Params{Temperature: 1, Seed: seed}})
+				Sample: backends.SampleParams{Temperature: 1, Seed: seed}})
 			if err != nil {
 				return nil, err
 			}

@@ -10,10 +10,10 @@ import (
 	"runtime/debug"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // Backend is the Vulkan backends.Backend. Sessions of one device share

@@ -200,7 +200,7 @@ func (t *Template) render(ctx context.Context, in Input, probe bool) (string, er
 		now = time.Now()
 	}
 	lim := t.opt.Limits
-	st := &state{rangeLeft: lim.MaxRange}
+	st := &state{rangeLeft: lim.MaxRange, rangeMax: lim.MaxRange}
 	data, err := t.variables(msgs, in, now, st)
 	if err != nil {
 		return "", err

@@ -123,3 +123,38 @@ func TestLlamaCppTemplateTests(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParseRender measures compiling (with the system-role probe)
+// and rendering the Llama 3.1 template, as a request without a cache does.
+func BenchmarkParseRender(b *testing.B) {
+	src, err := os.ReadFile("testdata/templates/meta-llama-Llama-3.1-8B-Instruct.jinja")
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Messages: []Message{{Role: "system", Content: "You are a helpful assistant"}, {Role: "user", Content: "Hello"}}, AddGenerationPrompt: true}
+	for b.Loop() {
+		tp, err := Parse(string(src), Options{BOS: "<|begin_of_text|>", EOS: "<|eot_id|>", AddBOS: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tp.Render(context.Background(), in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenderIsolated measures a render in a child process, as the
+// server does for every chat request.
+func BenchmarkRenderIsolated(b *testing.B) {
+	src, err := os.ReadFile("testdata/templates/meta-llama-Llama-3.1-8B-Instruct.jinja")
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Messages: []Message{{Role: "system", Content: "You are a helpful assistant"}, {Role: "user", Content: "Hello"}}, AddGenerationPrompt: true}
+	opt := Options{BOS: "<|begin_of_text|>", EOS: "<|eot_id|>", AddBOS: true}
+	for b.Loop() {
+		if _, err := RenderIsolated(context.Background(), string(src), opt, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

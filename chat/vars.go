@@ -17,6 +17,7 @@ import (
 type state struct {
 	stop      atomic.Bool
 	rangeLeft int
+	rangeMax  int
 }
 
 var errStopped = fmt.Errorf("%w: rendering was stopped", ErrTemplate)
@@ -113,7 +114,7 @@ func boundedRange(st *state, args []jinja.Value) (jinja.Value, error) {
 		n = (start - stop - step - 1) / -step
 	}
 	if n < 0 || n > int64(st.rangeLeft) {
-		return jinja.Undefined(), fmt.Errorf("%w: range() over the limit of %d items per render", ErrTemplate, st.rangeLeft)
+		return jinja.Undefined(), fmt.Errorf("%w: range() over the limit of %d items per render", ErrTemplate, st.rangeMax)
 	}
 	st.rangeLeft -= int(n)
 	items := make([]jinja.Value, n)

@@ -146,9 +146,19 @@ func Parse(src string, opt Options) (*Template, error) {
 		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
 	t := &Template{tmpl: tmpl, opt: opt, systemRole: true}
-	t.systemRole = t.probeSystemRole()
+	if t.systemRole, err = t.probeSystemRole(); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
+
+// limitError is a render stopped by one of the Limits.
+type limitError struct{ msg string }
+
+func limitErr(format string, args ...any) error { return &limitError{fmt.Sprintf(format, args...)} }
+
+func (e *limitError) Error() string { return ErrTemplate.Error() + ": " + e.msg }
+func (e *limitError) Unwrap() error { return ErrTemplate }
 
 func compile(src string) (t *jinja.Template, err error) {
 	defer func() {
@@ -161,12 +171,17 @@ func compile(src string) (t *jinja.Template, err error) {
 
 // probeSystemRole renders a system+user conversation and reports whether
 // the system text reaches the output (llama.cpp's supports_system_role:
-// templates such as Gemma's raise on a system message or skip it).
-func (t *Template) probeSystemRole() bool {
+// templates such as Gemma's raise on a system message or skip it). A
+// probe stopped by a limit fails Parse: every render would be.
+func (t *Template) probeSystemRole() (bool, error) {
 	const marker = "System message 5f0c2e"
 	in := Input{Messages: []Message{{Role: "system", Content: marker}, {Role: "user", Content: "User message"}}, AddGenerationPrompt: true}
 	out, err := t.render(context.Background(), in, true)
-	return err == nil && strings.Contains(out, marker)
+	var le *limitError
+	if errors.As(err, &le) {
+		return false, err
+	}
+	return err == nil && strings.Contains(out, marker), nil
 }
 
 // SupportsSystemRole reports whether the template renders a leading
@@ -229,7 +244,7 @@ func (t *Template) render(ctx context.Context, in Input, probe bool) (string, er
 	case <-ctx.Done():
 		st.stop.Store(true)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return "", fmt.Errorf("%w: rendering took longer than %v", ErrTemplate, lim.Timeout)
+			return "", limitErr("rendering took longer than %v", lim.Timeout)
 		}
 		return "", ctx.Err()
 	}
@@ -242,7 +257,7 @@ func (t *Template) render(ctx context.Context, in Input, probe bool) (string, er
 	}
 	out := r.out
 	if len(out) > lim.MaxOutputBytes {
-		return "", fmt.Errorf("%w: the prompt is %d bytes, over the limit of %d", ErrTemplate, len(out), lim.MaxOutputBytes)
+		return "", limitErr("the prompt is %d bytes, over the limit of %d", len(out), lim.MaxOutputBytes)
 	}
 	if t.opt.AddBOS && t.opt.BOS != "" {
 		out = strings.TrimPrefix(out, t.opt.BOS)

@@ -114,10 +114,10 @@ func RenderIsolated(ctx context.Context, src string, opt Options, in Input) (str
 		return "", ctx.Err()
 	}
 	if cctx.Err() != nil {
-		return "", fmt.Errorf("%w: rendering took longer than %v", ErrTemplate, opt.Limits.Timeout)
+		return "", limitErr("rendering took longer than %v", opt.Limits.Timeout)
 	}
 	if stdout.over {
-		return "", fmt.Errorf("%w: the prompt is over the limit of %d bytes", ErrTemplate, opt.Limits.MaxOutputBytes)
+		return "", limitErr("the prompt is over the limit of %d bytes", opt.Limits.MaxOutputBytes)
 	}
 	var resp childResponse
 	if runErr != nil || json.Unmarshal(stdout.buf.Bytes(), &resp) != nil {

@@ -114,7 +114,7 @@ func boundedRange(st *state, args []jinja.Value) (jinja.Value, error) {
 		n = (start - stop - step - 1) / -step
 	}
 	if n < 0 || n > int64(st.rangeLeft) {
-		return jinja.Undefined(), fmt.Errorf("%w: range() over the limit of %d items per render", ErrTemplate, st.rangeMax)
+		return jinja.Undefined(), limitErr("range() over the limit of %d items per render", st.rangeMax)
 	}
 	st.rangeLeft -= int(n)
 	items := make([]jinja.Value, n)

@@ -29,7 +29,8 @@ var templateModels = map[string]string{
 	"stories-mistral": mistralV02,
 	"stories-badtmpl": "{% for message in messages %}{{ message.content }",
 	"stories-hostile": "{% for i in range(100000000) %}{{ i }}{% endfor %}",
-	"stories-bigout":  "{% for i in range(1000) %}{% for j in range(1000) %}{{ messages[0].content * 100 }}{% endfor %}{% endfor %}",
+	"stories-busy":    "{% set s = messages[0].content * 20000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+	"stories-bigout":  "{% for i in range(200) %}{% for j in range(100) %}{{ messages[0].content * 100 }}{% endfor %}{% endfor %}",
 }
 
 // writeTemplateModels writes templateModels into dir from the stories
@@ -95,8 +96,10 @@ func TestChatTemplate(t *testing.T) {
 			400, "chat_template_rejected", "Conversation roles must alternate"},
 		{"template does not compile", "stories-badtmpl", sysUser, 500, "chat_template_error", "tokenizer.chat_template"},
 		{"runaway range", "stories-hostile", sysUser, 500, "chat_template_error", "range()"},
-		// 1.2 GB of output: the renderer runs out of memory (or time).
-		{"runaway output", "stories-bigout", sysUser, 500, "chat_template_error", "tokenizer.chat_template) failed"},
+		// 6e10 loop steps: stopped at the 5 s limit.
+		{"runaway loop", "stories-busy", sysUser, 500, "chat_template_error", "took longer than 5s"},
+		// 24 MB of prompt, over the 16 MiB limit.
+		{"runaway output", "stories-bigout", sysUser, 500, "chat_template_error", "over the limit of 16777216"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -38,7 +38,7 @@ func readJSON(t *testing.T, name string, v any) {
 }
 
 // TestRealTemplates renders the templates models ship (Llama 3.1/3.2/3.3,
-// Qwen2.5, Qwen3, QwQ, Gemma 2, Phi-3.5, Mistral Nemo and Small 3.2,
+// Qwen2.5, Qwen3, QwQ, Gemma 2 and 3, Phi-3.5, Mistral Nemo and Small 3.2,
 // DeepSeek-R1 distills, SmolLM3, Granite 3.3, Hermes 3) over several
 // conversations and compares with llama.cpp's output byte for byte.
 func TestRealTemplates(t *testing.T) {

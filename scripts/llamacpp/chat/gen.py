@@ -29,6 +29,8 @@ TEMPLATES = [
     ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", False),
     ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", False),
     ("HuggingFaceTB-SmolLM3-3B", "", "<|im_end|>", True),
+    # not in llama.cpp's tree: extra/ (see extra/README.md)
+    ("google-gemma-3-it", "<bos>", "<eos>", False),
     ("ibm-granite-granite-3.3-2B-Instruct", "", "<|end_of_text|>", True),
     ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "<|begin_of_text|>", "<|im_end|>", True),
 ]
@@ -129,7 +131,11 @@ with open(os.path.join(out, "llamacpp_tests.json"), "w", encoding="utf-8") as f:
 
 inputs, meta = [], []
 for name, bos, eos, tools in TEMPLATES:
-    tmpl = open(os.path.join(src, "models/templates", name + ".jinja"), encoding="utf-8").read()
+    path = os.path.join(src, "models/templates", name + ".jinja")
+    extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "extra", name + ".jinja")
+    if not os.path.exists(path) and os.path.exists(extra):
+        path = extra
+    tmpl = open(path, encoding="utf-8").read()
     with open(os.path.join(out, "templates", name + ".jinja"), "w", encoding="utf-8") as f:
         f.write(tmpl)
     convs = list(CONVERSATIONS.items())

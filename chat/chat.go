@@ -12,8 +12,9 @@
 // text is dropped when the tokenizer adds BOS itself.
 //
 // Templates come from model files, so they are untrusted: compiling and
-// rendering are bounded in size, time and loop length (see Limits), and
-// an engine panic becomes an error.
+// rendering are bounded in size, time and loop length (see Limits), an
+// engine panic becomes an error, and RenderIsolated renders in a child
+// process whose memory and time are capped.
 package chat
 
 import (
@@ -36,7 +37,8 @@ type Message struct {
 }
 
 // Limits bounds the work a template may do. Zero fields take the
-// defaults of DefaultLimits.
+// defaults: 1 MiB of template, 16 MiB of prompt, 2^20 range() items and
+// 5 s per render.
 type Limits struct {
 	// MaxTemplateBytes is the largest template source accepted. Real
 	// chat templates are a few KiB to a few tens of KiB.
@@ -51,27 +53,28 @@ type Limits struct {
 	Timeout time.Duration
 }
 
-// DefaultLimits are generous for real templates and conversations: a
-// render of a real template takes well under a millisecond per message.
-var DefaultLimits = Limits{
-	MaxTemplateBytes: 1 << 20,
-	MaxOutputBytes:   16 << 20,
-	MaxRange:         1 << 20,
-	Timeout:          5 * time.Second,
-}
+// The defaults of Limits are generous for real templates and
+// conversations: rendering a real template takes well under a
+// millisecond.
+const (
+	defaultMaxTemplateBytes = 1 << 20
+	defaultMaxOutputBytes   = 16 << 20
+	defaultMaxRange         = 1 << 20
+	defaultTimeout          = 5 * time.Second
+)
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxTemplateBytes <= 0 {
-		l.MaxTemplateBytes = DefaultLimits.MaxTemplateBytes
+		l.MaxTemplateBytes = defaultMaxTemplateBytes
 	}
 	if l.MaxOutputBytes <= 0 {
-		l.MaxOutputBytes = DefaultLimits.MaxOutputBytes
+		l.MaxOutputBytes = defaultMaxOutputBytes
 	}
 	if l.MaxRange <= 0 {
-		l.MaxRange = DefaultLimits.MaxRange
+		l.MaxRange = defaultMaxRange
 	}
 	if l.Timeout <= 0 {
-		l.Timeout = DefaultLimits.Timeout
+		l.Timeout = defaultTimeout
 	}
 	return l
 }
@@ -192,6 +195,11 @@ func (t *Template) SupportsSystemRole() bool { return t.systemRole }
 // Render returns the prompt for in. Errors wrap ErrTemplate when the
 // template is at fault, or are a *RaiseError when the template refused
 // the conversation.
+//
+// Render runs in the calling process: a render stopped at the time limit
+// returns, but its goroutine runs on until the template next calls a
+// global, and an allocation the template asks for is not bounded. Render
+// templates from untrusted model files with RenderIsolated.
 func (t *Template) Render(ctx context.Context, in Input) (string, error) {
 	return t.render(ctx, in, false)
 }

@@ -80,7 +80,7 @@ func runBackends(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := parseExact(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := loader.LoadConfig(loaderConfigPath(env, rf.config))
+	cfg, err := rf.loadConfig(env)
 	if err != nil {
 		return err
 	}

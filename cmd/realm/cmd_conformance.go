@@ -69,7 +69,7 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 	} else {
 		fmt.Fprintf(env.Stderr, "realm conformance: ABI guest not found (%v): ABI cases are skipped (make builds it)\n", err)
 	}
-	cfg, err := loader.LoadConfig(loaderConfigPath(env, rf.config))
+	cfg, err := rf.loadConfig(env)
 	if err != nil {
 		return err
 	}

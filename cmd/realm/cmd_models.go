@@ -25,7 +25,7 @@ func runModels(_ context.Context, env *cliEnv, args []string) error {
 	if _, err := parseExact(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := loader.LoadConfig(loaderConfigPath(env, rf.config))
+	cfg, err := rf.loadConfig(env)
 	if err != nil {
 		return err
 	}

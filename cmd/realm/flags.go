@@ -5,6 +5,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+
+	"github.com/realmrt/realm/loader"
 )
 
 // parseArgs parses a command's flags, which may come before, between or
@@ -91,4 +93,10 @@ func defaultGuestCacheDir() string {
 		return ""
 	}
 	return filepath.Join(dir, "realm", "wazero")
+}
+
+// loadConfig loads the configuration --config names (else REALM_CONFIG,
+// else ./plugins.hcl).
+func (r *runtimeFlags) loadConfig(env *cliEnv) (*loader.Config, error) {
+	return loader.LoadConfig(loaderConfigPath(env, r.config))
 }

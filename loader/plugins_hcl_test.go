@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/klauspost/cpuid/v2"
+
 	cpuavx2 "github.com/realmrt/realm/internal/backend/cpu-avx2"
 	cpuneon "github.com/realmrt/realm/internal/backend/cpu-neon"
 	"github.com/realmrt/realm/loader"
@@ -25,6 +27,13 @@ func TestPluginsHCLFeatures(t *testing.T) {
 	plugins := map[string]struct{ requires, optional []string }{
 		cpuavx2.Name: {cpuavx2.RequiredFeatures(), cpuavx2.OptionalFeatures()},
 		cpuneon.Name: {cpuneon.RequiredFeatures(), cpuneon.OptionalFeatures()},
+	}
+	for name, p := range plugins {
+		for _, f := range append(slices.Clone(p.requires), p.optional...) {
+			if id := cpuid.ParseFeature(f); id == cpuid.UNKNOWN || id.String() != f {
+				t.Errorf("%s: %q is not a cpuid feature name", name, f)
+			}
+		}
 	}
 	seen := 0
 	for _, b := range cfg.Backends {

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/realmrt/realm/backends"
@@ -80,12 +81,13 @@ func invalid(format string, args ...any) error {
 
 // NewModel validates the llama model described by f (tensor bytes from
 // data) and builds a Model over kernels k. supported reports whether k
-// can multiply a weight type (nil: every known type except Q8_K). Every
+// can multiply a weight type (nil: the types of gguf.WeightTypes). Every
 // tensor's type and shape is checked against the hyperparameters; the
 // errors wrap backends.ErrInvalidModel or backends.ErrUnsupported.
 func NewModel(f *gguf.File, data TensorData, k Kernels, supported func(gguf.Type) bool) (*Model, error) {
 	if supported == nil {
-		supported = func(t gguf.Type) bool { return t.Known() && t != gguf.TypeQ8_K }
+		types := gguf.WeightTypes()
+		supported = func(t gguf.Type) bool { return slices.Contains(types, t) }
 	}
 	hp, err := readHParams(f)
 	if err != nil {

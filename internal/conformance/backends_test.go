@@ -24,8 +24,8 @@ func TestBackends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refDir, err := refdata.Dir()
-	if err != nil {
+	refDir := t.TempDir()
+	if err := refdata.Extract(refDir); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := loader.LoadConfig(filepath.Join(root, "plugins.hcl"))

@@ -53,14 +53,6 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		opts.Filter = re
 	}
-	if !*noModels {
-		dir, cleanup, err := referenceDir(*refDir)
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		opts.ReferenceDir = dir
-	}
 	if b, err := os.ReadFile(*abiGuest); err == nil {
 		opts.ABIGuest = b
 	} else {
@@ -83,6 +75,14 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 
 	if *list {
 		return listMatrix(ctx, env, targets, log)
+	}
+	if !*noModels {
+		dir, cleanup, err := referenceDir(*refDir)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		opts.ReferenceDir = dir
 	}
 
 	var reps []*conformance.Report

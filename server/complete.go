@@ -95,11 +95,28 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		if lm.Meta != nil {
 			tmplText, _ = lm.Meta.String("tokenizer.chat_template")
 		}
-		eos := ""
-		if lm.Tokenizer != nil && lm.Tokenizer.EOS() >= 0 {
-			eos = lm.Tokenizer.Token(lm.Tokenizer.EOS())
+		var bos, eos string
+		addBOS := false
+		if tk := lm.Tokenizer; tk != nil {
+			if tk.BOS() >= 0 {
+				bos = tk.Token(tk.BOS())
+			}
+			if tk.EOS() >= 0 {
+				eos = tk.Token(tk.EOS())
+			}
+			addBOS = tk.AddBOSDefault()
 		}
-		g.Prompt = DetectTemplate(tmplText, eos).Render(p.messages)
+		prompt, aerr := chatPrompt(ctx, tmplText, bos, eos, addBOS, p.messages)
+		if aerr != nil {
+			if aerr.status == statusClientGone {
+				status = statusClientGone
+				s.metrics.error(aerr.kind, model, backend)
+				return
+			}
+			fail(aerr)
+			return
+		}
+		g.Prompt = prompt
 		g.Messages = p.messages
 	} else {
 		g.Prompt = p.prompt

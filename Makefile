@@ -97,11 +97,13 @@ conformance: build
 # The repository alone must be enough to test it: clone HEAD into an empty
 # temporary directory (no ../shared or anything else beside it) and run
 # the Go tests there (nearly every package reads the reference data, so
-# all of them; about 6 minutes on 2 cores with a warm build cache).
+# all of them; 3.5 to 5 minutes on 2 cores with a warm build cache).
 # Uncommitted changes are not in the clone.
 CLONE_PKGS ?= ./...
 test-clone:
-	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "test-clone: SKIPPED: not a git checkout"; exit 0; }; \
+	test -z "$$(git status --porcelain --untracked-files=no)" || echo "test-clone: note: uncommitted changes are not in the clone"; \
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	git clone -q . "$$tmp/r" && cd "$$tmp/r" && \
 	echo "test-clone: go test in a clone of $$(git rev-parse --short HEAD) at $$tmp/r" && \
 	env -u REALM_REFERENCE_DIR REALM_SKIP="$(SKIPS)" $(GO) test $(TAGS) -count=1 -timeout 20m $(CLONE_PKGS)

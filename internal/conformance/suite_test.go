@@ -26,8 +26,8 @@ func refBackend(k engine.Kernels) backends.Backend {
 // since both sides compute the same thing) and the model cases must meet
 // their llama.cpp bounds.
 func TestReferenceAgainstItself(t *testing.T) {
-	dir, err := refdata.Dir()
-	if err != nil {
+	dir := t.TempDir()
+	if err := refdata.Extract(dir); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

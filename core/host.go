@@ -354,9 +354,9 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		defer lw.flush()
 		stderr = lw
 	}
-	stdin := req.Stdin
-	if stdin == nil {
-		stdin = eofReader{}
+	var stdin io.Reader = eofReader{}
+	if req.Stdin != nil {
+		stdin = ctxReader{ctx: runCtx, r: req.Stdin, onCut: inst.markCut}
 	}
 	name := req.Name
 	if name == "" {
@@ -368,7 +368,8 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		WithStdin(stdin).
 		WithStdout(inst.stdout).
 		WithStderr(stderr).
-		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithSysWalltime().WithSysNanotime().
+		WithNanosleep(ctxSleep(runCtx, inst.markCut)).
 		WithRandSource(cryptoRand{})
 	for _, kv := range req.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -399,19 +400,27 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 			res.ExitCode = -1
 			return res, fmt.Errorf("%w: instantiate: %w", ErrInvalidModule, err)
 		}
-		return res, h.runError(ctx, runCtx, res, err)
+		return res, h.runError(ctx, runCtx, res, err, inst.cut.Load())
 	}
 	defer guestMod.Close(context.WithoutCancel(ctx))
 	_, err = guestMod.ExportedFunction("_start").Call(callCtx)
-	return res, h.runError(ctx, runCtx, res, err)
+	return res, h.runError(ctx, runCtx, res, err, inst.cut.Load())
 }
 
 // runError turns the outcome of _start into the run's exit code and error.
-func (h *Host) runError(parent, runCtx context.Context, res *RunResult, err error) error {
+// cut reports that the run's end (deadline, cancellation, output limit)
+// interrupted the guest in a host call, a sleep or a read: a guest that
+// then returns normally did not finish its work, and the run is
+// reported with the cause, not as a success.
+func (h *Host) runError(parent, runCtx context.Context, res *RunResult, err error, cut bool) error {
+	cause := context.Cause(runCtx)
 	if err == nil {
+		if cut && runCtx.Err() != nil {
+			res.ExitCode = -1
+			return h.ctxError(parent, cause, errors.New("the guest returned after the run was interrupted"))
+		}
 		return nil
 	}
-	cause := context.Cause(runCtx)
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {

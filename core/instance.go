@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/realmrt/realm/abi"
@@ -39,7 +40,13 @@ type instance struct {
 	tensorBytes int64
 	calls       int64
 	logBytes    int64
+	// cut is set when the run's end interrupted the guest inside a host
+	// call, a sleep or a stdin read (see Host.runError).
+	cut atomic.Bool
 }
+
+// markCut records that the run's end interrupted the guest.
+func (in *instance) markCut() { in.cut.Store(true) }
 
 // maxLogBytes caps what one run may send to the host log through
 // realm_host_log (stderr has its own cap).

@@ -45,3 +45,18 @@ func (m *Model) shape(name string) ([]int, bool) {
 	s, ok := m.Info.TensorShapes[name]
 	return s, ok
 }
+
+// activer is a backend that can name the plugin serving it now (a
+// supervisor that may have fallen back to another plugin, or back).
+type activer interface{ Active() string }
+
+// serving names the backend serving the model now: the supervisor's
+// live plugin when it can say, else BackendName (fixed at load time).
+func (m *Model) serving() string {
+	if a, ok := m.Backend.(activer); ok {
+		if n := a.Active(); n != "" {
+			return n
+		}
+	}
+	return m.BackendName
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/realmrt/realm/backends"
 )
@@ -47,8 +48,16 @@ func (s *Supervisor) LoadModel(ctx context.Context, req backends.LoadRequest) (*
 	return out, err
 }
 
-// UnloadModel implements backends.Backend.
+// unloadTimeout bounds one UnloadModel: a plugin hung in it must not
+// hold up the model cache (which unloads to make room) or shutdown.
+const unloadTimeout = 10 * time.Second
+
+// UnloadModel implements backends.Backend. It gives up after
+// unloadTimeout (the model is forgotten either way: a plugin that cannot
+// unload it is unhealthy, and its restart drops it).
 func (s *Supervisor) UnloadModel(ctx context.Context, id backends.ModelID) error {
+	ctx, cancel := context.WithTimeout(ctx, unloadTimeout)
+	defer cancel()
 	forget := func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -82,6 +91,9 @@ func (s *Supervisor) UnloadModel(ctx context.Context, id backends.ModelID) error
 		// The process that held it is gone; do not load it again.
 		forget()
 		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		forget()
 	}
 	return err
 }

@@ -12,7 +12,9 @@ import (
 )
 
 // acquire returns the live plugin, waiting (within ctx) while one is
-// being restarted.
+// being restarted, and counts a call in flight on it that the caller
+// ends with inst.inflight.Add(-1). While every plugin's breaker is open
+// it fails at once with the unavailable error.
 func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 	for {
 		s.mu.Lock()
@@ -20,14 +22,15 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 		case s.closed:
 			s.mu.Unlock()
 			return nil, ErrClosed
-		case s.failed != nil:
-			err := s.failed
-			s.mu.Unlock()
-			return nil, err
 		case s.cur != nil:
 			inst := s.cur
+			inst.inflight.Add(1)
 			s.mu.Unlock()
 			return inst, nil
+		case s.unavail != nil:
+			err := s.unavail
+			s.mu.Unlock()
+			return nil, err
 		}
 		ready := s.ready
 		s.mu.Unlock()
@@ -52,6 +55,7 @@ func (s *Supervisor) do(ctx context.Context, op string, fn func(ctx context.Cont
 	err = fn(cctx, inst)
 	stop()
 	cancel()
+	inst.inflight.Add(-1)
 	if err == nil {
 		return nil
 	}

@@ -162,7 +162,71 @@ func (in *instance) anyBackend() backends.Backend {
 	return be
 }
 
+// msgSlack is room left in a gRPC message for everything but tensor
+// data (shapes, names, framing).
+const msgSlack = 64 << 10
+
+// opOutputElems is the number of values op produces, from the input
+// shapes alone (the shapes the backends document on the Op constants),
+// so that the budget is checked before the backend computes or
+// allocates anything.
+func opOutputElems(req backends.TensorOpRequest) uint64 {
+	elems := func(shape []int) uint64 {
+		n := uint64(1)
+		for _, d := range shape {
+			n *= uint64(max(d, 0))
+		}
+		return n
+	}
+	in0 := req.Inputs[0].Shape
+	switch req.Op {
+	case backends.OpMatMul: // [cols, rows] × [cols, batch] → [rows, batch]
+		if len(req.Inputs) < 2 || len(in0) == 0 || in0[0] <= 0 {
+			return 0
+		}
+		cols := uint64(in0[0])
+		return elems(in0) / cols * (elems(req.Inputs[1].Shape) / cols)
+	case backends.OpGetRows: // [cols, rows], IDs → [cols, len(IDs)]
+		if len(in0) == 0 {
+			return 0
+		}
+		return uint64(max(in0[0], 0)) * uint64(len(req.Params.IDs))
+	}
+	// Elementwise, norms, rope, softmax, attention: the shape of the
+	// (largest) input.
+	var n uint64
+	for _, r := range req.Inputs {
+		n = max(n, elems(r.Shape))
+	}
+	return n
+}
+
+// checkOpSize refuses an op whose request or result would exceed the
+// run's tensor budget or the plugin boundary's message limit.
+func (in *instance) checkOpSize(req backends.TensorOpRequest) error {
+	out := opOutputElems(req) * 4
+	left := uint64(max(in.policy.MaxTensorBytes-in.tensorBytes, 0))
+	if out > left {
+		return errf(abi.ErrnoNomem, "%s: the result (%d bytes) exceeds the run's tensor budget (%d of %d bytes left)",
+			req.Op, out, left, in.policy.MaxTensorBytes)
+	}
+	if out > backends.MaxMessageBytes-msgSlack {
+		return errf(abi.Errno2big, "%s: the result (%d bytes) exceeds the backend message limit (%d bytes)", req.Op, out, backends.MaxMessageBytes)
+	}
+	sent := uint64(4 * (len(req.Params.IDs) + len(req.Params.Pos)))
+	for _, r := range req.Inputs {
+		sent += uint64(len(r.Data))
+	}
+	if sent > backends.MaxMessageBytes-msgSlack {
+		return errf(abi.Errno2big, "%s: the inputs (%d bytes) exceed the backend message limit (%d bytes)", req.Op, sent, backends.MaxMessageBytes)
+	}
+	return nil
+}
+
 func (in *instance) runOp(be backends.Backend, req backends.TensorOpRequest) (int32, error) {
+	if err := in.checkOpSize(req); err != nil {
+		return 0, err
+	}
 	res, err := be.TensorOp(in.ctx, req)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", req.Op, err)
@@ -225,6 +289,9 @@ func tensorRead(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		n := int64(rows) * int64(t.shape[0])
 		if n*4 > in.policy.MaxTensorBytes-in.tensorBytes {
 			return 0, errf(abi.ErrnoNomem, "tensor read: %d elements exceed the run's tensor budget", n)
+		}
+		if n*4 > backends.MaxMessageBytes-msgSlack {
+			return 0, errf(abi.Errno2big, "tensor read: %d elements exceed the backend message limit (%d bytes)", n, backends.MaxMessageBytes)
 		}
 		req := backends.TensorOpRequest{Op: backends.OpGetRows, Inputs: []backends.TensorRef{{Model: t.m.Info.ID, Name: t.name, Shape: t.shape}}}
 		if len(t.shape) == 1 {

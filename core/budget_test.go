@@ -2,7 +2,9 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -67,6 +69,87 @@ func TestTensorOpSizeCheckedFirst(t *testing.T) {
 			}
 			if n := ops.Load(); n != c.wantCalled {
 				t.Errorf("%d ops reached the backend, want %d", n, c.wantCalled)
+			}
+		})
+	}
+}
+
+// ctxRecorder records the context size of every session opened.
+type ctxRecorder struct {
+	backends.Backend
+	mu   *sync.Mutex
+	nCtx *[]int
+}
+
+func (r ctxRecorder) OpenSession(ctx context.Context, id backends.ModelID, nCtx int) (backends.SessionID, error) {
+	r.mu.Lock()
+	*r.nCtx = append(*r.nCtx, nCtx)
+	r.mu.Unlock()
+	return r.Backend.OpenSession(ctx, id, nCtx)
+}
+
+// TestKVBound: sessions are sized from the request, not the model's
+// training context, and their KV cache counts against the run's
+// MaxKVBytes, so a guest cannot open sessions without bound (before:
+// every n_ctx 0 session took the full training context, and a guest
+// could open thousands).
+func TestKVBound(t *testing.T) {
+	e := newTestEnv(t)
+	var mu sync.Mutex
+	var sizes []int
+	e.tm.wrap = func(b backends.Backend) backends.Backend { return ctxRecorder{b, &mu, &sizes} }
+	// stories260k: 5 layers, KV dim 32: 1280 bytes of f32 KV per position.
+	const perPos = 2 * 4 * 5 * 32
+	for _, c := range []struct {
+		name      string
+		build     func(w *wasmBuilder)
+		policy    Policy
+		want      string
+		wantSizes []int
+	}{
+		{name: "generate-sized-from-request", build: func(w *wasmBuilder) {
+			loaded(w).putString(3000, `{"max_tokens":4}`).putString(3100, "Once upon a time").
+				call("realm_host_generate", 1, 3100, 16, 3000, 16)
+		}, want: "1 4", wantSizes: []int{256}},
+		{name: "open-default-context", build: func(w *wasmBuilder) {
+			loaded(w).call("realm_host_session_open", 1, 0)
+		}, policy: Policy{DefaultContext: 100}, want: "1 1", wantSizes: []int{100}},
+		{name: "open-until-the-run-cap", build: func(w *wasmBuilder) {
+			loaded(w)
+			for range 8 {
+				w.call("realm_host_session_open", 1, 0)
+			}
+		}, policy: Policy{MaxKVBytes: 1 << 20}, want: "1 1 ENOMEM ENOMEM ENOMEM ENOMEM ENOMEM ENOMEM ENOMEM", wantSizes: []int{(1 << 20) / perPos / 256 * 256}},
+		{name: "explicit-over-cap", build: func(w *wasmBuilder) {
+			loaded(w).call("realm_host_session_open", 1, 256).call("realm_host_session_open", 1, 256).
+				call("realm_host_session_close", 1).call("realm_host_session_open", 1, 256)
+		}, policy: Policy{MaxKVBytes: 300 * perPos}, want: "1 1 ENOMEM 0 2", wantSizes: []int{256, 256}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mu.Lock()
+			sizes = nil
+			mu.Unlock()
+			w := newWasm()
+			c.build(w)
+			p := c.policy
+			p.Timeout = testTimeout
+			out := e.run(t, w.bytes(), p)
+			if out.err != nil {
+				t.Fatal(out.err)
+			}
+			var got []string
+			for _, l := range strings.Split(out.trace, "\n") {
+				if r, ok := strings.CutPrefix(l, "<== "); ok {
+					got = append(got, r)
+				}
+			}
+			if strings.Join(got, " ") != c.want {
+				t.Errorf("results %v, want %s\n%s", got, c.want, out.trace)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(sizes) != fmt.Sprint(c.wantSizes) {
+				t.Errorf("sessions opened with n_ctx %v, want %v", sizes, c.wantSizes)
 			}
 		})
 	}

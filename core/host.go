@@ -32,6 +32,7 @@ const (
 	DefaultTimeout     = 5 * time.Minute
 	DefaultMaxOutput   = 64 << 20
 	DefaultTensorBytes = 256 << 20
+	DefaultKVBytes     = 2 << 30
 	// maxCompiled is how many compiled guests each runtime keeps.
 	maxCompiled  = 32
 	wasmPageSize = 65536
@@ -77,6 +78,15 @@ type Policy struct {
 	MaxTokens int
 	// MaxContext caps a session's context size; 0 leaves the model's.
 	MaxContext int
+	// DefaultContext is the size of a session opened with n_ctx 0 (0:
+	// as large as MaxContext, the model and MaxKVBytes allow). A server
+	// sets it from the request (prompt + max_tokens). realm_host_generate
+	// with n_ctx 0 sizes its session from the prompt and max_tokens.
+	DefaultContext int
+	// MaxKVBytes caps the KV cache bytes of the run's open sessions
+	// together (DefaultKVBytes when 0), estimated at f32 from the model's
+	// shape; a session opened with n_ctx 0 is shrunk to fit it.
+	MaxKVBytes int64
 	// Timeout is the run's wall-clock limit (DefaultTimeout when 0).
 	Timeout time.Duration
 	// MemoryBytes caps the guest's linear memory (DefaultMemoryBytes
@@ -485,6 +495,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxTensorBytes <= 0 {
 		p.MaxTensorBytes = DefaultTensorBytes
+	}
+	if p.MaxKVBytes <= 0 {
+		p.MaxKVBytes = DefaultKVBytes
 	}
 	return p
 }

@@ -55,7 +55,7 @@ func unloadModel(in *instance, _ api.Memory, p []uint64) (int32, error) {
 			if err := s.m.Backend.CloseSession(in.ctx, s.id); err != nil {
 				in.host.log.Debug("closing session on unload", "error", err)
 			}
-			in.sessions.del(sh)
+			in.dropSession(sh, s)
 		}
 	}
 	for th, t := range in.tensors.m {

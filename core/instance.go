@@ -38,6 +38,7 @@ type instance struct {
 	generated   int
 	decoded     int
 	tensorBytes int64
+	kvBytes     int64 // of the open sessions (Policy.MaxKVBytes)
 	calls       int64
 	logBytes    int64
 	// cut is set when the run's end interrupted the guest inside a host
@@ -65,6 +66,8 @@ type sessionHandle struct {
 	logits  []float32
 	sampler *sample.Sampler
 	history []int32
+	kv      int64  // bytes counted in instance.kvBytes
+	unkv    func() // gives the KV reservation back to the Models
 }
 
 type tensorHandle struct {
@@ -118,7 +121,7 @@ func (in *instance) release(ctx context.Context) {
 		if err := s.m.Backend.CloseSession(ctx, s.id); err != nil {
 			in.host.log.Debug("closing session at end of run", "error", err)
 		}
-		in.sessions.del(h)
+		in.dropSession(h, s)
 	}
 	for h := range in.tensors.m {
 		in.tensors.del(h)

@@ -207,18 +207,19 @@ type reloaded struct {
 func (s *Supervisor) loadAll(inst *instance) (map[backends.ModelID]reloaded, error) {
 	s.mu.Lock()
 	type job struct {
-		id   backends.ModelID
-		path string
+		id     backends.ModelID
+		path   string
+		verify func(context.Context) error
 	}
 	jobs := make([]job, 0, len(s.models))
 	for id, m := range s.models {
-		jobs = append(jobs, job{id, m.path})
+		jobs = append(jobs, job{id, m.path, m.verify})
 	}
 	s.mu.Unlock()
 	results := make(map[backends.ModelID]reloaded, len(jobs))
 	for _, j := range jobs {
 		ctx, cancel := context.WithTimeout(inst.ctx, s.cfg.StartTimeout+time.Minute)
-		mi, err := inst.backend.LoadModel(ctx, backends.LoadRequest{Path: j.path})
+		inner, err := s.reloadOne(ctx, inst, j.path, j.verify)
 		cancel()
 		if err != nil && (errors.Is(err, backends.ErrBackendCrashed) || inst.ctx.Err() != nil) {
 			return nil, fmt.Errorf("%w: plugin %q died reloading %s: %w", backends.ErrPluginStart, inst.spec.Name, j.path, err)
@@ -228,9 +229,39 @@ func (s *Supervisor) loadAll(inst *instance) (map[backends.ModelID]reloaded, err
 			results[j.id] = reloaded{err: fmt.Errorf("loader: model %d (%s) could not be reloaded after a plugin restart: %w", j.id, j.path, err)}
 			continue
 		}
-		results[j.id] = reloaded{inner: mi.ID}
+		results[j.id] = reloaded{inner: inner}
 	}
 	return results, nil
+}
+
+// errVerify marks a reload refused by the model's verify function.
+type errVerify struct{ err error }
+
+func (e errVerify) Error() string { return "verifying the file before reloading: " + e.err.Error() }
+func (e errVerify) Unwrap() error { return e.err }
+
+// reloadOne verifies (when the model has a verify function) and loads
+// the model at path into inst, returning its id there.
+func (s *Supervisor) reloadOne(ctx context.Context, inst *instance, path string, verify func(context.Context) error) (backends.ModelID, error) {
+	if verify != nil {
+		if err := verify(ctx); err != nil {
+			return 0, errVerify{err}
+		}
+	}
+	mi, err := inst.backend.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		return 0, err
+	}
+	return mi.ID, nil
+}
+
+// retryDelay is how long a model that failed to reload waits before the
+// next attempt: 1s, doubling with each failure, at most a minute.
+func retryDelay(retries int) time.Duration {
+	if retries >= 6 {
+		return time.Minute
+	}
+	return time.Second << retries
 }
 
 // commitReload points the held models at their ids in inst and unloads
@@ -254,6 +285,9 @@ func (s *Supervisor) commitLocked(inst *instance, results map[backends.ModelID]r
 			continue
 		}
 		m.inner, m.epoch, m.err = r.inner, inst.epoch, r.err
+		if r.err != nil {
+			m.failedAt = time.Now()
+		}
 	}
 	return orphans
 }

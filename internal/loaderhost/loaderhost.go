@@ -14,8 +14,10 @@ import (
 	"github.com/realmrt/realm/loader"
 )
 
-// Models adapts a model cache to core.Models.
+// Models adapts a model cache to core.Models (and core.KVReserver).
 func Models(c *loader.ModelCache) core.Models { return cacheModels{c} }
+
+var _ core.KVReserver = cacheModels{}
 
 type cacheModels struct{ c *loader.ModelCache }
 
@@ -46,6 +48,16 @@ func (m cacheModels) Release(cm *core.Model) {
 	if lm, ok := cm.Ref.(*loader.Model); ok {
 		m.c.Release(lm)
 	}
+}
+
+// ReserveKV implements core.KVReserver: session KV caches count against
+// the cache's memory budget next to the models.
+func (m cacheModels) ReserveKV(ctx context.Context, bytes int64) (func(), error) {
+	release, err := m.c.ReserveKV(ctx, bytes)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return release, nil
 }
 
 func (m cacheModels) List(ctx context.Context) ([]string, error) {

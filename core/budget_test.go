@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -152,5 +153,34 @@ func TestKVBound(t *testing.T) {
 				t.Errorf("sessions opened with n_ctx %v, want %v", sizes, c.wantSizes)
 			}
 		})
+	}
+}
+
+// TestFailedDecodeNotSpent: a single-token decode that fails generated
+// nothing and does not count against max_tokens (before: two failed
+// decodes under max_tokens 1 gave EBACKEND, then ELIMIT).
+func TestFailedDecodeNotSpent(t *testing.T) {
+	e := newTestEnv(t)
+	e.tm.decodeErr = errors.New("kernel fault")
+	w := newWasm()
+	w.putI32s(2000, 1)
+	loaded(w).call("realm_host_session_open", 1, 16).
+		call("realm_host_session_decode", 1, 2000, 1).
+		call("realm_host_session_decode", 1, 2000, 1)
+	out := e.run(t, w.bytes(), Policy{Timeout: testTimeout, MaxTokens: 1})
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	var got []string
+	for _, l := range strings.Split(out.trace, "\n") {
+		if r, ok := strings.CutPrefix(l, "<== "); ok {
+			got = append(got, r)
+		}
+	}
+	if want := "1 1 EBACKEND EBACKEND"; strings.Join(got, " ") != want {
+		t.Errorf("results %v, want %s", got, want)
+	}
+	if out.res.TokensGenerated != 0 {
+		t.Errorf("tokens generated = %d", out.res.TokensGenerated)
 	}
 }

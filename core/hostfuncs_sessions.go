@@ -147,6 +147,9 @@ func sessionDecode(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}
 	res, err := s.m.Backend.Decode(in.ctx, backends.DecodeRequest{Session: s.id, Tokens: ids, Want: backends.WantLogits})
 	if err != nil {
+		if len(ids) == 1 {
+			in.generated-- // nothing was generated: the token is not spent
+		}
 		return 0, fmt.Errorf("decode: %w", err)
 	}
 	in.decoded += len(ids)

@@ -184,3 +184,40 @@ func TestFailedDecodeNotSpent(t *testing.T) {
 		t.Errorf("tokens generated = %d", out.res.TokensGenerated)
 	}
 }
+
+// TestSessionHostBytesCounted: the logits and token history the host
+// keeps per session count against the run's host memory budget
+// (MaxTensorBytes), so sessions cannot grow host memory past it (before:
+// only tensors counted; 4096 sessions of a 32k-vocabulary model held
+// 512 MiB of logits outside every cap).
+func TestSessionHostBytesCounted(t *testing.T) {
+	e := newTestEnv(t)
+	const budget = 64 << 10
+	const perSession = 4 * (512 + 16) // stories260k: 512 logits, n_ctx 16
+	w := newWasm()
+	loaded(w)
+	for range 40 {
+		w.call("realm_host_session_open", 1, 16)
+	}
+	out := e.run(t, w.bytes(), Policy{Timeout: testTimeout, MaxTensorBytes: budget})
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	want := []string{"1"}
+	for i := range 40 {
+		if i < budget/perSession {
+			want = append(want, fmt.Sprint(i+1))
+		} else {
+			want = append(want, "ENOMEM")
+		}
+	}
+	var got []string
+	for _, l := range strings.Split(out.trace, "\n") {
+		if r, ok := strings.CutPrefix(l, "<== "); ok {
+			got = append(got, r)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("results %v\nwant %v", got, want)
+	}
+}

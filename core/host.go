@@ -90,13 +90,20 @@ type Policy struct {
 	// Timeout is the run's wall-clock limit (DefaultTimeout when 0).
 	Timeout time.Duration
 	// MemoryBytes caps the guest's linear memory (DefaultMemoryBytes
-	// when 0), rounded down to 64 KiB pages.
+	// when 0), rounded down to 64 KiB pages. It covers the guest only:
+	// what the host holds for the run is capped by MaxTensorBytes, the
+	// plugin's KV caches by MaxKVBytes.
 	MemoryBytes uint64
 	// MaxOutput caps the bytes written to stdout (DefaultMaxOutput when
 	// 0); going past it ends the run with ErrOutputLimit.
 	MaxOutput int64
-	// MaxTensorBytes caps the host memory the run's tensors hold
-	// (DefaultTensorBytes when 0).
+	// MaxTensorBytes caps the host memory held for the run outside the
+	// guest (DefaultTensorBytes when 0): tensor data, each session's
+	// logits and token history, and the transient copies of a tensor op
+	// (its encoded inputs and its result), checked before the op runs.
+	// Per-call copies bounded by the ABI's own limits (strings, JSON,
+	// token lists) and the compiled guest (shared between runs) are not
+	// counted.
 	MaxTensorBytes int64
 }
 

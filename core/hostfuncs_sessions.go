@@ -85,10 +85,11 @@ func (in *instance) reserveKV(m *Model, nCtx int, shrink bool) (int, int64, func
 	return nCtx, kv, unkv, nil
 }
 
-// dropSession forgets a session and gives back its KV bytes.
+// dropSession forgets a session and gives back its KV and host bytes.
 func (in *instance) dropSession(h int32, s *sessionHandle) {
 	in.sessions.del(h)
 	in.kvBytes -= s.kv
+	in.tensorBytes -= s.host
 	if s.unkv != nil {
 		s.unkv()
 		s.unkv = nil
@@ -111,13 +112,23 @@ func sessionOpen(in *instance, _ api.Memory, p []uint64) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The host keeps the last logits and the token history of each
+	// session: counted with the run's other host memory.
+	host := 4 * (int64(max(mh.m.Info.NVocab, 0)) + int64(nCtx))
+	if in.tensorBytes+host > in.policy.MaxTensorBytes {
+		in.kvBytes -= kv
+		unkv()
+		return 0, errf(abi.ErrnoNomem, "a session's logits and history (%d bytes) exceed the run's host memory budget (%d of %d used)",
+			host, in.tensorBytes, in.policy.MaxTensorBytes)
+	}
 	id, err := mh.m.Backend.OpenSession(in.ctx, mh.m.Info.ID, nCtx)
 	if err != nil {
 		in.kvBytes -= kv
 		unkv()
 		return 0, fmt.Errorf("open session: %w", err)
 	}
-	h, _ := in.sessions.add(&sessionHandle{model: i32(p[0]), m: mh.m, id: id, nCtx: nCtx, kv: kv, unkv: unkv})
+	in.tensorBytes += host
+	h, _ := in.sessions.add(&sessionHandle{model: i32(p[0]), m: mh.m, id: id, nCtx: nCtx, kv: kv, unkv: unkv, host: host})
 	return h, nil
 }
 

@@ -125,6 +125,8 @@ func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		NHead: op2.NHead, NHeadKV: op2.NHeadKV, HeadDim: op2.HeadDim, StartPos: op2.StartPos, Scale: op2.Scale,
 	}}
 	var be backends.Backend
+	var data []*tensorHandle // by input; nil for weights
+	sent := uint64(4 * (len(req.Params.IDs) + len(req.Params.Pos)))
 	for _, h := range hs {
 		t, err := in.tensor(h)
 		if err != nil {
@@ -137,8 +139,11 @@ func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
 				return 0, errf(abi.ErrnoInval, "%s: inputs are weights of models in different backends", op)
 			}
 			be = t.m.Backend
+			data = append(data, nil)
 		} else {
-			ref.Type, ref.Data = gguf.TypeF32, gguf.F32Bytes(t.data)
+			ref.Type = gguf.TypeF32
+			sent += uint64(len(t.data)) * 4
+			data = append(data, t)
 		}
 		req.Inputs = append(req.Inputs, ref)
 	}
@@ -147,6 +152,15 @@ func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}
 	if be == nil {
 		return 0, errf(abi.ErrnoNotsup, "%s: no backend: load a model first", op)
+	}
+	// Checked from the shapes before anything is copied or computed.
+	if err := in.checkOpSize(req, sent); err != nil {
+		return 0, err
+	}
+	for i, t := range data {
+		if t != nil {
+			req.Inputs[i].Data = gguf.F32Bytes(t.data)
+		}
 	}
 	return in.runOp(be, req)
 }
@@ -202,20 +216,18 @@ func opOutputElems(req backends.TensorOpRequest) uint64 {
 }
 
 // checkOpSize refuses an op whose request or result would exceed the
-// run's tensor budget or the plugin boundary's message limit.
-func (in *instance) checkOpSize(req backends.TensorOpRequest) error {
+// run's tensor budget or the plugin boundary's message limit. The
+// budget counts the result and the encoded copies of the inputs, which
+// the host holds while the op runs.
+func (in *instance) checkOpSize(req backends.TensorOpRequest, sent uint64) error {
 	out := opOutputElems(req) * 4
 	left := uint64(max(in.policy.MaxTensorBytes-in.tensorBytes, 0))
-	if out > left {
-		return errf(abi.ErrnoNomem, "%s: the result (%d bytes) exceeds the run's tensor budget (%d of %d bytes left)",
-			req.Op, out, left, in.policy.MaxTensorBytes)
+	if out+sent > left {
+		return errf(abi.ErrnoNomem, "%s: the result (%d bytes) and the inputs' copies (%d bytes) exceed the run's tensor budget (%d of %d bytes left)",
+			req.Op, out, sent, left, in.policy.MaxTensorBytes)
 	}
 	if out > backends.MaxMessageBytes-msgSlack {
 		return errf(abi.Errno2big, "%s: the result (%d bytes) exceeds the backend message limit (%d bytes)", req.Op, out, backends.MaxMessageBytes)
-	}
-	sent := uint64(4 * (len(req.Params.IDs) + len(req.Params.Pos)))
-	for _, r := range req.Inputs {
-		sent += uint64(len(r.Data))
 	}
 	if sent > backends.MaxMessageBytes-msgSlack {
 		return errf(abi.Errno2big, "%s: the inputs (%d bytes) exceed the backend message limit (%d bytes)", req.Op, sent, backends.MaxMessageBytes)
@@ -224,9 +236,6 @@ func (in *instance) checkOpSize(req backends.TensorOpRequest) error {
 }
 
 func (in *instance) runOp(be backends.Backend, req backends.TensorOpRequest) (int32, error) {
-	if err := in.checkOpSize(req); err != nil {
-		return 0, err
-	}
 	res, err := be.TensorOp(in.ctx, req)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", req.Op, err)

@@ -37,7 +37,7 @@ type instance struct {
 	lastErr     string
 	generated   int
 	decoded     int
-	tensorBytes int64
+	tensorBytes int64 // host bytes held for the run (Policy.MaxTensorBytes)
 	kvBytes     int64 // of the open sessions (Policy.MaxKVBytes)
 	calls       int64
 	logBytes    int64
@@ -68,6 +68,7 @@ type sessionHandle struct {
 	history []int32
 	kv      int64  // bytes counted in instance.kvBytes
 	unkv    func() // gives the KV reservation back to the Models
+	host    int64  // logits and history bytes counted in instance.tensorBytes
 }
 
 type tensorHandle struct {

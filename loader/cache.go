@@ -48,6 +48,9 @@ type Model struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Meta is the GGUF header (metadata and tensor infos; no data).
 	Meta *gguf.File
+	// TensorShapes gives each weight's shape (fastest-varying first) by
+	// name, built once from Meta when the model loads.
+	TensorShapes map[string][]int
 	// SizeBytes is what the model counts against the budget: the file
 	// size plus the backend's extra bytes.
 	SizeBytes int64
@@ -305,14 +308,15 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*Model, int64, er
 		c.mu.Unlock()
 	}
 	return &Model{
-		Name:        name,
-		Path:        res.Path,
-		Backend:     c.cfg.Backend,
-		BackendName: active,
-		Info:        *info,
-		Tokenizer:   tok,
-		Meta:        meta,
-		SizeBytes:   cost,
+		Name:         name,
+		Path:         res.Path,
+		Backend:      c.cfg.Backend,
+		BackendName:  active,
+		Info:         *info,
+		Tokenizer:    tok,
+		Meta:         meta,
+		TensorShapes: tensorShapes(meta),
+		SizeBytes:    cost,
 	}, cost, nil
 }
 
@@ -321,6 +325,19 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*Model, int64, er
 // reload, and a model whose file fails it is not served.
 type VerifyingLoader interface {
 	LoadModelVerified(ctx context.Context, req backends.LoadRequest, verify func(context.Context) error) (*backends.ModelInfo, error)
+}
+
+// tensorShapes maps each tensor of a GGUF header to its shape.
+func tensorShapes(meta *gguf.File) map[string][]int {
+	shapes := make(map[string][]int, len(meta.Tensors))
+	for _, ti := range meta.Tensors {
+		s := make([]int, len(ti.Dims))
+		for i, d := range ti.Dims {
+			s[i] = int(d)
+		}
+		shapes[ti.Name] = s
+	}
+	return shapes
 }
 
 // backendName names the backend serving now.

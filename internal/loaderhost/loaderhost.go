@@ -26,22 +26,11 @@ func (m cacheModels) Acquire(ctx context.Context, name string) (*core.Model, err
 	if err != nil {
 		return nil, classify(err)
 	}
-	cm := &core.Model{
-		Name: lm.Name, Backend: lm.Backend, BackendName: lm.BackendName, Info: lm.Info, Ref: lm,
-	}
-	cm.Tokenizer = lm.Tokenizer
-	if lm.Meta != nil {
-		cm.Meta = lm.Meta
-		cm.TensorShapes = make(map[string][]int, len(lm.Meta.Tensors))
-		for _, ti := range lm.Meta.Tensors {
-			s := make([]int, len(ti.Dims))
-			for i, d := range ti.Dims {
-				s[i] = int(d)
-			}
-			cm.TensorShapes[ti.Name] = s
-		}
-	}
-	return cm, nil
+	// The loader built the shapes once at load; nothing is rebuilt here.
+	return &core.Model{
+		Name: lm.Name, Backend: lm.Backend, BackendName: lm.BackendName, Info: lm.Info,
+		Tokenizer: lm.Tokenizer, Meta: lm.Meta, TensorShapes: lm.TensorShapes, Ref: lm,
+	}, nil
 }
 
 func (m cacheModels) Release(cm *core.Model) {

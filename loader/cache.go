@@ -530,6 +530,11 @@ func (c *ModelCache) List(ctx context.Context) []ModelEntry {
 		seen[list[i].Name] = true
 		if e := c.entries[list[i].Name]; e != nil && e.model != nil {
 			list[i].Loaded, list[i].Refs = true, e.refs
+			if me, ok := c.cfg.Backend.(interface{ ModelErr(backends.ModelID) error }); ok && list[i].Error == "" {
+				if err := me.ModelErr(e.model.Info.ID); err != nil {
+					list[i].Error = err.Error() // loaded, but lost to a plugin restart
+				}
+			}
 		}
 	}
 	for name, e := range c.entries {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +69,10 @@ model "m" {
 	if _, err := s.OpenSession(ctx, m.Info.ID, 8); !errors.Is(err, loader.ErrChecksum) {
 		t.Fatalf("session on a swapped file: %v", err)
 	}
+	// The listing says the name is not servable, and why.
+	if l := c.List(ctx); len(l) != 1 || !strings.Contains(l[0].Error, "checksum") {
+		t.Errorf("listing while broken: %+v", l)
+	}
 	if err := os.WriteFile(file, orig, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -78,4 +83,7 @@ model "m" {
 		}
 		return err == nil
 	})
+	if l := c.List(ctx); len(l) != 1 || l[0].Error != "" {
+		t.Errorf("listing after recovery: %+v", l)
+	}
 }

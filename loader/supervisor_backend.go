@@ -199,3 +199,14 @@ func (s *Supervisor) TensorOp(ctx context.Context, req backends.TensorOpRequest)
 	})
 	return res, err
 }
+
+// ModelErr returns why a held model cannot be served now (it failed to
+// reload into the current plugin process), or nil.
+func (s *Supervisor) ModelErr(id backends.ModelID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.models[id]; ok {
+		return m.err
+	}
+	return nil
+}

@@ -68,6 +68,8 @@ type SupervisorConfig struct {
 	PingFailures              int
 	// StartTimeout bounds a plugin's start, handshake and Info (0: 10s).
 	StartTimeout time.Duration
+	// UnloadTimeout bounds one UnloadModel (0: 10s).
+	UnloadTimeout time.Duration
 }
 
 // maxErrorLines is how many error lines of a plugin's stderr are kept.
@@ -103,6 +105,7 @@ func (c *SupervisorConfig) withDefaults() SupervisorConfig {
 		out.MaxCooldown = out.Cooldown
 	}
 	def(&out.StartTimeout, 10*time.Second)
+	def(&out.UnloadTimeout, 10*time.Second)
 	if out.MaxBackoff < out.Backoff {
 		out.MaxBackoff = out.Backoff
 	}

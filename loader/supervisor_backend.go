@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/realmrt/realm/backends"
 )
@@ -56,15 +55,12 @@ func (s *Supervisor) LoadModelVerified(ctx context.Context, req backends.LoadReq
 	return out, err
 }
 
-// unloadTimeout bounds one UnloadModel: a plugin hung in it must not
-// hold up the model cache (which unloads to make room) or shutdown.
-const unloadTimeout = 10 * time.Second
-
 // UnloadModel implements backends.Backend. It gives up after
-// unloadTimeout (the model is forgotten either way: a plugin that cannot
-// unload it is unhealthy, and its restart drops it).
+// SupervisorConfig.UnloadTimeout, so that a plugin hung in it holds up
+// neither the model cache (which unloads to make room) nor shutdown; the
+// model is forgotten either way.
 func (s *Supervisor) UnloadModel(ctx context.Context, id backends.ModelID) error {
-	ctx, cancel := context.WithTimeout(ctx, unloadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.UnloadTimeout)
 	defer cancel()
 	forget := func() {
 		s.mu.Lock()

@@ -294,7 +294,7 @@ func (s *Supervisor) commitLocked(inst *instance, results map[backends.ModelID]r
 
 func (s *Supervisor) unloadOrphans(inst *instance, orphans []backends.ModelID) {
 	for _, id := range orphans {
-		ctx, cancel := context.WithTimeout(inst.ctx, unloadTimeout)
+		ctx, cancel := context.WithTimeout(inst.ctx, s.cfg.UnloadTimeout)
 		_ = inst.backend.UnloadModel(ctx, id)
 		cancel()
 	}

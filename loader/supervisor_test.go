@@ -81,6 +81,10 @@ func supHelperMain(mode string) {
 		sdk.Serve(sdk.Config{Name: "wronginfo", NewBackend: func(int) (backends.Backend, error) {
 			return &supWrongInfo{Fake: backendtest.New(32)}, nil
 		}})
+	case "hangunload":
+		sdk.Serve(sdk.Config{Name: "hangunload", NewBackend: func(int) (backends.Backend, error) {
+			return &supHangUnload{Fake: backendtest.New(32)}, nil
+		}})
 	case "flaky":
 		// Fails at start while the file named by supFlakyEnv exists.
 		if _, err := os.Stat(os.Getenv(supFlakyEnv)); err == nil {
@@ -129,6 +133,13 @@ func (p *supPoisoned) Decode(ctx context.Context, req backends.DecodeRequest) (*
 		}
 	}
 	return p.Fake.Decode(ctx, req)
+}
+
+// supHangUnload never finishes an UnloadModel.
+type supHangUnload struct{ *backendtest.Fake }
+
+func (*supHangUnload) UnloadModel(context.Context, backends.ModelID) error {
+	select {}
 }
 
 type supWrongInfo struct{ *backendtest.Fake }
@@ -845,5 +856,32 @@ func TestSupervisorConcurrentCrash(t *testing.T) {
 	}
 	if s.Restarts() != 1 {
 		t.Errorf("restarts = %d", s.Restarts())
+	}
+}
+
+// TestSupervisorUnloadBounded: a plugin hung in UnloadModel does not hang
+// the caller (the model cache evicting, shutdown): the call gives up
+// after UnloadTimeout and the supervisor still closes.
+func TestSupervisorUnloadBounded(t *testing.T) {
+	cfg := supConfig(t, supSpec("hangunload", "hangunload"))
+	cfg.UnloadTimeout = 300 * time.Millisecond
+	s := supStart(t, cfg)
+	ctx := context.Background()
+	mi, err := s.LoadModel(ctx, backends.LoadRequest{Path: supModelFile(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.UnloadModel(ctx, mi.ID) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("unload: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("UnloadModel still blocked after 20s")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

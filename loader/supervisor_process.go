@@ -141,7 +141,12 @@ func (s *Supervisor) bringUp(reload, initial bool) (*instance, error) {
 		}
 		if err == nil {
 			s.mu.Lock()
-			s.unavail = nil
+			if s.unavail != nil {
+				// ready was closed to fail callers fast; callers arriving
+				// before the new plugin is installed wait again.
+				s.unavail = nil
+				s.ready = make(chan struct{})
+			}
 			s.breakers[idx].openUntil = time.Time{}
 			s.mu.Unlock()
 			return inst, nil

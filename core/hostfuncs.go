@@ -146,6 +146,7 @@ func (in *instance) call(f hostFunc, mem api.Memory, stack []uint64) (r int32) {
 		}
 	}()
 	if err := in.ctx.Err(); err != nil {
+		in.markCut()
 		return in.fail(errf(abi.ErrnoCanceled, "%s: run cancelled: %v", f.name, err))
 	}
 	if mem == nil {
@@ -153,6 +154,9 @@ func (in *instance) call(f hostFunc, mem api.Memory, stack []uint64) (r int32) {
 	}
 	r, err := f.impl(in, mem, stack[:len(f.params)])
 	if err != nil {
+		if in.ctx.Err() != nil {
+			in.markCut()
+		}
 		return in.fail(err)
 	}
 	return r

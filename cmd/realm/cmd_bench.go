@@ -213,7 +213,7 @@ func openBenchBackend(ctx context.Context, env *cliEnv, cfgFlag, pinFlag string,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return rt.Backend, rt.Supervisor, func() { _ = rt.Close() }, nil
+	return rt.Supervisor, rt.Supervisor, func() { _ = rt.Close() }, nil
 }
 
 // processRSS returns the resident set size of process pid in bytes from

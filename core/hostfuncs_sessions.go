@@ -26,13 +26,7 @@ func (in *instance) session(h int32) (*sessionHandle, error) {
 // contextSize resolves a requested context size against the model and
 // the policy (0 = as large as allowed).
 func (in *instance) contextSize(m *Model, req uint32) (int, error) {
-	limit := m.Info.NCtxTrain
-	if limit <= 0 {
-		limit = 4096
-	}
-	if in.policy.MaxContext > 0 && in.policy.MaxContext < limit {
-		limit = in.policy.MaxContext
-	}
+	limit := ContextLimit(m.Info.NCtxTrain, in.policy)
 	if req == 0 {
 		return limit, nil
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/core"
+	"github.com/realmrt/realm/tokenizer"
 )
 
 // statusClientGone is the status recorded (nginx's convention) for a
@@ -20,8 +21,12 @@ import (
 const statusClientGone = 499
 
 // complete serves a chat or text completion.
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, appName string) {
+func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, appName string) {
 	start := time.Now()
+	// Every write gets WriteTimeout from when it starts, so a stream
+	// lasts as long as its client reads it and a slow answer is not
+	// cut by a deadline set when the request arrived.
+	w := &deadlineWriter{ResponseWriter: hw, rc: http.NewResponseController(hw), d: s.limits.WriteTimeout}
 	endpoint := "completions"
 	if chat {
 		endpoint = "chat"
@@ -39,16 +44,24 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		writeError(w, e)
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if r.ContentLength > maxBodyBytes {
+		w.Header().Set("Connection", "close")
+		fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(hw, r.Body, maxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
 			return
 		}
-		fail(badRequest("", "reading the request body: %v", err))
+		w.Header().Set("Connection", "close")
+		fail(badRequest("", "reading the request body: %s", redact(err.Error())))
 		return
 	}
+	// The body is in: ReadTimeout has done its job (see lift).
+	lift(w.rc)
 	p, aerr := parseRequest(body, chat)
 	if aerr != nil {
 		fail(aerr)
@@ -58,7 +71,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	if appName != "" {
 		a = s.apps[appName]
 		if a == nil {
-			fail(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "app_not_found", message: fmt.Sprintf("no app %q is configured", appName), kind: "app_not_found"})
+			fail(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "app_not_found", message: fmt.Sprintf("no app %s is configured", quote(appName)), kind: "app_not_found"})
 			return
 		}
 	} else if ma := s.modelApps[p.model]; ma != nil {
@@ -66,7 +79,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	}
 	if !a.allows(p.model) {
 		e := modelNotFound(p.model)
-		e.message = fmt.Sprintf("the model %q is not available to app %q", p.model, a.name)
+		e.message = fmt.Sprintf("the model %s is not available to app %q", quote(p.model), a.name)
 		fail(e)
 		return
 	}
@@ -75,7 +88,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		return
 	}
 	ctx := r.Context()
-	lm, err := s.rt.Models.Acquire(ctx, p.model)
+	lm, err := s.models.Acquire(ctx, p.model)
 	if err != nil {
 		if ctx.Err() != nil {
 			status = statusClientGone
@@ -85,8 +98,12 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		fail(acquireError(p.model, err))
 		return
 	}
-	defer s.rt.Models.Release(lm)
+	defer s.models.Release(lm)
 	model, backend = lm.Name, lm.BackendName
+	if lm.Tokenizer == nil {
+		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the model has no tokenizer", kind: "backend_error"})
+		return
+	}
 
 	g := p.guest
 	g.Endpoint, g.Model = endpoint, p.model
@@ -96,7 +113,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 			tmplText, _ = lm.Meta.String("tokenizer.chat_template")
 		}
 		eos := ""
-		if lm.Tokenizer != nil && lm.Tokenizer.EOS() >= 0 {
+		if lm.Tokenizer.EOS() >= 0 {
 			eos = lm.Tokenizer.Token(lm.Tokenizer.EOS())
 		}
 		g.Prompt = DetectTemplate(tmplText, eos).Render(p.messages)
@@ -104,32 +121,16 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	} else {
 		g.Prompt = p.prompt
 	}
-	if lm.Tokenizer == nil {
-		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the model has no tokenizer", kind: "backend_error"})
-		return
+	promptParam := "messages"
+	if !chat {
+		promptParam = "prompt"
 	}
-	ids, err := lm.Tokenizer.Encode(g.Prompt, lm.Tokenizer.AddBOSDefault(), true)
-	if err != nil {
-		fail(badRequest("prompt", "tokenizing the prompt: %v", err))
-		return
-	}
-	promptTokens := len(ids)
-	nCtx := lm.Info.NCtxTrain
-	if nCtx <= 0 {
-		nCtx = 4096
-	}
-	if mc := a.policy.MaxContext; mc > 0 && mc < nCtx {
-		nCtx = mc
-	}
-	if promptTokens == 0 {
-		fail(badRequest("prompt", "the prompt is empty"))
-		return
-	}
-	if promptTokens >= nCtx {
-		e := badRequest("messages", "the prompt is %d tokens; this model's context is %d tokens", promptTokens, nCtx)
-		if !chat {
-			e.param = "prompt"
-		}
+	// The host tokenizes the prompt, under the admission queue; what
+	// can never fit the context is refused here, before any of that,
+	// by its length in bytes alone.
+	nCtx := core.ContextLimit(lm.Info.NCtxTrain, a.policy)
+	if maxBytes := s.promptByteLimit(lm.Tokenizer, nCtx); maxBytes > 0 && len(g.Prompt) > maxBytes {
+		e := badRequest(promptParam, "the prompt is %d bytes; this model's context of %d tokens holds at most %d bytes of text", len(g.Prompt), nCtx, maxBytes)
 		e.code = "context_length_exceeded"
 		fail(e)
 		return
@@ -161,7 +162,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		return
 	}
 	out := &output{
-		w: w, rc: http.NewResponseController(w), stream: g.Stream, chat: chat,
+		w: w, rc: w.rc, stream: g.Stream, chat: chat,
 		id: newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat]), created: time.Now().Unix(), model: p.model,
 		onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
 	}
@@ -171,9 +172,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		Module: a.module, Name: a.name, Stdin: bytes.NewReader(in), Stdout: out, Stderr: stderr, Policy: a.policy,
 	})
 	end := time.Now()
-	generated := 0
+	generated, promptTokens := 0, 0
 	if res != nil {
-		generated = res.TokensGenerated
+		generated, promptTokens = res.TokensGenerated, res.PromptTokens
 	}
 	var ttft, genTime time.Duration
 	if !out.firstAt.IsZero() {
@@ -184,6 +185,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		"tokens", generated, "queue_wait", runStart.Sub(start), "ttft", ttft, "duration", end.Sub(start), "error", runErr)
 
 	if e := s.runError(ctx, res, runErr, stderr.String()); e != nil {
+		if e.code == "context_length_exceeded" {
+			e.param = promptParam
+		}
 		if e.status == statusClientGone {
 			status = statusClientGone
 			s.metrics.error(e.kind, model, backend)
@@ -198,10 +202,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		fail(e)
 		return
 	}
-	finish := "stop"
-	if generated >= g.MaxTokens || promptTokens+generated >= nCtx {
-		finish = "length"
-	}
+	finish := finishReason(res, generated, g.MaxTokens)
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
 	if g.Stream {
 		out.finish(finish, u, p.includeUsage)
@@ -220,6 +221,25 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	})
 }
 
+// finishReason is OpenAI's finish_reason of a successful run: the
+// host's stop reason of the app's generation; for an app that decoded
+// token by token without the host's generate, "length" when it used up
+// max_tokens.
+func finishReason(res *core.RunResult, generated, maxTokens int) string {
+	if res != nil {
+		switch res.StopReason {
+		case "length", "context":
+			return "length"
+		case "eos", "stop":
+			return "stop"
+		}
+	}
+	if generated >= maxTokens {
+		return "length"
+	}
+	return "stop"
+}
+
 // runError classifies the outcome of a run; nil is success.
 func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, stderr string) *apiError {
 	gone := &apiError{status: statusClientGone, kind: "cancelled"}
@@ -232,9 +252,9 @@ func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, s
 		case errors.Is(err, core.ErrOutputLimit):
 			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app wrote more than its output limit", kind: "output_limit"}
 		case errors.Is(err, core.ErrTrap):
-			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app trapped: " + err.Error(), kind: "app_error"}
+			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app trapped: " + redact(err.Error()), kind: "app_error"}
 		}
-		return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: err.Error(), kind: "app_error"}
+		return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: redact(err.Error()), kind: "app_error"}
 	}
 	if res == nil || res.ExitCode == 0 {
 		return nil
@@ -242,7 +262,7 @@ func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, s
 	if ctx.Err() != nil {
 		return gone
 	}
-	msg := stderr
+	msg := redact(stderr)
 	if msg == "" {
 		msg = fmt.Sprintf("the app exited with status %d", res.ExitCode)
 	}
@@ -413,3 +433,34 @@ func (o *output) finish(reason string, u usage, includeUsage bool) {
 func (o *output) sendError(e *apiError) {
 	o.event(e.body())
 }
+
+// promptByteLimit is the longest prompt, in bytes, that could fit nCtx
+// tokens of tok: no token stands for more bytes of text than its own
+// text has (a space is one byte of text but "▁" or "Ġ" in a vocabulary,
+// a byte token "<0x41>" six), so a prompt longer than nCtx times the
+// longest token text needs more than nCtx tokens. 0: no bound (WordPiece
+// drops whitespace, so its tokens can stand for any number of bytes).
+func (s *Server) promptByteLimit(tok *tokenizer.Tokenizer, nCtx int) int {
+	if tok.Model() == tokenizer.ModelWPM {
+		return 0
+	}
+	s.mu.Lock()
+	longest, ok := s.pieces[tok]
+	s.mu.Unlock()
+	if !ok {
+		for id := range tok.NVocab() {
+			longest = max(longest, len(tok.Token(int32(id))))
+		}
+		longest = max(longest, 1)
+		s.mu.Lock()
+		if len(s.pieces) >= maxTokenizersKept {
+			clear(s.pieces) // models come and go: keep the map bounded
+		}
+		s.pieces[tok] = longest
+		s.mu.Unlock()
+	}
+	return nCtx * longest
+}
+
+// maxTokenizersKept bounds Server.pieces.
+const maxTokenizersKept = 64

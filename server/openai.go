@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/realmrt/realm/core"
 )
 
 // The OpenAI request and response shapes this server speaks.
@@ -58,8 +61,8 @@ type GuestRequest struct {
 	Stream        bool      `json:"stream"`
 }
 
-// DefaultMaxTokens is max_tokens when a request sets none.
-const DefaultMaxTokens = 256
+// DefaultMaxTokens is max_tokens when a request sets none: the host's.
+const DefaultMaxTokens = core.DefaultMaxTokens
 
 // maxStops caps the stop strings of a request.
 const maxStops = 16
@@ -92,6 +95,20 @@ func (e *apiError) body() map[string]any {
 	return map[string]any{"error": map[string]any{"message": e.message, "type": e.typ, "param": param, "code": code}}
 }
 
+// fieldRange says what a numeric field accepts, for the error about a
+// number out of range of its type.
+var fieldRange = map[string]string{
+	"temperature":           "between 0 and 2",
+	"top_p":                 "in (0, 1]",
+	"min_p":                 "in [0, 1]",
+	"repeat_penalty":        "in [0, 10]",
+	"top_k":                 "an integer ≥ 0",
+	"max_tokens":            "an integer ≥ 1",
+	"max_completion_tokens": "an integer ≥ 1",
+	"seed":                  "a 64-bit integer",
+	"n":                     "1",
+}
+
 // parsed is a validated request.
 type parsed struct {
 	chat         bool
@@ -106,11 +123,19 @@ type parsed struct {
 // parseRequest decodes and validates a request body.
 func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 	var r completionRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&r); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, badRequest(te.Field, "invalid type for %q: expected %s", te.Field, te.Type)
+			if strings.HasPrefix(te.Value, "number") {
+				// A number the field's type cannot hold (1e400, 2^70).
+				e := badRequest(te.Field, "%s: the number is out of range", quote(te.Field))
+				if want := fieldRange[te.Field]; want != "" {
+					e.message = fmt.Sprintf("%s must be %s", te.Field, want)
+				}
+				return nil, e
+			}
+			return nil, badRequest(te.Field, "invalid type for %s: expected %s", quote(te.Field), te.Type)
 		}
 		return nil, badRequest("", "invalid JSON body: %v", err)
 	}
@@ -140,6 +165,9 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		s, err := parsePrompt(r.Prompt)
 		if err != nil {
 			return nil, err
+		}
+		if s == "" {
+			return nil, badRequest("prompt", "prompt must not be empty")
 		}
 		p.prompt = s
 	}
@@ -233,7 +261,7 @@ func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 		switch m.Role {
 		case "system", "developer", "user", "assistant", "tool":
 		default:
-			return nil, badRequest(param+".role", "invalid role %q (want system, developer, user, assistant or tool)", m.Role)
+			return nil, badRequest(param+".role", "invalid role %s (want system, developer, user, assistant or tool)", quote(m.Role))
 		}
 		var text string
 		if len(m.Content) > 0 && string(m.Content) != "null" {
@@ -248,7 +276,7 @@ func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 				var b strings.Builder
 				for _, pt := range parts {
 					if pt.Type != "text" {
-						return nil, badRequest(param+".content", "content part type %q is not supported (only text)", pt.Type)
+						return nil, badRequest(param+".content", "content part type %s is not supported (only text)", quote(pt.Type))
 					}
 					b.WriteString(pt.Text)
 				}

@@ -49,7 +49,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(hw, r.Body, maxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(hw, r.Body, maxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -87,7 +87,11 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		fail(&apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: "the backend plugin is down or restarting; retry shortly", kind: "backend_unavailable"})
 		return
 	}
-	ctx := r.Context()
+	// The run ends when the client goes away, and also when writing to
+	// it fails (a client that stopped reading, cut off by the write
+	// deadline, is still connected).
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
 	lm, err := s.models.Acquire(ctx, p.model)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -165,6 +169,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		w: w, rc: w.rc, stream: g.Stream, chat: chat,
 		id: newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat]), created: time.Now().Unix(), model: p.model,
 		onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
+		onError: func(err error) { cancel(fmt.Errorf("writing to the client: %w", err)) },
 	}
 	stderr := &tailBuffer{max: stderrTail}
 	runStart := time.Now()
@@ -300,7 +305,9 @@ type output struct {
 	created int64
 	model   string
 	onBytes func(int)
+	onError func(error) // a write to the client failed
 
+	werr    error // the first failed write
 	started bool
 	firstAt time.Time
 	chunker UTF8Chunker
@@ -329,11 +336,18 @@ func (o *output) Write(p []byte) (int, error) {
 	if !o.stream {
 		return o.buf.Write(p)
 	}
+	if o.werr != nil {
+		return 0, o.werr
+	}
 	text := o.chunker.Add(p)
 	if text == "" {
 		return len(p), nil
 	}
 	if err := o.sendText(text); err != nil {
+		o.werr = err
+		if o.onError != nil {
+			o.onError(err)
+		}
 		return 0, err
 	}
 	return len(p), nil
@@ -464,3 +478,17 @@ func (s *Server) promptByteLimit(tok *tokenizer.Tokenizer, nCtx int) int {
 
 // maxTokenizersKept bounds Server.pieces.
 const maxTokenizersKept = 64
+
+// readBody reads a request body; with a known length (already checked
+// against maxBodyBytes) into a buffer of exactly that size, not the
+// doubling buffers of io.ReadAll.
+func readBody(body io.Reader, n int64) ([]byte, error) {
+	if n < 0 {
+		return io.ReadAll(body)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

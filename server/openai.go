@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -19,8 +18,8 @@ import (
 // /v1/completions (the fields of both).
 type completionRequest struct {
 	Model               string          `json:"model"`
-	Messages            json.RawMessage `json:"messages"`
-	Prompt              json.RawMessage `json:"prompt"`
+	Messages            rawRef          `json:"messages"`
+	Prompt              rawRef          `json:"prompt"`
 	MaxTokens           *int            `json:"max_tokens"`
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
 	Temperature         *float64        `json:"temperature"`
@@ -29,12 +28,23 @@ type completionRequest struct {
 	MinP                *float64        `json:"min_p"`
 	RepeatPenalty       *float64        `json:"repeat_penalty"`
 	Seed                *int64          `json:"seed"`
-	Stop                json.RawMessage `json:"stop"`
+	Stop                rawRef          `json:"stop"`
 	Stream              bool            `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	N *int `json:"n"`
+}
+
+// rawRef is a JSON value kept as a reference into the request body,
+// decoded later. Unlike json.RawMessage it does not copy: a prompt may
+// be megabytes, and the body outlives the parsing.
+type rawRef []byte
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *rawRef) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
 }
 
 // GuestRequest is the JSON document a guest app reads from stdin for one
@@ -123,8 +133,9 @@ type parsed struct {
 // parseRequest decodes and validates a request body.
 func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 	var r completionRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&r); err != nil {
+	// Unmarshal, not a Decoder: a Decoder copies the body into a
+	// buffer of its own, and rawRef keeps references into body.
+	if err := json.Unmarshal(body, &r); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			if strings.HasPrefix(te.Value, "number") {
@@ -139,9 +150,6 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		}
 		return nil, badRequest("", "invalid JSON body: %v", err)
 	}
-	if dec.More() {
-		return nil, badRequest("", "invalid JSON body: trailing data after the object")
-	}
 	p := &parsed{chat: chat, model: r.Model}
 	if r.Model == "" {
 		return nil, badRequest("model", "you must provide a model parameter")
@@ -153,7 +161,7 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		if len(r.Messages) == 0 || string(r.Messages) == "null" {
 			return nil, badRequest("messages", "messages is required")
 		}
-		msgs, err := parseMessages(r.Messages)
+		msgs, err := parseMessages(json.RawMessage(r.Messages))
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +170,7 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		if len(r.Prompt) == 0 || string(r.Prompt) == "null" {
 			return nil, badRequest("prompt", "prompt is required")
 		}
-		s, err := parsePrompt(r.Prompt)
+		s, err := parsePrompt(json.RawMessage(r.Prompt))
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +234,7 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		rand.Read(b[:])
 		g.Seed = binary.LittleEndian.Uint64(b[:])
 	}
-	stops, err := parseStop(r.Stop)
+	stops, err := parseStop(json.RawMessage(r.Stop))
 	if err != nil {
 		return nil, err
 	}

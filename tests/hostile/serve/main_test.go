@@ -153,6 +153,12 @@ server {
 // serve does (HTTPServer on a Listen listener), over the shared runtime.
 func startServer(t testing.TB, opts server.Options) (base string, srv *server.Server) {
 	t.Helper()
+	return startServerOn(t, opts, func(ln net.Listener) net.Listener { return ln })
+}
+
+// startServerOn is startServer with the listener wrapped by wrap.
+func startServerOn(t testing.TB, opts server.Options, wrap func(net.Listener) net.Listener) (base string, srv *server.Server) {
+	t.Helper()
 	opts.DefaultWASM = testEnv.chat
 	opts.CacheDir = testEnv.cacheDir
 	srv, err := server.New(context.Background(), testEnv.rt, opts)
@@ -167,7 +173,7 @@ func startServer(t testing.TB, opts server.Options) (base string, srv *server.Se
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		hs.Serve(srv.Listen(ln))
+		hs.Serve(srv.Listen(wrap(ln)))
 	}()
 	t.Cleanup(func() {
 		hs.Close()

@@ -17,19 +17,19 @@ import (
 // completionRequest is the body of /v1/chat/completions and
 // /v1/completions (the fields of both).
 type completionRequest struct {
-	Model               string          `json:"model"`
-	Messages            rawRef          `json:"messages"`
-	Prompt              rawRef          `json:"prompt"`
-	MaxTokens           *int            `json:"max_tokens"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Temperature         *float64        `json:"temperature"`
-	TopP                *float64        `json:"top_p"`
-	TopK                *int            `json:"top_k"`
-	MinP                *float64        `json:"min_p"`
-	RepeatPenalty       *float64        `json:"repeat_penalty"`
-	Seed                *int64          `json:"seed"`
-	Stop                rawRef          `json:"stop"`
-	Stream              bool            `json:"stream"`
+	Model               string   `json:"model"`
+	Messages            rawRef   `json:"messages"`
+	Prompt              rawRef   `json:"prompt"`
+	MaxTokens           *int     `json:"max_tokens"`
+	MaxCompletionTokens *int     `json:"max_completion_tokens"`
+	Temperature         *float64 `json:"temperature"`
+	TopP                *float64 `json:"top_p"`
+	TopK                *int     `json:"top_k"`
+	MinP                *float64 `json:"min_p"`
+	RepeatPenalty       *float64 `json:"repeat_penalty"`
+	Seed                *int64   `json:"seed"`
+	Stop                rawRef   `json:"stop"`
+	Stream              bool     `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`

@@ -49,8 +49,23 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
 		return
 	}
+	// The body and what parsing makes of it (about as much again)
+	// count against the budget of bodies in flight until the request is
+	// parsed.
+	reserve := int64(maxBodyBytes)
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	reserve *= 2
+	if !s.bodies.take(reserve) {
+		w.Header().Set("Connection", "close")
+		fail(&apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "server_busy",
+			message: "the server is reading too many request bodies at once; retry shortly", kind: "server_busy"})
+		return
+	}
 	body, err := readBody(http.MaxBytesReader(hw, r.Body, maxBodyBytes), r.ContentLength)
 	if err != nil {
+		s.bodies.give(reserve)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
@@ -63,6 +78,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	// The body is in: ReadTimeout has done its job (see lift).
 	lift(w.rc)
 	p, aerr := parseRequest(body, chat)
+	s.bodies.give(reserve)
 	if aerr != nil {
 		fail(aerr)
 		return

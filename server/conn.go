@@ -27,6 +27,12 @@ type HTTPLimits struct {
 	// those of one client IP address. A connection over a cap is closed
 	// as soon as it is accepted.
 	MaxConns, MaxConnsPerAddr int
+	// MaxBodyBytes caps the request bodies being read and parsed at
+	// once, in bytes (a body of unknown length counts as the largest
+	// allowed). A request that would pass it is answered 503 at once:
+	// thousands of connections each sending 8 MiB must not add up to
+	// gigabytes.
+	MaxBodyBytes int64
 }
 
 // DefaultHTTPLimits are the limits realm serve runs with.
@@ -37,6 +43,7 @@ var DefaultHTTPLimits = HTTPLimits{
 	IdleTimeout:       60 * time.Second,
 	MaxConns:          4096,
 	MaxConnsPerAddr:   256,
+	MaxBodyBytes:      128 << 20,
 }
 
 // withDefaults fills the zero fields of l from DefaultHTTPLimits.
@@ -56,6 +63,9 @@ func (l HTTPLimits) withDefaults() HTTPLimits {
 	}
 	if l.MaxConnsPerAddr <= 0 {
 		l.MaxConnsPerAddr = d.MaxConnsPerAddr
+	}
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
 	}
 	return l
 }
@@ -193,3 +203,27 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// byteBudget counts bytes held against a cap.
+type byteBudget struct {
+	mu        sync.Mutex
+	max, used int64
+}
+
+// take reserves n bytes, or reports false when they do not fit.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+// give returns n bytes.
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+}

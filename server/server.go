@@ -115,6 +115,7 @@ type Server struct {
 
 	limits       HTTPLimits
 	publicProbes bool
+	bodies       *byteBudget // request bodies being read and parsed
 
 	apps      map[string]*app
 	modelApps map[string]*app // exact model names listed by app blocks
@@ -174,6 +175,7 @@ func New(ctx context.Context, rt *loader.Runtime, opts Options) (*Server, error)
 	if rt.Supervisor != nil {
 		s.sup = rt.Supervisor
 	}
+	s.bodies = &byteBudget{max: s.limits.MaxBodyBytes}
 	if opts.MaxConcurrent > 0 {
 		s.maxConcurrent = opts.MaxConcurrent
 	}

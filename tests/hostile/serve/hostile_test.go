@@ -97,7 +97,7 @@ func TestIdleConnectionFlood(t *testing.T) {
 		}
 	}()
 	addr := strings.TrimPrefix(p.base, "http://")
-	d := net.Dialer{Timeout: 2 * time.Second}
+	d := net.Dialer{Timeout: 500 * time.Millisecond}
 	for range n {
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
@@ -312,6 +312,45 @@ func (l smallWrites) Accept() (net.Conn, error) {
 		tc.SetWriteBuffer(4096)
 	}
 	return c, err
+}
+
+// TestBodiesInFlight: clients that each send a large body slowly hold
+// at most HTTPLimits.MaxBodyBytes of the server's memory together; the
+// next one is refused at once with 503, and the budget comes back when
+// they go.
+func TestBodiesInFlight(t *testing.T) {
+	base, _ := startServer(t, server.Options{HTTP: server.HTTPLimits{MaxBodyBytes: 24 << 20}})
+	addr := strings.TrimPrefix(base, "http://")
+	const size = 5 << 20 // counts twice: 10 MiB of the 24
+	var slow []net.Conn
+	for range 2 {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"model\":", size)
+		slow = append(slow, c)
+	}
+	body := `{"model":"stories260k","max_tokens":2,"prompt":"` + strings.Repeat("a", size-64) + `"}`
+	var st int
+	var b []byte
+	// The two slow requests reach the handler in a moment.
+	if !waitFor(5*time.Second, func() bool { st, b = post(t, base+"/v1/completions", body); return st == 503 }) {
+		t.Fatalf("a third large body while two are in flight: %d %.300s", st, b)
+	}
+	if e := decodeError(t, b); e.Error.Code == nil || *e.Error.Code != "server_busy" {
+		t.Errorf("%s", b)
+	}
+	for _, c := range slow {
+		c.Close()
+	}
+	if !waitFor(5*time.Second, func() bool { st, b = post(t, base+"/v1/completions", body); return st != 503 }) {
+		t.Fatalf("the budget did not come back: %d %.300s", st, b)
+	}
+	if st != 400 { // the prompt is over this model's context
+		t.Errorf("after: %d %.300s", st, b)
+	}
 }
 
 // TestBadInput: the answers to inputs that once gave a 500, a 1 MB

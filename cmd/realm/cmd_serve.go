@@ -38,7 +38,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		cache    = fs.String("cache-dir", "", "keep compiled guests here (default: the user cache dir's realm/wazero)")
 		public   = fs.Bool("public-probes", false, "serve /health and /metrics without an API key even when keys are configured")
 		maxConns = fs.Int("max-conns", server.DefaultHTTPLimits.MaxConns, "connections open at once, in all (capped by the open-file limit)")
-		perAddr  = fs.Int("max-conns-per-addr", server.DefaultHTTPLimits.MaxConnsPerAddr, "connections open at once from one client IP address")
+		perAddr  = fs.Int("max-conns-per-addr", server.DefaultHTTPLimits.MaxConnsPerAddr, "connections open at once from one client IP address (behind a reverse proxy every client has the proxy's: raise it)")
 		grace    = fs.Duration("shutdown-grace", shutdownGrace, "on SIGINT/SIGTERM, how long requests in flight may finish before they are cancelled")
 	)
 	fs.Usage = func() {

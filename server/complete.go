@@ -132,11 +132,26 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		if lm.Meta != nil {
 			tmplText, _ = lm.Meta.String("tokenizer.chat_template")
 		}
-		eos := ""
-		if lm.Tokenizer.EOS() >= 0 {
-			eos = lm.Tokenizer.Token(lm.Tokenizer.EOS())
+		tk := lm.Tokenizer
+		var bos, eos string
+		if tk.BOS() >= 0 {
+			bos = tk.Token(tk.BOS())
 		}
-		g.Prompt = DetectTemplate(tmplText, eos).Render(p.messages)
+		if tk.EOS() >= 0 {
+			eos = tk.Token(tk.EOS())
+		}
+		addBOS := tk.AddBOSDefault()
+		prompt, aerr := chatPrompt(ctx, tmplText, bos, eos, addBOS, p.messages)
+		if aerr != nil {
+			if aerr.status == statusClientGone {
+				status = statusClientGone
+				s.metrics.error(aerr.kind, model, backend)
+				return
+			}
+			fail(aerr)
+			return
+		}
+		g.Prompt = prompt
 		g.Messages = p.messages
 	} else {
 		g.Prompt = p.prompt

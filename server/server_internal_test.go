@@ -71,37 +71,36 @@ func TestUTF8ChunkerInvalid(t *testing.T) {
 	}
 }
 
-func TestDetectTemplate(t *testing.T) {
+// TestChatPrompt checks the fallback format of models without a
+// template and how template failures map to API errors (the rendering
+// itself is tested against llama.cpp in package chat).
+func TestChatPrompt(t *testing.T) {
 	msgs := []Message{{Role: "system", Content: "S"}, {Role: "user", Content: "U1"}, {Role: "assistant", Content: "A1"}, {Role: "user", Content: "U2"}}
 	cases := []struct {
 		name, tmpl, want string
+		status           int
+		code             string
 	}{
-		{"fallback", "", "S\n\nUser: U1\nAssistant: A1\nUser: U2\nAssistant:"},
-		{"fallback", "{{ something unknown }}", "S\n\nUser: U1\nAssistant: A1\nUser: U2\nAssistant:"},
-		{"chatml", "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
-			"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n"},
-		{"llama3", "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}",
-			"<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU1<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA1<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nU2<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-		{"gemma", "{{ '<start_of_turn>' + role + '\\n' }}",
-			"<start_of_turn>user\nS\n\nU1<end_of_turn>\n<start_of_turn>model\nA1<end_of_turn>\n<start_of_turn>user\nU2<end_of_turn>\n<start_of_turn>model\n"},
-		{"phi3", "{{'<|' + message['role'] + '|>' + '\\n' + message['content'] + '<|end|>\\n'}}{{ '<|assistant|>\\n' }}",
-			"<|system|>\nS<|end|>\n<|user|>\nU1<|end|>\n<|assistant|>\nA1<|end|>\n<|user|>\nU2<|end|>\n<|assistant|>\n"},
-		{"zephyr", "{{ '<|user|>\\n' + message['content'] + eos_token }}{{ '<|assistant|>' }}",
-			"<|system|>\nS</s>\n<|user|>\nU1</s>\n<|assistant|>\nA1</s>\n<|user|>\nU2</s>\n<|assistant|>\n"},
-		{"llama2", "{{ bos_token + '[INST] ' + content + ' [/INST]' }}{% if system %}<<SYS>>\\n{% endif %}",
-			"[INST] <<SYS>>\nS\n<</SYS>>\n\nU1 [/INST] A1 </s><s>[INST] U2 [/INST]"},
-		{"mistral", "{{ '[INST] ' + message['content'] + ' [/INST]' }}",
-			"[INST] S\n\nU1 [/INST] A1</s>[INST] U2 [/INST]"},
+		{"no template", "", "S\n\nUser: U1\nAssistant: A1\nUser: U2\nAssistant:", 200, ""},
+		{"template", "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}",
+			"<system>S<user>U1<assistant>A1<user>U2<assistant>", 200, ""},
+		{"template refuses", "{{ raise_exception('no system messages') }}", "", 400, "chat_template_rejected"},
+		{"template does not compile", "{% if %}", "", 500, "chat_template_error"},
+		{"template fails", "{{ messages[0].content.nosuchmethod() }}", "", 500, "chat_template_error"},
 	}
 	for _, c := range cases {
-		tp := DetectTemplate(c.tmpl, "</s>")
-		if tp.Name != c.name {
-			t.Errorf("%s: detected %q", c.name, tp.Name)
-			continue
-		}
-		if got := tp.Render(msgs); got != c.want {
-			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			got, e := chatPrompt(context.Background(), c.tmpl, "<s>", "</s>", true, msgs)
+			if c.status == 200 {
+				if e != nil || got != c.want {
+					t.Fatalf("got %q, %v; want %q", got, e, c.want)
+				}
+				return
+			}
+			if e == nil || e.status != c.status || e.code != c.code || !strings.Contains(e.message, "chat template") {
+				t.Fatalf("error %+v, want status %d code %s", e, c.status, c.code)
+			}
+		})
 	}
 }
 

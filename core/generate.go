@@ -81,6 +81,8 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}, in.stdout)
 	in.generated += len(res.IDs)
 	in.decoded += len(res.PromptIDs) + max(len(res.IDs)-1, 0)
+	in.promptTokens += len(res.PromptIDs)
+	in.stopReason = res.StopReason
 	if err != nil {
 		return 0, fmt.Errorf("generate: %w", err)
 	}

@@ -142,6 +142,13 @@ type RunResult struct {
 	TokensGenerated int `json:"tokens_generated"`
 	// TokensDecoded counts tokens fed to the backend (prompts included).
 	TokensDecoded int `json:"tokens_decoded"`
+	// PromptTokens counts the prompt tokens of the run's
+	// realm_host_generate calls, as the host tokenized them.
+	PromptTokens int `json:"prompt_tokens"`
+	// StopReason is why the run's last realm_host_generate ended:
+	// "length" (max_tokens), "eos", "stop" (a stop string) or "context"
+	// (the session is full); "" when the run did not generate.
+	StopReason string `json:"stop_reason,omitempty"`
 	// OutputBytes is how much the guest wrote to stdout.
 	OutputBytes int64 `json:"output_bytes"`
 	// Duration is the run's wall time; Instantiate the part before
@@ -357,6 +364,8 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		res.Duration = time.Since(start)
 		res.TokensGenerated = inst.generated
 		res.TokensDecoded = inst.decoded
+		res.PromptTokens = inst.promptTokens
+		res.StopReason = inst.stopReason
 		res.OutputBytes = inst.stdout.n
 		res.HostCalls = inst.calls
 	}()

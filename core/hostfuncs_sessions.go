@@ -25,14 +25,7 @@ func (in *instance) session(h int32) (*sessionHandle, error) {
 
 // contextLimit is the largest context a session of m may have.
 func (in *instance) contextLimit(m *Model) int {
-	limit := m.Info.NCtxTrain
-	if limit <= 0 {
-		limit = 4096
-	}
-	if in.policy.MaxContext > 0 && in.policy.MaxContext < limit {
-		limit = in.policy.MaxContext
-	}
-	return limit
+	return ContextLimit(m.Info.NCtxTrain, in.policy)
 }
 
 // contextSize resolves a requested context size against the model and

@@ -34,6 +34,11 @@ type instance struct {
 	sessions table[*sessionHandle]
 	tensors  table[*tensorHandle]
 
+	// promptTokens and stopReason are what generate reports
+	// (RunResult.PromptTokens, RunResult.StopReason).
+	promptTokens int
+	stopReason   string
+
 	lastErr     string
 	generated   int
 	decoded     int

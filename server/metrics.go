@@ -146,7 +146,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(q), name)
 	}
 	s.mu.Unlock()
-	if sup := s.rt.Supervisor; sup != nil {
+	if sup := s.sup; sup != nil {
 		up := 0.0
 		if sup.PID() > 0 {
 			up = 1

@@ -385,8 +385,13 @@ func TestAPIKeys(t *testing.T) {
 			}
 		})
 	}
-	if resp, _ := get(t, ts.URL+"/health"); resp.StatusCode != 200 {
-		t.Errorf("health needs no key: %d", resp.StatusCode)
+	// With keys configured, the probes need one too (Options.PublicProbes
+	// opens them).
+	if resp, _ := get(t, ts.URL+"/health"); resp.StatusCode != 401 {
+		t.Errorf("health without a key: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, ts.URL+"/health", "Authorization", "Bearer sk-one"); resp.StatusCode != 200 {
+		t.Errorf("health with a key: %d", resp.StatusCode)
 	}
 }
 

@@ -48,6 +48,10 @@ func typeName(t gguf.Type) (string, bool) {
 		return "q5_k", true
 	case gguf.TypeQ6_K:
 		return "q6_k", true
+	case gguf.TypeIQ4_NL:
+		return "iq4_nl", true
+	case gguf.TypeIQ4_XS:
+		return "iq4_xs", true
 	}
 	return "", false
 }
@@ -55,7 +59,8 @@ func typeName(t gguf.Type) (string, bool) {
 // weightTypes lists the weight types with shaders.
 func weightTypes() []gguf.Type {
 	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0,
-		gguf.TypeQ5_1, gguf.TypeQ8_0, gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K}
+		gguf.TypeQ5_1, gguf.TypeQ8_0, gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K,
+		gguf.TypeIQ4_NL, gguf.TypeIQ4_XS}
 }
 
 // pipeSpec is a pipeline's binding count and push-constant words.

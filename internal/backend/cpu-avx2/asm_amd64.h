@@ -9,3 +9,36 @@
 	VADDPS xt, xr, xr      \
 	VMOVSHDUP xr, xt       \
 	VADDSS xt, xr, xr
+
+// K4SCALES decodes the 6-bit scales and mins of the Q4_K (or Q5_K) block at SI:
+// sc words (both lanes) into ysc, min words doubled ([m0,m0,m1,m1,..])
+// into ym. Clobbers AX, CX, X2 (via xt), yt.
+#define K4SCALES(xt, ysc, xsc, ym, xm, yt) \
+	MOVL 4(SI), AX \
+	ANDL $0x3f3f3f3f, AX \
+	VMOVD AX, xt \
+	MOVL 12(SI), CX \
+	ANDL $0x0f0f0f0f, CX \
+	MOVL 4(SI), AX \
+	SHRL $2, AX \
+	ANDL $0x30303030, AX \
+	ORL AX, CX \
+	VPINSRD $1, CX, xt, xt \
+	MOVL 8(SI), AX \
+	ANDL $0x3f3f3f3f, AX \
+	VPINSRD $2, AX, xt, xt \
+	MOVL 12(SI), CX \
+	SHRL $4, CX \
+	ANDL $0x0f0f0f0f, CX \
+	MOVL 8(SI), AX \
+	SHRL $2, AX \
+	ANDL $0x30303030, AX \
+	ORL AX, CX \
+	VPINSRD $3, CX, xt, xt \
+	VPMOVZXBW xt, xsc \
+	VINSERTI128 $1, xsc, ysc, ysc \
+	VPSRLDQ $8, xt, xm \
+	VPMOVZXBW xm, xm \
+	VPMOVZXWD xm, ym \
+	VPSLLD $16, ym, yt \
+	VPOR yt, ym, ym

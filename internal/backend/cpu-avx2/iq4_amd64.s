@@ -1,0 +1,226 @@
+//go:build amd64
+
+#include "textflag.h"
+#include "asm_amd64.h"
+
+// IQ4_NL and IQ4_XS weights: 4-bit indices into a 16-entry int8 grid
+// (gguf.IQ4NLValues), looked up with VPSHUFB. Grid values are signed, so
+// the products use VPSIGNB to move the weight's sign onto the
+// activation: |w| (unsigned) × a·sign(w) (signed) with VPMADDUBSW; |w|
+// and |a| are at most 127, so a pair sum fits int16.
+
+DATA ·iq4grid<>+0(SB)/8, $0xf6eaddcfbfad9881
+DATA ·iq4grid<>+8(SB)/8, $0x7159453526190d01
+GLOBL ·iq4grid<>(SB), RODATA|NOPTR, $16
+
+// func dotIQ4NL(w *byte, a *int8, ad *float32, nb int) float32
+// IQ4_NL blocks (f16 d, 16 bytes: low nibbles elements 0..15, high
+// 16..31) against Q8_0 activations (32 quants, f32 scale per block).
+TEXT ·dotIQ4NL(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ ad+16(FP), DX
+	MOVQ nb+24(FP), R8
+	VMOVDQU ·mask0F(SB), Y15
+	VBROADCASTI128 ·iq4grid<>(SB), Y14
+	VMOVDQU ·ones16(SB), Y13
+	VXORPS Y0, Y0, Y0
+	TESTQ R8, R8
+	JEQ iq4nl_done
+iq4nl_loop:
+	VMOVDQU 2(SI), X5
+	VPSRLW $4, X5, X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPAND Y15, Y5, Y5
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU (DI), Y6
+	VPSIGNB Y5, Y5, Y7
+	VPSIGNB Y5, Y6, Y6
+	VPMADDUBSW Y6, Y7, Y7
+	VPMADDWD Y13, Y7, Y7
+	VCVTDQ2PS Y7, Y7
+	MOVWLZX (SI), AX
+	VMOVD AX, X8
+	VCVTPH2PS X8, X8
+	VMULSS (DX), X8, X8
+	VBROADCASTSS X8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ R8
+	JNE iq4nl_loop
+iq4nl_done:
+	HSUM(Y0, X0, X1)
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// IQ4XSSCALE puts the signed 6-bit scale (low nibble of byte R10 shifted
+// by lsh, two bits of the u16 R9 at hsh, minus 32) into AX.
+#define IQ4XSSCALE(lsh, hsh) \
+	MOVL R10, AX \
+	SHRL $lsh, AX \
+	ANDL $15, AX \
+	MOVL R9, CX \
+	SHRL $hsh, CX \
+	ANDL $3, CX \
+	SHLL $4, CX \
+	ORL CX, AX \
+	SUBL $32, AX
+
+// func dotIQ4XS(w *byte, a *int8, ad *float32, nb int) float32
+// IQ4_XS super-blocks (f16 d, u16 scales_h, 4 bytes scales_l, 128 bytes
+// of nibbles, 16 per 32-element sub-block) against Q8_K activations
+// (256 quants, f32 scale). Sub-blocks go in pairs: one 32-byte load
+// holds both, lane 0 the first and lane 1 the second, so the
+// activations are gathered to match and the two scales are broadcast
+// into their lanes.
+TEXT ·dotIQ4XS(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ ad+16(FP), DX
+	MOVQ nb+24(FP), R8
+	VMOVDQU ·mask0F(SB), Y15
+	VBROADCASTI128 ·iq4grid<>(SB), Y14
+	VXORPS Y0, Y0, Y0
+	TESTQ R8, R8
+	JEQ iq4xs_done
+iq4xs_loop:
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	MOVWLZX 2(SI), R9
+	VPXOR Y4, Y4, Y4
+	// sub-blocks 0, 1
+	MOVBLZX 4(SI), R10
+	IQ4XSSCALE(0, 0)
+	VMOVD AX, X11
+	VPBROADCASTW X11, X11
+	IQ4XSSCALE(4, 2)
+	VMOVD AX, X12
+	VPBROADCASTW X12, X12
+	VINSERTI128 $1, X12, Y11, Y11
+	VMOVDQU 8(SI), Y5
+	VPSRLW $4, Y5, Y6
+	VPAND Y15, Y5, Y5
+	VPAND Y15, Y6, Y6
+	VPSHUFB Y5, Y14, Y5
+	VPSHUFB Y6, Y14, Y6
+	VMOVDQU 0(DI), X7
+	VINSERTI128 $1, 32(DI), Y7, Y7
+	VMOVDQU 16(DI), X8
+	VINSERTI128 $1, 48(DI), Y8, Y8
+	VPSIGNB Y5, Y5, Y9
+	VPSIGNB Y5, Y7, Y7
+	VPMADDUBSW Y7, Y9, Y9
+	VPSIGNB Y6, Y6, Y10
+	VPSIGNB Y6, Y8, Y8
+	VPMADDUBSW Y8, Y10, Y10
+	VPMADDWD Y11, Y9, Y9
+	VPMADDWD Y11, Y10, Y10
+	VPADDD Y9, Y4, Y4
+	VPADDD Y10, Y4, Y4
+	// sub-blocks 2, 3
+	MOVBLZX 5(SI), R10
+	IQ4XSSCALE(0, 4)
+	VMOVD AX, X11
+	VPBROADCASTW X11, X11
+	IQ4XSSCALE(4, 6)
+	VMOVD AX, X12
+	VPBROADCASTW X12, X12
+	VINSERTI128 $1, X12, Y11, Y11
+	VMOVDQU 40(SI), Y5
+	VPSRLW $4, Y5, Y6
+	VPAND Y15, Y5, Y5
+	VPAND Y15, Y6, Y6
+	VPSHUFB Y5, Y14, Y5
+	VPSHUFB Y6, Y14, Y6
+	VMOVDQU 64(DI), X7
+	VINSERTI128 $1, 96(DI), Y7, Y7
+	VMOVDQU 80(DI), X8
+	VINSERTI128 $1, 112(DI), Y8, Y8
+	VPSIGNB Y5, Y5, Y9
+	VPSIGNB Y5, Y7, Y7
+	VPMADDUBSW Y7, Y9, Y9
+	VPSIGNB Y6, Y6, Y10
+	VPSIGNB Y6, Y8, Y8
+	VPMADDUBSW Y8, Y10, Y10
+	VPMADDWD Y11, Y9, Y9
+	VPMADDWD Y11, Y10, Y10
+	VPADDD Y9, Y4, Y4
+	VPADDD Y10, Y4, Y4
+	// sub-blocks 4, 5
+	MOVBLZX 6(SI), R10
+	IQ4XSSCALE(0, 8)
+	VMOVD AX, X11
+	VPBROADCASTW X11, X11
+	IQ4XSSCALE(4, 10)
+	VMOVD AX, X12
+	VPBROADCASTW X12, X12
+	VINSERTI128 $1, X12, Y11, Y11
+	VMOVDQU 72(SI), Y5
+	VPSRLW $4, Y5, Y6
+	VPAND Y15, Y5, Y5
+	VPAND Y15, Y6, Y6
+	VPSHUFB Y5, Y14, Y5
+	VPSHUFB Y6, Y14, Y6
+	VMOVDQU 128(DI), X7
+	VINSERTI128 $1, 160(DI), Y7, Y7
+	VMOVDQU 144(DI), X8
+	VINSERTI128 $1, 176(DI), Y8, Y8
+	VPSIGNB Y5, Y5, Y9
+	VPSIGNB Y5, Y7, Y7
+	VPMADDUBSW Y7, Y9, Y9
+	VPSIGNB Y6, Y6, Y10
+	VPSIGNB Y6, Y8, Y8
+	VPMADDUBSW Y8, Y10, Y10
+	VPMADDWD Y11, Y9, Y9
+	VPMADDWD Y11, Y10, Y10
+	VPADDD Y9, Y4, Y4
+	VPADDD Y10, Y4, Y4
+	// sub-blocks 6, 7
+	MOVBLZX 7(SI), R10
+	IQ4XSSCALE(0, 12)
+	VMOVD AX, X11
+	VPBROADCASTW X11, X11
+	IQ4XSSCALE(4, 14)
+	VMOVD AX, X12
+	VPBROADCASTW X12, X12
+	VINSERTI128 $1, X12, Y11, Y11
+	VMOVDQU 104(SI), Y5
+	VPSRLW $4, Y5, Y6
+	VPAND Y15, Y5, Y5
+	VPAND Y15, Y6, Y6
+	VPSHUFB Y5, Y14, Y5
+	VPSHUFB Y6, Y14, Y6
+	VMOVDQU 192(DI), X7
+	VINSERTI128 $1, 224(DI), Y7, Y7
+	VMOVDQU 208(DI), X8
+	VINSERTI128 $1, 240(DI), Y8, Y8
+	VPSIGNB Y5, Y5, Y9
+	VPSIGNB Y5, Y7, Y7
+	VPMADDUBSW Y7, Y9, Y9
+	VPSIGNB Y6, Y6, Y10
+	VPSIGNB Y6, Y8, Y8
+	VPMADDUBSW Y8, Y10, Y10
+	VPMADDWD Y11, Y9, Y9
+	VPMADDWD Y11, Y10, Y10
+	VPADDD Y9, Y4, Y4
+	VPADDD Y10, Y4, Y4
+	MOVWLZX (SI), AX
+	VMOVD AX, X8
+	VCVTPH2PS X8, X8
+	VMULSS (DX), X8, X8
+	VBROADCASTSS X8, Y8
+	VCVTDQ2PS Y4, Y4
+	VFMADD231PS Y8, Y4, Y0
+	ADDQ $136, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ R8
+	JNE iq4xs_loop
+iq4xs_done:
+	HSUM(Y0, X0, X1)
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET

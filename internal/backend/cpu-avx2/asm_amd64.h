@@ -42,3 +42,29 @@
 	VPMOVZXWD xm, ym \
 	VPSLLD $16, ym, yt \
 	VPOR yt, ym, ym
+
+// Q4K4ROW/Q4K4ROWH add one activation row's products with the low (Y8)
+// or high (Y9) nibble quants, scaled by the words in Y10/Y11, to isum
+// (the 4-row K-quant kernels; Y12 is scratch).
+#define Q4K4ROW(aoff, isum) \
+	VPMADDUBSW aoff, Y8, Y12 \
+	VPMADDWD Y10, Y12, Y12 \
+	VPADDD Y12, isum, isum
+
+#define Q4K4ROWH(aoff, isum) \
+	VPMADDUBSW aoff, Y9, Y12 \
+	VPMADDWD Y11, Y12, Y12 \
+	VPADDD Y12, isum, isum
+
+// Q4K4FIN folds row j's sums into its accumulator: X8 = [d, dmin].
+#define Q4K4FIN(dmem, bmem, isum, acc) \
+	VBROADCASTSS dmem, X9 \
+	VMULPS X8, X9, X9 \
+	VBROADCASTSS X9, Y10 \
+	VMOVSHDUP X9, X11 \
+	VBROADCASTSS X11, Y11 \
+	VCVTDQ2PS isum, Y12 \
+	VFMADD231PS Y10, Y12, acc \
+	VPMADDWD bmem, Y13, Y12 \
+	VCVTDQ2PS Y12, Y12 \
+	VFNMADD231PS Y11, Y12, acc

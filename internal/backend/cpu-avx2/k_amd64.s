@@ -158,16 +158,6 @@ q4k_done:
 
 // Q4K4CHUNK handles quant chunk c (byte offset qo = 16+32c, activation
 // offset ao = 64c, mask offsets mo, mo+32) for 4 activation rows.
-#define Q4K4ROW(aoff, isum) \
-	VPMADDUBSW aoff, Y8, Y12 \
-	VPMADDWD Y10, Y12, Y12 \
-	VPADDD Y12, isum, isum
-
-#define Q4K4ROWH(aoff, isum) \
-	VPMADDUBSW aoff, Y9, Y12 \
-	VPMADDWD Y11, Y12, Y12 \
-	VPADDD Y12, isum, isum
-
 #define Q4K4CHUNK(qo, ao, ao2, mo, mo2) \
 	VMOVDQU qo(SI), Y8 \
 	VPSRLW $4, Y8, Y9 \
@@ -183,19 +173,6 @@ q4k_done:
 	Q4K4ROWH(ao2(DI)(R8*1), Y5) \
 	Q4K4ROWH(ao2(DI)(R8*2), Y6) \
 	Q4K4ROWH(ao2(DI)(R10*1), Y7)
-
-// Q4K4FIN folds row j's sums into its accumulator: X8 = [d, dmin].
-#define Q4K4FIN(dmem, bmem, isum, acc) \
-	VBROADCASTSS dmem, X9 \
-	VMULPS X8, X9, X9 \
-	VBROADCASTSS X9, Y10 \
-	VMOVSHDUP X9, X11 \
-	VBROADCASTSS X11, Y11 \
-	VCVTDQ2PS isum, Y12 \
-	VFMADD231PS Y10, Y12, acc \
-	VPMADDWD bmem, Y13, Y12 \
-	VCVTDQ2PS Y12, Y12 \
-	VFNMADD231PS Y11, Y12, acc
 
 // func dotQ4Kx4(w *byte, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, nb int, out *float32)
 TEXT ·dotQ4Kx4(SB), NOSPLIT, $0-72

@@ -8,6 +8,9 @@ import "github.com/realmrt/realm/internal/engine"
 func dotQ5K(w *byte, a *int8, ad *float32, bs *int16, nb int) float32
 
 //go:noescape
+func dotQ5Kx4(w *byte, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, nb int, out *float32)
+
+//go:noescape
 func dotIQ4NL(w *byte, a *int8, ad *float32, nb int) float32
 
 //go:noescape
@@ -36,9 +39,23 @@ func (k *Kernels) matQ8KRows(out []float32, w *engine.Weight, rb, batch int, q5k
 	rows, cols, nb := w.Rows, w.Cols, w.Cols/256
 	qs, ad, bs, data := k.q8k.qs, k.q8k.d, k.q8k.bsums, w.Data
 	k.pool.forChunks(rows, k.rowChunk(rows, batch), 0, func(_, lo, hi int) {
+		var t [4]float32
+		b0 := 0
+		if q5k {
+			// Four activation rows per pass over a weight block.
+			for ; b0+4 <= batch; b0 += 4 {
+				a, d, s := &qs[b0*cols], &ad[b0*nb], &bs[b0*nb*16]
+				for r := lo; r < hi; r++ {
+					dotQ5Kx4(&data[r*rb], a, cols, d, 4*nb, s, 32*nb, nb, &t[0])
+					for i, v := range t {
+						out[(b0+i)*rows+r] = v
+					}
+				}
+			}
+		}
 		for r := lo; r < hi; r++ {
 			wr := &data[r*rb]
-			for b := 0; b < batch; b++ {
+			for b := b0; b < batch; b++ {
 				if q5k {
 					out[b*rows+r] = dotQ5K(wr, &qs[b*cols], &ad[b*nb], &bs[b*nb*16], nb)
 				} else {

@@ -138,3 +138,154 @@ q5k_done:
 	VZEROUPPER
 	MOVSS X0, ret+40(FP)
 	RET
+
+// Q5K4HB ORs the fifth bit of each quant into dst (Y8 or Y9): the qh
+// bytes (re-read from the block, Y12 is the only free register) shifted
+// so that bit b lands on bit 4, masked with 0x10.
+
+// func dotQ5Kx4(w *byte, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, nb int, out *float32)
+// dotQ5K for 4 activation rows (row j at a + j·astride, its scales at
+// ad + j·dstride, its sums at bs + j·bstride; strides in bytes), each weight block decoded
+// once (the register plan of dotQ4Kx4).
+TEXT ·dotQ5Kx4(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ astride+16(FP), R8
+	MOVQ ad+24(FP), DX
+	MOVQ dstride+32(FP), R9
+	MOVQ bs+40(FP), BX
+	MOVQ bstride+48(FP), R12
+	LEAQ (R8)(R8*2), R10
+	LEAQ (R9)(R9*2), R11
+	LEAQ (R12)(R12*2), R13
+	VMOVDQU ·mask0F(SB), Y15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	CMPQ nb+56(FP), $0
+	JEQ q5k4_done
+q5k4_loop:
+	PREFETCHT0 2048(SI)
+	PREFETCHT0 2112(SI)
+	PREFETCHT0 2176(SI)
+	K4SCALES(X9, Y14, X14, Y13, X13, Y12)
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	// chunk 0
+	VMOVDQU 48(SI), Y8
+	VPSRLW $4, Y8, Y9
+	VPAND Y15, Y8, Y8
+	VPAND Y15, Y9, Y9
+	VMOVDQU 16(SI), Y12
+	VPSLLW $4, Y12, Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y8, Y8
+	VMOVDQU 16(SI), Y12
+	VPSLLW $3, Y12, Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y9, Y9
+	VPSHUFB ·k4mask+0(SB), Y14, Y10
+	VPSHUFB ·k4mask+32(SB), Y14, Y11
+	Q4K4ROW(0(DI), Y4)
+	Q4K4ROW(0(DI)(R8*1), Y5)
+	Q4K4ROW(0(DI)(R8*2), Y6)
+	Q4K4ROW(0(DI)(R10*1), Y7)
+	Q4K4ROWH(32(DI), Y4)
+	Q4K4ROWH(32(DI)(R8*1), Y5)
+	Q4K4ROWH(32(DI)(R8*2), Y6)
+	Q4K4ROWH(32(DI)(R10*1), Y7)
+	// chunk 1
+	VMOVDQU 80(SI), Y8
+	VPSRLW $4, Y8, Y9
+	VPAND Y15, Y8, Y8
+	VPAND Y15, Y9, Y9
+	VMOVDQU 16(SI), Y12
+	VPSLLW $2, Y12, Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y8, Y8
+	VMOVDQU 16(SI), Y12
+	VPSLLW $1, Y12, Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y9, Y9
+	VPSHUFB ·k4mask+64(SB), Y14, Y10
+	VPSHUFB ·k4mask+96(SB), Y14, Y11
+	Q4K4ROW(64(DI), Y4)
+	Q4K4ROW(64(DI)(R8*1), Y5)
+	Q4K4ROW(64(DI)(R8*2), Y6)
+	Q4K4ROW(64(DI)(R10*1), Y7)
+	Q4K4ROWH(96(DI), Y4)
+	Q4K4ROWH(96(DI)(R8*1), Y5)
+	Q4K4ROWH(96(DI)(R8*2), Y6)
+	Q4K4ROWH(96(DI)(R10*1), Y7)
+	// chunk 2
+	VMOVDQU 112(SI), Y8
+	VPSRLW $4, Y8, Y9
+	VPAND Y15, Y8, Y8
+	VPAND Y15, Y9, Y9
+	VMOVDQU 16(SI), Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y8, Y8
+	VMOVDQU 16(SI), Y12
+	VPSRLW $1, Y12, Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y9, Y9
+	VPSHUFB ·k4mask+128(SB), Y14, Y10
+	VPSHUFB ·k4mask+160(SB), Y14, Y11
+	Q4K4ROW(128(DI), Y4)
+	Q4K4ROW(128(DI)(R8*1), Y5)
+	Q4K4ROW(128(DI)(R8*2), Y6)
+	Q4K4ROW(128(DI)(R10*1), Y7)
+	Q4K4ROWH(160(DI), Y4)
+	Q4K4ROWH(160(DI)(R8*1), Y5)
+	Q4K4ROWH(160(DI)(R8*2), Y6)
+	Q4K4ROWH(160(DI)(R10*1), Y7)
+	// chunk 3
+	VMOVDQU 144(SI), Y8
+	VPSRLW $4, Y8, Y9
+	VPAND Y15, Y8, Y8
+	VPAND Y15, Y9, Y9
+	VMOVDQU 16(SI), Y12
+	VPSRLW $2, Y12, Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y8, Y8
+	VMOVDQU 16(SI), Y12
+	VPSRLW $3, Y12, Y12
+	VPAND ·bytes10<>(SB), Y12, Y12
+	VPOR Y12, Y9, Y9
+	VPSHUFB ·k4mask+192(SB), Y14, Y10
+	VPSHUFB ·k4mask+224(SB), Y14, Y11
+	Q4K4ROW(192(DI), Y4)
+	Q4K4ROW(192(DI)(R8*1), Y5)
+	Q4K4ROW(192(DI)(R8*2), Y6)
+	Q4K4ROW(192(DI)(R10*1), Y7)
+	Q4K4ROWH(224(DI), Y4)
+	Q4K4ROWH(224(DI)(R8*1), Y5)
+	Q4K4ROWH(224(DI)(R8*2), Y6)
+	Q4K4ROWH(224(DI)(R10*1), Y7)
+	VMOVD (SI), X8
+	VCVTPH2PS X8, X8
+	Q4K4FIN((DX), (BX), Y4, Y0)
+	Q4K4FIN((DX)(R9*1), (BX)(R12*1), Y5, Y1)
+	Q4K4FIN((DX)(R9*2), (BX)(R12*2), Y6, Y2)
+	Q4K4FIN((DX)(R11*1), (BX)(R13*1), Y7, Y3)
+	ADDQ $176, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ nb+56(FP)
+	JNE q5k4_loop
+q5k4_done:
+	MOVQ out+64(FP), DI
+	HSUM(Y0, X0, X8)
+	HSUM(Y1, X1, X8)
+	HSUM(Y2, X2, X8)
+	HSUM(Y3, X3, X8)
+	VMOVSS X0, (DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	VZEROUPPER
+	RET

@@ -150,7 +150,7 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 		k.matQ8KRows(out, w, rb, batch, w.Type == gguf.TypeQ5_K)
 	case gguf.TypeIQ4_NL:
 		k.quantQ8(x, cols, batch)
-		k.matQ8Rows(out, w, rb, batch, dotIQ4NL)
+		k.matIQ4NL(out, w, rb, batch)
 	case gguf.TypeF32:
 		k.matF(out, w, rb, x, batch, false)
 	case gguf.TypeF16:

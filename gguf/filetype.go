@@ -30,6 +30,8 @@ const (
 	FileTypeQ5_K_M FileType = 17
 	FileTypeQ6_K   FileType = 18
 	FileTypeQ2_K_S FileType = 21
+	FileTypeIQ4_NL FileType = 25
+	FileTypeIQ4_XS FileType = 30
 	FileTypeBF16   FileType = 32
 )
 
@@ -71,6 +73,10 @@ func (f FileType) Name() (string, bool) {
 		return "Q6_K", true
 	case FileTypeQ2_K_S:
 		return "Q2_K_S", true
+	case FileTypeIQ4_NL:
+		return "IQ4_NL", true
+	case FileTypeIQ4_XS:
+		return "IQ4_XS", true
 	case FileTypeBF16:
 		return "BF16", true
 	}

@@ -10,7 +10,7 @@ import (
 func CanQuantize(t Type) bool {
 	switch t {
 	case TypeF32, TypeF16, TypeBF16, TypeQ4_0, TypeQ4_1, TypeQ5_0, TypeQ5_1, TypeQ8_0,
-		TypeQ4_K, TypeQ6_K, TypeQ8_K:
+		TypeQ4_K, TypeQ5_K, TypeQ6_K, TypeQ8_K, TypeIQ4_NL, TypeIQ4_XS:
 		return true
 	}
 	return false
@@ -20,7 +20,9 @@ func CanQuantize(t Type) bool {
 // encoded size of len(src) elements (see Type.RowBytes).
 //
 // The 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) follow ggml's
-// reference rounding so that results match llama-quantize. Q4_K and Q6_K
+// reference rounding so that results match llama-quantize; so do Q5_K,
+// IQ4_NL and IQ4_XS, which follow ggml's searches without an importance
+// matrix (see quant_q5k.go and iq4.go). Q4_K and Q6_K
 // search each sub-block's scale (and min) by least squares over a set of
 // candidate scales; Q8_K is the activation encoding described in
 // FORMATS.md.
@@ -60,8 +62,14 @@ func Quantize(dst []byte, src []float32, t Type) error {
 		fn = quantQ8_0
 	case TypeQ4_K:
 		fn = quantQ4_K
+	case TypeQ5_K:
+		fn = quantQ5_K
 	case TypeQ6_K:
 		fn = quantQ6_K
+	case TypeIQ4_NL:
+		fn = quantIQ4_NL
+	case TypeIQ4_XS:
+		fn = quantIQ4_XS
 	case TypeQ8_K:
 		fn = quantQ8_K
 	}

@@ -244,6 +244,12 @@ func randomTensor(rng *rand.Rand, t gguf.Type, cols, rows int) []byte {
 		scale(2, 0.0005, 0.01)
 	case gguf.TypeQ6_K:
 		scale(208, 0.0005, 0.01)
+	case gguf.TypeIQ4_NL:
+		// Grid values reach ±127.
+		scale(0, 0.0001, 0.004)
+	case gguf.TypeIQ4_XS:
+		// Grid values times 6-bit sub-block scales reach 127·32.
+		scale(0, 0.000005, 0.0001)
 	default:
 		panic(fmt.Sprintf("conformance: no random generator for %v", t))
 	}

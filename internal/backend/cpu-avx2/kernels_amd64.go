@@ -95,7 +95,8 @@ func (k *Kernels) Types() []gguf.Type { return gguf.WeightTypes() }
 // NativeTypes lists the weight types with SIMD matmul kernels; the
 // others are dequantized a row at a time.
 func (k *Kernels) NativeTypes() []gguf.Type {
-	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K}
+	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K,
+		gguf.TypeIQ4_NL, gguf.TypeIQ4_XS}
 }
 
 func f32p(b []byte) *float32 { return (*float32)(unsafe.Pointer(unsafe.SliceData(b))) }
@@ -144,6 +145,12 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 	case gguf.TypeQ4_K, gguf.TypeQ6_K:
 		k.quantQ8K(x, cols, batch)
 		k.matQ8K(out, w, rb, batch)
+	case gguf.TypeQ5_K, gguf.TypeIQ4_XS:
+		k.quantQ8K(x, cols, batch)
+		k.matQ8KRows(out, w, rb, batch, w.Type == gguf.TypeQ5_K)
+	case gguf.TypeIQ4_NL:
+		k.quantQ8(x, cols, batch)
+		k.matIQ4NL(out, w, rb, batch)
 	case gguf.TypeF32:
 		k.matF(out, w, rb, x, batch, false)
 	case gguf.TypeF16:

@@ -1,5 +1,6 @@
 // Package cpuneon implements the engine.Kernels interface for arm64 with
-// NEON: matrix products over F32, F16, Q8_0, Q4_0, Q4_K and Q6_K weights
+// NEON: matrix products over F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K,
+// IQ4_NL and IQ4_XS weights
 // (integer dot products with SDOT when the CPU has the dot-product
 // extension, SMULL/SADALP otherwise) and vectorised element-wise kernels.
 // On other architectures the same code runs with portable Go versions of

@@ -48,6 +48,10 @@ func typeName(t gguf.Type) (string, bool) {
 		return "q5_k", true
 	case gguf.TypeQ6_K:
 		return "q6_k", true
+	case gguf.TypeIQ4_NL:
+		return "iq4_nl", true
+	case gguf.TypeIQ4_XS:
+		return "iq4_xs", true
 	}
 	return "", false
 }

@@ -121,6 +121,9 @@ type Batch struct {
 	// All asks for the logits of every row; otherwise only of the last
 	// row of each sequence.
 	All bool
+	// NCtx is the context size of the sequences (some architectures
+	// pick rope factors by it).
+	NCtx int
 }
 
 // Graph is a forward pass under construction or ready to run.

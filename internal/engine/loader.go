@@ -24,13 +24,13 @@ type archLoader func(l *Loader) (builder, error)
 // arch_NAME.go each).
 func architectures() map[string]archLoader {
 	return map[string]archLoader{
-		"llama": loadLlama,
-		// "qwen2":    loadQwen2,
-		// "qwen3":    loadQwen3,
-		// "qwen3moe": loadQwen3MoE,
-		// "gemma2":   loadGemma2,
-		// "gemma3":   loadGemma3,
-		// "phi3":     loadPhi3,
+		"llama":    loadLlama,
+		"qwen2":    loadQwen2,
+		"qwen3":    loadQwen3,
+		"qwen3moe": loadQwen3MoE,
+		"gemma2":   loadGemma2,
+		"gemma3":   loadGemma3,
+		"phi3":     loadPhi3,
 	}
 }
 

@@ -93,7 +93,7 @@ func (s *Session) Decode(ctx context.Context, tokens []int32, all bool) ([]float
 	// the one of the previous call is reused with the new tokens.
 	g := s.g
 	if g == nil || g.Rows() != B || g.batch.All != all {
-		b := &Batch{Pos: make([]int32, B), Seq: make([]int32, B), All: all}
+		b := &Batch{Pos: make([]int32, B), Seq: make([]int32, B), All: all, NCtx: s.nCtx}
 		b.Tokens = tokens
 		g = s.m.graph(b)
 		if B <= keepRows {

@@ -68,9 +68,9 @@ type Info struct {
 	// Ops lists the tensor ops TensorOp accepts, then (CPU engine and
 	// vulkan) "graph.NAME" for each op of the model graph the backend
 	// executes and "arch.NAME" for each general.architecture it runs.
-	Ops []string `json:"ops"`
-	Devices         []Device    `json:"devices,omitempty"`
-	Threads         int         `json:"threads"`
+	Ops     []string `json:"ops"`
+	Devices []Device `json:"devices,omitempty"`
+	Threads int      `json:"threads"`
 }
 
 // Device describes an accelerator a backend uses (empty for CPU backends).

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -62,6 +63,11 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.Stderr, "realm conformance: no reference data found (--reference DIR): model and fault cases are skipped")
 		}
 		opts.ReferenceDir = dir
+		if root, err := refdata.RepoRoot(); err == nil {
+			if d := filepath.Join(root, "testdata", "arch"); fileExists(filepath.Join(d, "README.md")) {
+				opts.ArchDir = d
+			}
+		}
 	}
 	if b, err := os.ReadFile(*abiGuest); err == nil {
 		opts.ABIGuest = b
@@ -184,4 +190,10 @@ func matrixCell(op, typ string, m conformance.Matrix) string {
 		return "yes"
 	}
 	return "f32"
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

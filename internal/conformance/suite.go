@@ -131,7 +131,7 @@ func Run(ctx context.Context, name string, sut, ref backends.Backend, opts Optio
 			rep.Add(runModel(ctx, sut, opts.ReferenceDir, mc))
 		}
 		for _, name := range ArchCases() {
-			if opts.Filter != nil && !opts.Filter.MatchString("arch/"+name) {
+			if opts.Filter != nil && !opts.Filter.MatchString("arch/"+strings.Replace(name, "-", "/", 1)) {
 				continue
 			}
 			rep.Add(runArch(ctx, sut, opts.ArchDir, name))

@@ -16,9 +16,9 @@ func loadPhi3(l *Loader) (builder, error) {
 	short := l.RopeFactors("rope_factors_short.weight")
 	long := l.RopeFactors("rope_factors_long.weight")
 	attnFactor := float32(l.Float("rope.scaling.attn_factor", 1, false))
+	origCtx := l.Uint("rope.scaling.original_context_length", hp.NCtxTrain, maxCtxKey, long != nil)
 	if long != nil {
-		m.longFactors = long
-		m.longCtx = l.Uint("rope.scaling.original_context_length", hp.NCtxTrain, maxCtxKey, true)
+		m.longFactors, m.longCtx = long, origCtx
 	}
 	// Phi-3 files may name a sliding window that llama.cpp ignores (its
 	// conversion did not fill the pattern); so does this builder.

@@ -3,12 +3,16 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
-	"math"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
@@ -26,13 +30,19 @@ type archCase struct {
 var archNames = []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
 
 func loadArchCase(t testing.TB, name string) (string, *archCase) {
+	return loadArchRun(t, name, name)
+}
+
+// loadArchRun returns testdata/arch/MODEL.gguf and RUN.llamacpp.json.
+func loadArchRun(t testing.TB, model, run string) (string, *archCase) {
 	t.Helper()
 	root, err := refdata.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "testdata", "arch")
-	b, err := os.ReadFile(filepath.Join(dir, name+".llamacpp.json"))
+	name := model
+	b, err := os.ReadFile(filepath.Join(dir, run+".llamacpp.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,18 +108,24 @@ func checkArchRun(t *testing.T, b backends.Backend, sid backends.SessionID, c *a
 }
 
 // TestArchitecturesMatchLlamaCpp runs every synthetic architecture on
-// the reference kernels in process.
+// the reference kernels in process; phi3-ctx2048 runs phi3 in a context
+// beyond its original one, where LongRoPE switches to the long factors
+// (llama.cpp ran with --ctx 2048).
 func TestArchitecturesMatchLlamaCpp(t *testing.T) {
-	for _, name := range archNames {
+	for _, name := range append(slices.Clone(archNames), "phi3-ctx2048") {
 		t.Run(name, func(t *testing.T) {
-			path, c := loadArchCase(t, name)
+			model, nCtx := name, 256
+			if name == "phi3-ctx2048" {
+				model, nCtx = "phi3", 2048
+			}
+			path, c := loadArchRun(t, model, name)
 			b := engine.NewBackend(reference.New(), engine.Options{Name: "reference"})
 			ctx := context.Background()
 			mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
 			if err != nil {
 				t.Fatal(err)
 			}
-			sid, err := b.OpenSession(ctx, mi.ID, 256)
+			sid, err := b.OpenSession(ctx, mi.ID, nCtx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,4 +134,62 @@ func TestArchitecturesMatchLlamaCpp(t *testing.T) {
 	}
 }
 
-var _ = math.Abs
+// TestArchBadInput edits every architecture key and tensor of the
+// synthetic models (removed, zero, huge, wrong type) and checks that
+// loading fails cleanly or succeeds, never panics, that a removed norm
+// is an error and that an extra tensor is an error naming it.
+func TestArchBadInput(t *testing.T) {
+	for _, name := range archNames {
+		t.Run(name, func(t *testing.T) {
+			path, _ := loadArchCase(t, name)
+			f, err := gguf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			arch, _ := f.String("general.architecture")
+			load := func(edit func(*gguf.File)) (err error) {
+				c := *f.File
+				c.Metadata = slices.Clone(f.Metadata)
+				c.Tensors = slices.Clone(f.Tensors)
+				edit(&c)
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("panic: %v", r)
+						t.Error(err)
+					}
+				}()
+				_, err = engine.NewModel(&c, f.TensorData, reference.New(), nil)
+				return err
+			}
+			for i, kv := range f.Metadata {
+				if !strings.HasPrefix(kv.Key, arch+".") {
+					continue
+				}
+				for _, v := range []gguf.Value{gguf.NewUint32(0), gguf.NewUint64(1 << 40), gguf.NewString("x"), gguf.NewFloat32(-1)} {
+					load(func(c *gguf.File) { c.Metadata[i].Value = v })
+				}
+				load(func(c *gguf.File) { c.Metadata = slices.Delete(c.Metadata, i, i+1) })
+			}
+			for i, ti := range f.Tensors {
+				// Optional tensors (biases, output.weight, rope factors)
+				// may go; anything else must be refused with a model error.
+				err := load(func(c *gguf.File) { c.Tensors = slices.Delete(c.Tensors, i, i+1) })
+				if err != nil && !errors.Is(err, backends.ErrInvalidModel) && !errors.Is(err, backends.ErrUnsupported) {
+					t.Errorf("without %s: %v", ti.Name, err)
+				}
+				if strings.HasSuffix(ti.Name, "norm.weight") && err == nil {
+					t.Errorf("without %s: loaded", ti.Name)
+				}
+			}
+			err = load(func(c *gguf.File) {
+				x := c.Tensors[1]
+				x.Name = "blk.0.attn_sinks.weight"
+				c.Tensors = append(c.Tensors, x)
+			})
+			if !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), "attn_sinks") {
+				t.Errorf("extra tensor: %v", err)
+			}
+		})
+	}
+}

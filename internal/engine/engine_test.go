@@ -95,7 +95,10 @@ func TestInfo(t *testing.T) {
 	if slices.Contains(info.Types, gguf.TypeQ8_K) {
 		t.Errorf("Types %v lists the activation-only Q8_K", info.Types)
 	}
-	if !slices.Equal(info.Ops, engine.Ops()) || len(info.Ops) != 10 {
+	want := engine.InfoOps(engine.Ops(), engine.SupportedOps(reference.New()), engine.Architectures())
+	if !slices.Equal(info.Ops, want) || !slices.Equal(info.Ops[:10], engine.Ops()) ||
+		!slices.Contains(info.Ops, "graph.rope_ext") || !slices.Contains(info.Ops, "graph.attention_window") ||
+		!slices.Contains(info.Ops, "arch.qwen2") {
 		t.Errorf("Ops = %v", info.Ops)
 	}
 }

@@ -196,6 +196,15 @@ func (e *executor) attention(n *node, g *Graph, bufs [][]float32, out []float32,
 		}
 		start := int(b.Pos[r0])
 		nr := r1 - r0
+		for r := r0; r < r1; r++ {
+			if int(b.Pos[r]) != start+r-r0 {
+				return fmt.Errorf("%w: batch row %d of sequence %d has position %d, want %d (rows of a sequence must have consecutive positions)",
+					backends.ErrInvalidArgument, r, b.Seq[r0], b.Pos[r], start+r-r0)
+			}
+		}
+		if start < 0 || (start+nr)*kvd > len(kc) || (start+nr)*kvd > len(vc) {
+			return fmt.Errorf("%w: positions %d..%d exceed the KV cache of sequence %d", backends.ErrInvalidArgument, start, start+nr-1, b.Seq[r0])
+		}
 		dk := kc[start*kvd : (start+nr)*kvd]
 		dv := vc[start*kvd : (start+nr)*kvd]
 		for i, v := range kr[r0*kvd : r1*kvd] {

@@ -64,9 +64,12 @@ type Info struct {
 	ProtocolVersion int         `json:"protocol_version"`
 	Features        []string    `json:"features"` // CPU features the kernels were compiled for and use
 	Types           []gguf.Type `json:"types"`    // weight types with native kernels
-	Ops             []string    `json:"ops"`      // tensor ops TensorOp accepts
-	Devices         []Device    `json:"devices,omitempty"`
-	Threads         int         `json:"threads"`
+	// Ops lists the tensor ops TensorOp accepts, then (CPU engine and
+	// vulkan) "graph.NAME" for each op of the model graph the backend
+	// executes and "arch.NAME" for each general.architecture it runs.
+	Ops     []string `json:"ops"`
+	Devices []Device `json:"devices,omitempty"`
+	Threads int      `json:"threads"`
 }
 
 // Device describes an accelerator a backend uses (empty for CPU backends).

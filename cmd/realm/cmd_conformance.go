@@ -84,6 +84,11 @@ func runConformance(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		defer cleanup()
 		opts.ReferenceDir = dir
+		if root, err := refdata.RepoRoot(); err == nil {
+			if d := filepath.Join(root, "testdata", "arch"); fileExists(filepath.Join(d, "README.md")) {
+				opts.ArchDir = d
+			}
+		}
 	}
 
 	var reps []*conformance.Report
@@ -318,4 +323,10 @@ func matrixCell(op, typ string, m conformance.Matrix) string {
 		return "yes"
 	}
 	return "f32"
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

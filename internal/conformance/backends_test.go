@@ -72,7 +72,7 @@ func TestBackends(t *testing.T) {
 				t.Fatalf("build %s: %v\n%s", pkg, err, out)
 			}
 			tg.Spec.Binary, tg.Skip, tg.NotBuilt = bin, "", false
-			rep := RunTarget(context.Background(), tg, ref, Options{ReferenceDir: refDir, ABIGuest: abiWasm}, log)
+			rep := RunTarget(context.Background(), tg, ref, Options{ReferenceDir: refDir, ArchDir: filepath.Join(root, "testdata", "arch"), ABIGuest: abiWasm}, log)
 			for _, r := range rep.Results {
 				if r.Status == Fail {
 					t.Errorf("%s [%s %s]: %s", r.Case, r.Types, r.Shape, r.Detail)

@@ -97,6 +97,8 @@ func (s Stats) String() string {
 // use; concurrent MatMul calls are serialized (each already uses every
 // thread).
 type Kernels struct {
+	engine.GoExt // the element-wise extended ops
+
 	pool    *pool
 	dot     bool // use the SDOT path
 	threads int

@@ -30,6 +30,17 @@ type OpCase struct {
 	Req   backends.TensorOpRequest
 }
 
+// WeightTypes are the weight types the op cases exercise: every type a
+// model file can store (gguf.WeightTypes; TestWeightTypesComplete keeps
+// the two equal), in the order the cases draw their random inputs —
+// types added later go last so the inputs of the others stay the same.
+func WeightTypes() []gguf.Type {
+	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16,
+		gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0, gguf.TypeQ5_1, gguf.TypeQ8_0,
+		gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K,
+		gguf.TypeIQ4_NL, gguf.TypeIQ4_XS}
+}
+
 // OpCases returns every op case, with inputs drawn from a PCG seeded
 // with seed (0: a fixed default), so a failure reproduces exactly.
 func OpCases(seed uint64) []OpCase {
@@ -43,7 +54,7 @@ func OpCases(seed uint64) []OpCase {
 	// matmul and get_rows over every weight type and odd shapes: column
 	// counts are multiples of the block but not of vector widths, row
 	// and batch counts are odd.
-	for _, t := range gguf.WeightTypes() { // every type a model file can store
+	for _, t := range WeightTypes() {
 		be := t.BlockElems()
 		var colsList []int
 		switch be {

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
@@ -175,5 +176,26 @@ func TestTargetsSkipReasons(t *testing.T) {
 		if g.Name != w.name || (w.skip == "") != (g.Skip == "") || !strings.Contains(g.Skip, w.skip) || g.NotBuilt != w.notBuilt {
 			t.Errorf("target %d = %q skip %q notBuilt %v, want %q %q %v", i, g.Name, g.Skip, g.NotBuilt, w.name, w.skip, w.notBuilt)
 		}
+	}
+}
+
+// TestWeightTypesComplete checks that the op cases cover exactly the
+// weight types a model file can store.
+func TestWeightTypesComplete(t *testing.T) {
+	got := map[gguf.Type]bool{}
+	for _, ty := range WeightTypes() {
+		if got[ty] {
+			t.Errorf("%v listed twice", ty)
+		}
+		got[ty] = true
+	}
+	for _, ty := range gguf.WeightTypes() {
+		if !got[ty] {
+			t.Errorf("no op cases for weight type %v", ty)
+		}
+		delete(got, ty)
+	}
+	for ty := range got {
+		t.Errorf("%v is not a gguf weight type", ty)
 	}
 }

@@ -40,7 +40,8 @@ type Model struct {
 	Path string
 	// Backend serves the model; Info.ID is its handle there.
 	Backend backends.Backend
-	// BackendName names the backend (as in plugins.hcl).
+	// BackendName names the backend (as in plugins.hcl) that loaded the
+	// model; Serving names the one serving it now.
 	BackendName string
 	// Info is what the backend reported when it loaded the model.
 	Info backends.ModelInfo
@@ -54,6 +55,18 @@ type Model struct {
 	// SizeBytes is what the model counts against the budget: the file
 	// size plus the backend's extra bytes.
 	SizeBytes int64
+}
+
+// Serving names the backend serving the model now: the supervisor's live
+// plugin (which may have fallen back, or back, since the model loaded),
+// else BackendName.
+func (m *Model) Serving() string {
+	if a, ok := m.Backend.(interface{ Active() string }); ok {
+		if n := a.Active(); n != "" {
+			return n
+		}
+	}
+	return m.BackendName
 }
 
 // CacheConfig configures a ModelCache.

@@ -86,4 +86,7 @@ model "m" {
 	if l := c.List(ctx); len(l) != 1 || l[0].Error != "" {
 		t.Errorf("listing after recovery: %+v", l)
 	}
+	if m.Serving() != "fake" || m.Serving() != s.Active() {
+		t.Errorf("serving %q, active %q", m.Serving(), s.Active())
+	}
 }

@@ -100,6 +100,7 @@ func processAlive(pid int) bool {
 	if err != nil {
 		return false
 	}
+	defer p.Release() // a pidfd where the OS has them
 	err = p.Signal(syscall.Signal(0))
 	return err == nil || errors.Is(err, syscall.EPERM)
 }

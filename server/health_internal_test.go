@@ -34,15 +34,19 @@ func (f *fakeBackend) Info(ctx context.Context) (*backends.Info, error) {
 // noModels serves no model.
 type noModels struct{}
 
-func (noModels) Acquire(context.Context, string) (*loader.Model, error) { return nil, loader.ErrNotFound }
-func (noModels) Release(*loader.Model)                                  {}
-func (noModels) List(context.Context) []loader.ModelEntry               { return nil }
+func (noModels) Acquire(context.Context, string) (*loader.Model, error) {
+	return nil, loader.ErrNotFound
+}
+func (noModels) Release(*loader.Model)                    {}
+func (noModels) List(context.Context) []loader.ModelEntry { return nil }
 
 type noHostModels struct{}
 
-func (noHostModels) Acquire(context.Context, string) (*core.Model, error) { return nil, loader.ErrNotFound }
-func (noHostModels) Release(*core.Model)                                  {}
-func (noHostModels) List(context.Context) ([]string, error)               { return nil, nil }
+func (noHostModels) Acquire(context.Context, string) (*core.Model, error) {
+	return nil, loader.ErrNotFound
+}
+func (noHostModels) Release(*core.Model)                    {}
+func (noHostModels) List(context.Context) ([]string, error) { return nil, nil }
 
 // TestHealthAsksThePlugin: /health is ok only when the plugin answers;
 // a process that is up but hung (SIGSTOP, a deadlock) is 503 within

@@ -421,13 +421,18 @@ func TestHealthStoppedPlugin(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// SIGSTOP takes effect asynchronously: probe once it has.
+	stopped := waitFor(time.Second, func() bool { return procState(pid) == 'T' })
 	st, b := get(t, base+"/health")
 	// Continue it before the supervisor's ping (5s) declares it hung.
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	if !stopped {
+		t.Fatalf("plugin %d did not stop (state %c)", pid, procState(pid))
+	}
 	if st != 503 {
-		t.Errorf("/health of a stopped plugin: %d %s", st, b)
+		t.Errorf("/health of a stopped plugin %d (pid now %d): %d %s", pid, sup.PID(), st, b)
 	}
 	if !waitFor(5*time.Second, func() bool { st, _ := get(t, base+"/health"); return st == 200 }) {
 		t.Error("/health did not come back after SIGCONT")
@@ -551,4 +556,18 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return out
+}
+
+// procState returns the state letter of /proc/pid/stat (R, S, T, ...),
+// 0 when unreadable.
+func procState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
 }

@@ -91,7 +91,8 @@ func (s *Server) Listen(ln net.Listener) net.Listener {
 }
 
 // LimitListener returns a listener that holds at most total connections
-// at once, and at most perAddr from one client IP address. A connection
+// at once, and at most perAddr from one client IP address (IPv6: one
+// /64 network). A connection
 // over a cap is closed at once (its file descriptor never lingers); the
 // client sees a reset or EOF and may retry.
 func LimitListener(ln net.Listener, total, perAddr int) net.Listener {
@@ -140,10 +141,14 @@ func (l *limitListener) release(addr string) {
 	}
 }
 
-// hostOf returns the IP of a remote address (the whole address when it
-// has no port).
+// hostOf returns the client a remote address counts for: its IPv4
+// address, or the /64 network of an IPv6 address (one host usually
+// holds a whole /64), or the whole address when it is neither.
 func hostOf(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
+		if ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {
+			return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+		}
 		return ta.IP.String()
 	}
 	host, _, err := net.SplitHostPort(a.String())

@@ -203,6 +203,7 @@ func NewFrom(ctx context.Context, rt Runtime, opts Options) (*Server, error) {
 		limiters: map[string]*limiter{}, pieces: map[*tokenizer.Tokenizer]int{},
 	}
 	s.bodies = &byteBudget{max: s.limits.MaxBodyBytes}
+	m.reg.MustRegister(stateCollector{s})
 	if opts.MaxConcurrent > 0 {
 		s.maxConcurrent = opts.MaxConcurrent
 	}
@@ -307,7 +308,7 @@ func (s *Server) Handler() http.Handler {
 		probe = func(h http.HandlerFunc) http.HandlerFunc { return h }
 	}
 	mux.HandleFunc("GET /health", probe(s.health))
-	mux.HandleFunc("GET /metrics", probe(s.serveMetrics))
+	mux.HandleFunc("GET /metrics", probe(s.metrics.Handler().ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethod(r.URL.Path); allow != "" {
 			w.Header().Set("Allow", allow)
@@ -316,7 +317,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", message: fmt.Sprintf("unknown endpoint %s %s", quote(r.Method), quote(r.URL.Path))})
 	})
-	return mux
+	return s.metrics.instrument(mux)
 }
 
 // allowedMethod returns the method a known path takes ("" for an
@@ -468,30 +469,6 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 func modelNotFound(name string) *apiError {
 	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
 		message: fmt.Sprintf("the model %s does not exist", quote(name)), kind: "model_not_found"}
-}
-
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	var st scrapeState
-	s.mu.Lock()
-	names := sortedKeys(s.limiters)
-	for _, n := range names {
-		run, q := s.limiters[n].state()
-		l := labels("model", n)
-		st.running = append(st.running, gauge{l, float64(run)})
-		st.queued = append(st.queued, gauge{l, float64(q)})
-	}
-	s.mu.Unlock()
-	if sup := s.sup; sup != nil {
-		l := labels("backend", sup.Active())
-		st.restarts = append(st.restarts, gauge{l, float64(sup.Restarts())})
-		up := 0.0
-		if sup.PID() > 0 {
-			up = 1
-		}
-		st.up = append(st.up, gauge{l, up})
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, st)
 }
 
 // limiter returns the model's limiter.

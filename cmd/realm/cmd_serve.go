@@ -30,17 +30,15 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs.SetOutput(env.Stderr)
 	var (
 		addr     = fs.String("addr", "", "listen address (default: the server block's addr, 127.0.0.1:8080)")
-		cfgPath  = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
-		pin      = fs.String("backend", "", "pin a backend (default $REALM_BACKEND)")
 		appName  = fs.String("app", server.DefaultAppName, "the app serving requests no route or app block claims")
 		chatWASM = fs.String("chat-wasm", "", "guest module for the default app when plugins.hcl has no block for it (default: bin/examples/chat.wasm next to the config, then examples/chat.wasm next to the realm binary)")
 		verbose  = fs.Bool("v", false, "log requests, host and plugin events to stderr")
-		cache    = fs.String("cache-dir", "", "keep compiled guests here (default: the user cache dir's realm/wazero)")
 		public   = fs.Bool("public-probes", false, "serve /health and /metrics without an API key even when keys are configured")
 		maxConns = fs.Int("max-conns", server.DefaultHTTPLimits.MaxConns, "connections open at once, in all (capped by the open-file limit)")
 		perAddr  = fs.Int("max-conns-per-addr", server.DefaultHTTPLimits.MaxConnsPerAddr, "connections open at once from one client IP address (behind a reverse proxy every client has the proxy's: raise it)")
 		grace    = fs.Duration("shutdown-grace", shutdownGrace, "on SIGINT/SIGTERM, how long requests in flight may finish before they are cancelled")
 	)
+	rf := addRuntimeFlags(fs, withBackend|withCacheDir)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm serve [--addr 127.0.0.1:8080] [--config plugins.hcl] [--backend NAME] [flags]")
 		fs.PrintDefaults()
@@ -66,22 +64,17 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			limits.MaxConns = room
 		}
 	}
-	rt, err := openRuntime(ctx, env, *cfgPath, *pin, 0, log)
+	rt, err := openRuntime(ctx, env, rf.config, rf.backend, 0, log)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 
-	opts := server.Options{DefaultApp: *appName, Logger: log, CacheDir: *cache, HTTP: limits, PublicProbes: *public}
+	opts := server.Options{DefaultApp: *appName, Logger: log, CacheDir: rf.guestCacheDir(), HTTP: limits, PublicProbes: *public}
 	if _, ok := rt.Config.App(*appName); !ok {
 		opts.DefaultWASM = *chatWASM
 		if opts.DefaultWASM == "" {
 			opts.DefaultWASM = findChatWASM(rt.Config.Dir)
-		}
-	}
-	if opts.CacheDir == "" {
-		if dir, err := os.UserCacheDir(); err == nil {
-			opts.CacheDir = filepath.Join(dir, "realm", "wazero")
 		}
 	}
 	srv, err := server.New(ctx, rt, opts)

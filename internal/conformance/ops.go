@@ -30,14 +30,6 @@ type OpCase struct {
 	Req   backends.TensorOpRequest
 }
 
-// WeightTypes are the weight types the op cases exercise: every type a
-// model file can store.
-func WeightTypes() []gguf.Type {
-	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16,
-		gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0, gguf.TypeQ5_1, gguf.TypeQ8_0,
-		gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K}
-}
-
 // OpCases returns every op case, with inputs drawn from a PCG seeded
 // with seed (0: a fixed default), so a failure reproduces exactly.
 func OpCases(seed uint64) []OpCase {
@@ -51,7 +43,7 @@ func OpCases(seed uint64) []OpCase {
 	// matmul and get_rows over every weight type and odd shapes: column
 	// counts are multiples of the block but not of vector widths, row
 	// and batch counts are odd.
-	for _, t := range WeightTypes() {
+	for _, t := range gguf.WeightTypes() { // every type a model file can store
 		be := t.BlockElems()
 		var colsList []int
 		switch be {
@@ -252,6 +244,12 @@ func randomTensor(rng *rand.Rand, t gguf.Type, cols, rows int) []byte {
 		scale(2, 0.0005, 0.01)
 	case gguf.TypeQ6_K:
 		scale(208, 0.0005, 0.01)
+	case gguf.TypeIQ4_NL:
+		// Grid values reach ±127.
+		scale(0, 0.0001, 0.004)
+	case gguf.TypeIQ4_XS:
+		// Grid values times 6-bit sub-block scales reach 127·32.
+		scale(0, 0.000005, 0.0001)
 	default:
 		panic(fmt.Sprintf("conformance: no random generator for %v", t))
 	}

@@ -26,12 +26,17 @@ func refBackend(k engine.Kernels) backends.Backend {
 // since both sides compute the same thing) and the model cases must meet
 // their llama.cpp bounds.
 func TestReferenceAgainstItself(t *testing.T) {
-	dir, err := refdata.Dir()
+	dir := t.TempDir()
+	if err := refdata.Extract(dir); err != nil {
+		t.Fatal(err)
+	}
+	root, err := refdata.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rep := Run(ctx, "reference", refBackend(reference.New()), refBackend(reference.New()), Options{ReferenceDir: dir})
+	rep := Run(ctx, "reference", refBackend(reference.New()), refBackend(reference.New()),
+		Options{ReferenceDir: dir, ArchDir: filepath.Join(root, "testdata", "arch")})
 	for _, r := range rep.Results {
 		if r.Status == Fail {
 			t.Errorf("%s: %s", r.Case, r.Detail)

@@ -85,9 +85,12 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
-// Listen wraps ln in the connection caps of the server's HTTPLimits.
+// Listen wraps ln in the connection caps of the server's HTTPLimits;
+// refused connections are counted in realm_connections_refused_total.
 func (s *Server) Listen(ln net.Listener) net.Listener {
-	return LimitListener(ln, s.limits.MaxConns, s.limits.MaxConnsPerAddr)
+	l := newLimitListener(ln, s.limits.MaxConns, s.limits.MaxConnsPerAddr)
+	l.onRefuse = s.metrics.connRefused
+	return l
 }
 
 // LimitListener returns a listener that holds at most total connections
@@ -96,12 +99,17 @@ func (s *Server) Listen(ln net.Listener) net.Listener {
 // over a cap is closed at once (its file descriptor never lingers); the
 // client sees a reset or EOF and may retry.
 func LimitListener(ln net.Listener, total, perAddr int) net.Listener {
+	return newLimitListener(ln, total, perAddr)
+}
+
+func newLimitListener(ln net.Listener, total, perAddr int) *limitListener {
 	return &limitListener{Listener: ln, total: total, perAddr: perAddr, byAddr: map[string]int{}}
 }
 
 type limitListener struct {
 	net.Listener
 	total, perAddr int
+	onRefuse       func(reason string) // nil: not counted
 
 	mu     sync.Mutex
 	open   int
@@ -117,8 +125,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		addr := hostOf(c.RemoteAddr())
 		l.mu.Lock()
-		if l.open >= l.total || l.byAddr[addr] >= l.perAddr {
+		reason := ""
+		switch {
+		case l.open >= l.total:
+			reason = "total"
+		case l.byAddr[addr] >= l.perAddr:
+			reason = "per_address"
+		}
+		if reason != "" {
 			l.mu.Unlock()
+			if l.onRefuse != nil {
+				l.onRefuse(reason)
+			}
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // a reset: no TIME_WAIT kept for a refused client
 			}

@@ -121,6 +121,18 @@ func TestIdleConnectionFlood(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("/health: %d", resp.StatusCode)
 	}
+	resp, err = hc.Get(p.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	refused := regexp.MustCompile(`(?m)^realm_connections_refused_total\{reason="per_address"\} (\d+)`).FindStringSubmatch(string(mb))
+	if refused == nil || refused[1] == "0" {
+		t.Errorf("no refused connections counted:\n%.2000s", mb)
+	} else {
+		t.Logf("refused connections counted: %s", refused[1])
+	}
 	t.Logf("realm serve fds: %d idle, %d with %d idle connections open (per-address cap %d)",
 		before, during, len(conns), server.DefaultHTTPLimits.MaxConnsPerAddr)
 	if limit := before + server.DefaultHTTPLimits.MaxConnsPerAddr + 64; during > limit {

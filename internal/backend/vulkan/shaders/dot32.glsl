@@ -78,6 +78,31 @@ void dot32(uint ro, uint u, uint xi, uint nc, uint cols, inout vec4 acc) {
 			acc4(acc, sc * float(int(q) - 32), x0 + 4u * i + j, nc, cols);
 		}
 	}
+#elif defined(TYPE_IQ4_NL)
+	uint bo = ro + u * 18u;
+	float d = rdf16(bo);
+	for (uint i = 0u; i < 4u; i++) {
+		uint w = rd32(bo + 2u + 4u * i);
+		for (uint j = 0u; j < 4u; j++) {
+			uint byte = (w >> (8u * j)) & 0xFFu;
+			acc4(acc, d * iq4(byte & 15u), x0 + 4u * i + j, nc, cols);
+			acc4(acc, d * iq4(byte >> 4), x0 + 4u * i + j + 16u, nc, cols);
+		}
+	}
+#elif defined(TYPE_IQ4_XS)
+	uint bo = ro + (u >> 3) * 136u;
+	uint ib = u & 7u;
+	uint ls = ((rd8(bo + 4u + (ib >> 1)) >> (4u * (ib & 1u))) & 15u) | (((rd16(bo + 2u) >> (2u * ib)) & 3u) << 4);
+	float dl = rdf16(bo) * float(int(ls) - 32);
+	uint q0 = bo + 8u + 16u * ib;
+	for (uint i = 0u; i < 4u; i++) {
+		uint w = rd32(q0 + 4u * i);
+		for (uint j = 0u; j < 4u; j++) {
+			uint byte = (w >> (8u * j)) & 0xFFu;
+			acc4(acc, dl * iq4(byte & 15u), x0 + 4u * i + j, nc, cols);
+			acc4(acc, dl * iq4(byte >> 4), x0 + 4u * i + j + 16u, nc, cols);
+		}
+	}
 #else
 	for (uint i = 0u; i < 32u; i++) acc4(acc, deq(ro, 32u * u + i), x0 + i, nc, cols);
 #endif

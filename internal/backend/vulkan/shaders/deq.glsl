@@ -25,10 +25,12 @@ void scaleMinK4(uint j, uint s, out uint sc, out uint m) {
 }
 
 #if defined(TYPE_IQ4_NL) || defined(TYPE_IQ4_XS)
-// iq4 returns the non-linear grid value of 4-bit index q (gguf.IQ4NLValues).
+// iq4 returns the non-linear grid value of 4-bit index q
+// (gguf.IQ4NLValues), read from four packed words rather than an array
+// (which some drivers would place in scratch memory).
 float iq4(uint q) {
-	const int g[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
-	return float(g[q]);
+	uint w = q < 8u ? (q < 4u ? 0xbfad9881u : 0xf6eaddcfu) : (q < 12u ? 0x26190d01u : 0x71594535u);
+	return float(sext8((w >> (8u * (q & 3u))) & 0xFFu));
 }
 #endif
 

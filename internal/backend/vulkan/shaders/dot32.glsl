@@ -78,6 +78,48 @@ void dot32(uint ro, uint u, uint xi, uint nc, uint cols, inout vec4 acc) {
 			acc4(acc, sc * float(int(q) - 32), x0 + 4u * i + j, nc, cols);
 		}
 	}
+#elif defined(TYPE_Q5_K)
+	uint bo = ro + (u >> 3) * 176u;
+	uint sub = u & 7u;
+	uint sc, m;
+	scaleMinK4(sub, bo + 4u, sc, m);
+	float d1 = rdf16(bo) * float(sc);
+	float m1 = rdf16(bo + 2u) * float(m);
+	uint q0 = bo + 48u + (sub >> 1) * 32u;
+	uint sh = (sub & 1u) * 4u;
+	for (uint i = 0u; i < 8u; i++) {
+		uint w = rd32(q0 + 4u * i);
+		uint h = rd32(bo + 16u + 4u * i);
+		for (uint j = 0u; j < 4u; j++) {
+			uint q = ((w >> (8u * j + sh)) & 15u) | (((h >> (8u * j + sub)) & 1u) << 4);
+			acc4(acc, d1 * float(q) - m1, x0 + 4u * i + j, nc, cols);
+		}
+	}
+#elif defined(TYPE_IQ4_NL)
+	uint bo = ro + u * 18u;
+	float d = rdf16(bo);
+	for (uint i = 0u; i < 4u; i++) {
+		uint w = rd32(bo + 2u + 4u * i);
+		for (uint j = 0u; j < 4u; j++) {
+			uint byte = (w >> (8u * j)) & 0xFFu;
+			acc4(acc, d * iq4(byte & 15u), x0 + 4u * i + j, nc, cols);
+			acc4(acc, d * iq4(byte >> 4), x0 + 4u * i + j + 16u, nc, cols);
+		}
+	}
+#elif defined(TYPE_IQ4_XS)
+	uint bo = ro + (u >> 3) * 136u;
+	uint ib = u & 7u;
+	uint ls = ((rd8(bo + 4u + (ib >> 1)) >> (4u * (ib & 1u))) & 15u) | (((rd16(bo + 2u) >> (2u * ib)) & 3u) << 4);
+	float dl = rdf16(bo) * float(int(ls) - 32);
+	uint q0 = bo + 8u + 16u * ib;
+	for (uint i = 0u; i < 4u; i++) {
+		uint w = rd32(q0 + 4u * i);
+		for (uint j = 0u; j < 4u; j++) {
+			uint byte = (w >> (8u * j)) & 0xFFu;
+			acc4(acc, dl * iq4(byte & 15u), x0 + 4u * i + j, nc, cols);
+			acc4(acc, dl * iq4(byte >> 4), x0 + 4u * i + j + 16u, nc, cols);
+		}
+	}
 #else
 	for (uint i = 0u; i < 32u; i++) acc4(acc, deq(ro, 32u * u + i), x0 + i, nc, cols);
 #endif

@@ -323,6 +323,16 @@ func (l *Loader) Common(rmsEps bool) *HParams {
 		l.fail(invalid("%s = %g is out of range", l.key("rope.freq_base"), hp.RopeBase))
 	}
 	hp.RopeFreqScale = 1
+	// attn_factor multiplies cos and sin in every family (llama.cpp
+	// folds it into the rope's attention factor); original_context_length
+	// matters only to LongRoPE (phi3 reads it) and finetuned is
+	// informational.
+	hp.RopeAttnFactor = float32(l.Float("rope.scaling.attn_factor", 1, false))
+	if l.err == nil && !(hp.RopeAttnFactor > 0) {
+		l.fail(invalid("%s = %g is out of range", l.key("rope.scaling.attn_factor"), hp.RopeAttnFactor))
+	}
+	l.usedKeys[l.key("rope.scaling.finetuned")] = true
+	hp.NCtxOrig = l.Uint("rope.scaling.original_context_length", hp.NCtxTrain, maxCtxKey, false)
 	st := l.String("rope.scaling.type")
 	fac := l.Float("rope.scaling.factor", 0, false)
 	switch {
@@ -361,7 +371,8 @@ func (l *Loader) Vocab() {
 
 // Rope returns the model-wide rope parameters.
 func (hp *HParams) Rope(neox bool) RoPEParams {
-	return RoPEParams{NDims: hp.NRot, HeadDim: hp.HeadDim, Base: hp.RopeBase, Neox: neox, FreqScale: hp.RopeFreqScale}
+	return RoPEParams{NDims: hp.NRot, HeadDim: hp.HeadDim, Base: hp.RopeBase, Neox: neox,
+		FreqScale: hp.RopeFreqScale, AttnFactor: hp.RopeAttnFactor}
 }
 
 // leftovers reports a tensor or architecture key the loader did not use.

@@ -193,3 +193,36 @@ func TestArchBadInput(t *testing.T) {
 		})
 	}
 }
+
+// baseOnly hides the extended ops of the kernels it wraps.
+type baseOnly struct{ engine.Kernels }
+
+// TestMissingOpRefused loads each architecture on kernels without the
+// extended ops: llama and mixtral load, the others fail naming the op
+// they need first and the backend.
+func TestMissingOpRefused(t *testing.T) {
+	ctx := context.Background()
+	b := engine.NewBackend(baseOnly{reference.New()}, engine.Options{Name: "base-only"})
+	info, err := b.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(info.Ops, "graph.rope_ext") || !slices.Contains(info.Ops, "graph.attention") {
+		t.Errorf("Info.Ops = %v", info.Ops)
+	}
+	for _, name := range archNames {
+		path, _ := loadArchCase(t, name)
+		_, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+		if name == "llama" || name == "mixtral" { // base ops only (moe is the executor's)
+			if err != nil {
+				t.Errorf("llama: %v", err)
+			}
+			continue
+		}
+		if !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), "base-only") || !strings.Contains(err.Error(), "needs graph op") {
+			t.Errorf("%s: %v", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}

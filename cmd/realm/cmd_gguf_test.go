@@ -382,7 +382,7 @@ func TestGGUFSynthArch(t *testing.T) {
 	donor := filepath.Join(root, "models", "stories260K.gguf")
 	dir := t.TempDir()
 	for _, arch := range synthArches {
-		for _, typ := range []string{"f32", "q8_0"} {
+		for _, typ := range []string{"f32", "q8_0", "q4_0"} {
 			name := arch
 			if typ != "f32" {
 				name += "-" + typ

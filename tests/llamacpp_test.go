@@ -322,7 +322,7 @@ func TestLlamaCppArchData(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := llamacppSetup(t)
-	for _, arch := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
+	for _, arch := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
 		for _, name := range []string{arch, arch + "-q8_0", arch + "-q4_0"} {
 			t.Run(name, func(t *testing.T) {
 				raw, err := os.ReadFile(filepath.Join(root, "testdata", "arch", name+".llamacpp.json"))

@@ -13,7 +13,7 @@ import (
 // synthArches are the architectures realm gguf synth --arch writes:
 // small models (2 layers, n_embd 64) with every feature of the family,
 // for comparisons with llama.cpp.
-var synthArches = []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
+var synthArches = []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
 
 // archShape is the shape of an --arch model.
 type archShape struct {
@@ -67,6 +67,8 @@ func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab i
 	switch arch {
 	case "llama3", "mixtral":
 		gen = "llama"
+	case "qwen2yarn":
+		gen = "qwen2"
 	}
 	headDim := nEmbd / nHead
 	if sh.headDim != 0 {
@@ -92,7 +94,7 @@ func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab i
 	switch arch {
 	case "llama3":
 		base = 500000
-	case "qwen2", "qwen3", "qwen3moe", "gemma3":
+	case "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma3":
 		base = 1000000
 	}
 	md = append(md, gguf.KV{Key: k("rope.freq_base"), Value: f32(base)})
@@ -123,6 +125,12 @@ func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab i
 			md = append(md, gguf.KV{Key: k("final_logit_softcapping"), Value: f32(3)})
 		}
 		md = append(md, gguf.KV{Key: k("rope.freq_base_swa"), Value: f32(10000)})
+	case "qwen2yarn":
+		// YaRN with an original context short enough that the ramp
+		// covers some rotated pairs of a 16-wide head.
+		md = append(md, gguf.KV{Key: k("rope.scaling.type"), Value: gguf.NewString("yarn")},
+			gguf.KV{Key: k("rope.scaling.factor"), Value: f32(4)},
+			gguf.KV{Key: k("rope.scaling.original_context_length"), Value: u32(64)})
 	case "phi3":
 		md = append(md, gguf.KV{Key: k("rope.scaling.attn_factor"), Value: f32(1.19)},
 			gguf.KV{Key: k("rope.scaling.original_context_length"), Value: u32(1024)})
@@ -156,7 +164,7 @@ func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab i
 		} else {
 			ts = append(ts, t(b+"attn_q.weight", nEmbd, q), t(b+"attn_k.weight", nEmbd, kv), t(b+"attn_v.weight", nEmbd, kv))
 		}
-		if arch == "qwen2" {
+		if gen == "qwen2" {
 			ts = append(ts, t(b+"attn_q.bias", q), t(b+"attn_k.bias", kv), t(b+"attn_v.bias", kv))
 		}
 		if arch == "qwen3" || arch == "qwen3moe" || arch == "gemma3" {

@@ -155,7 +155,7 @@ func runModel(ctx context.Context, b backends.Backend, refDir string, mc ModelCa
 // each with llama.cpp's greedy run.
 func ArchCases() []string {
 	var out []string
-	for _, a := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
+	for _, a := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
 		out = append(out, a, a+"-q8_0", a+"-q4_0")
 	}
 	return out

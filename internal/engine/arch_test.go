@@ -27,7 +27,7 @@ type archCase struct {
 }
 
 // ArchNames are the synthetic models of testdata/arch.
-var archNames = []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
+var archNames = []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
 
 func loadArchCase(t testing.TB, name string) (string, *archCase) {
 	return loadArchRun(t, name, name)

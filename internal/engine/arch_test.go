@@ -26,7 +26,7 @@ type archCase struct {
 	Logits    [][]float32 `json:"logits"`
 }
 
-// ArchNames are the synthetic models of testdata/arch.
+// archNames are the synthetic models of testdata/arch.
 var archNames = []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
 
 func loadArchCase(t testing.TB, name string) (string, *archCase) {
@@ -77,7 +77,7 @@ func top2(x []float32) (int32, float32) {
 	return int32(best), x[best] - x[second]
 }
 
-// CheckArchRun decodes the case's prompt and its greedy ids on session
+// checkArchRun decodes the case's prompt and its greedy ids on session
 // sid of b and compares every step's logits with llama.cpp's.
 func checkArchRun(t *testing.T, b backends.Backend, sid backends.SessionID, c *archCase) {
 	t.Helper()

@@ -312,7 +312,7 @@ func TestLlamaCppInterop(t *testing.T) {
 }
 
 // TestLlamaCppArchData reruns llama.cpp on the synthetic models of
-// testdata/arch (every architecture, F32 and Q8_0) and checks that the
+// testdata/arch (every architecture, F32, Q8_0 and Q4_0) and checks that the
 // stored greedy ids and logits are what it computes, so the
 // architecture cases of the conformance suite compare with llama.cpp
 // itself and the data can be regenerated (testdata/arch/README.md).
@@ -322,8 +322,8 @@ func TestLlamaCppArchData(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := llamacppSetup(t)
-	for _, arch := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
-		for _, name := range []string{arch, arch + "-q8_0"} {
+	for _, arch := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
+		for _, name := range []string{arch, arch + "-q8_0", arch + "-q4_0"} {
 			t.Run(name, func(t *testing.T) {
 				raw, err := os.ReadFile(filepath.Join(root, "testdata", "arch", name+".llamacpp.json"))
 				if err != nil {

@@ -258,6 +258,9 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	p, ok := synthPresets()[*preset]
+	if *arch != "" {
+		p, ok = synthPresets()["tiny"], true // shapes come from synthArchFile
+	}
 	if !ok {
 		return fmt.Errorf("unknown preset %q (want tinyllama-1.1b or tiny)", *preset)
 	}
@@ -302,8 +305,17 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	var f *gguf.File
 	if *arch != "" {
-		f, err = synthArchFile(*arch, ft, d.File, p.vocab)
+		archPreset := ""
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "preset" {
+				archPreset = *preset
+			}
+		})
+		f, err = synthArchFile(*arch, archPreset, ft, d.File, p.vocab)
 		*preset = *arch
+		if archPreset != "" {
+			*preset = archPreset
+		}
 	} else {
 		f, err = synthFile(p, *preset, ft, d.File)
 	}

@@ -369,3 +369,42 @@ func TestQuantizeStories(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestGGUFSynthArch checks that realm gguf synth --arch regenerates the
+// synthetic models of testdata/arch byte for byte (the llama.cpp data
+// there was computed on exactly these files), and refuses an unknown
+// architecture.
+func TestGGUFSynthArch(t *testing.T) {
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	donor := filepath.Join(root, "models", "stories260K.gguf")
+	dir := t.TempDir()
+	for _, arch := range synthArches {
+		for _, typ := range []string{"f32", "q8_0", "q4_0"} {
+			name := arch
+			if typ != "f32" {
+				name += "-" + typ
+			}
+			out := filepath.Join(dir, name+".gguf")
+			if code, _, errOut := ggufCLI(t, "gguf", "synth", "--arch", arch, "--type", typ, "--seed", "1", "-o", out, "--tokenizer-from", donor); code != 0 {
+				t.Fatalf("%s: exit %d: %s", name, code, errOut)
+			}
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join(root, "testdata", "arch", name+".gguf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: synth output differs from testdata/arch/%s.gguf", name, name)
+			}
+		}
+	}
+	if code, _, errOut := ggufCLI(t, "gguf", "synth", "--arch", "mamba", "-o", filepath.Join(dir, "x.gguf"), "--tokenizer-from", donor); code != 1 || !strings.Contains(errOut, "unknown --arch") {
+		t.Errorf("unknown arch: exit %d: %s", code, errOut)
+	}
+}

@@ -13,27 +13,66 @@ import (
 // synthArches are the architectures realm gguf synth --arch writes:
 // small models (2 layers, n_embd 64) with every feature of the family,
 // for comparisons with llama.cpp.
-var synthArches = []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
+var synthArches = []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
 
-// synthArchFile builds the header of a small random-weight model of
-// architecture arch (one of synthArches) with the donor's tokenizer.
-func synthArchFile(arch string, ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
+// archShape is the shape of an --arch model.
+type archShape struct {
+	arch                               string // the --arch it belongs to
+	nEmbd, nLayer, nHead, nHeadKV, nFF int
+	headDim                            int  // 0: nEmbd/nHead
+	tied                               bool // no output.weight
+	window, pattern                    int  // gemma3 sliding window and period
+}
+
+// archPresets are real model shapes for benchmarks (realm gguf synth
+// --arch A --preset NAME); the vocabulary is always the donor's.
+func archPresets() map[string]archShape {
+	return map[string]archShape{
+		"llama-3.2-1b": {arch: "llama3", nEmbd: 2048, nLayer: 16, nHead: 32, nHeadKV: 8, nFF: 8192, tied: true},
+		"qwen2.5-0.5b": {arch: "qwen2", nEmbd: 896, nLayer: 24, nHead: 14, nHeadKV: 2, nFF: 4864, tied: true},
+		"qwen3-0.6b":   {arch: "qwen3", nEmbd: 1024, nLayer: 28, nHead: 16, nHeadKV: 8, nFF: 3072, headDim: 128, tied: true},
+		"gemma-3-1b":   {arch: "gemma3", nEmbd: 1152, nLayer: 26, nHead: 4, nHeadKV: 1, nFF: 6912, headDim: 256, tied: true, window: 512, pattern: 6},
+	}
+}
+
+// synthArchFile builds the header of a random-weight model of
+// architecture arch (one of synthArches) with the donor's tokenizer: the
+// small test shape, or a preset of archPresets ("" for none).
+func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
 	if !slices.Contains(synthArches, arch) {
 		return nil, fmt.Errorf("unknown --arch %q (want one of %s)", arch, strings.Join(synthArches, ", "))
 	}
+	sh := archShape{arch: arch, nEmbd: 64, nLayer: 2, nHead: 4, nHeadKV: 2, nFF: 128, window: 6, pattern: 2}
+	if strings.HasPrefix(arch, "gemma") {
+		sh.headDim = 32 // gemma's head size is not n_embd/n_head
+	}
+	if preset != "" {
+		p, ok := archPresets()[preset]
+		if !ok || p.arch != arch {
+			var names []string
+			for n, p := range archPresets() {
+				names = append(names, n+" (--arch "+p.arch+")")
+			}
+			slices.Sort(names)
+			return nil, fmt.Errorf("no preset %q for --arch %s (presets: %s)", preset, arch, strings.Join(names, ", "))
+		}
+		sh = p
+	}
 	const (
-		nEmbd, nLayer, nHead, nHeadKV, nFF = 64, 2, 4, 2, 128
-		nExpert, nUsed, nFFExp             = 4, 2, 64
-		ctx                                = 4096
+		nExpert, nUsed, nFFExp = 4, 2, 64
+		ctx                    = 4096
 	)
+	nEmbd, nLayer, nHead, nHeadKV, nFF := sh.nEmbd, sh.nLayer, sh.nHead, sh.nHeadKV, sh.nFF
 	gen := arch // general.architecture
 	switch arch {
 	case "llama3", "mixtral":
 		gen = "llama"
+	case "qwen2yarn":
+		gen = "qwen2"
 	}
 	headDim := nEmbd / nHead
-	if strings.HasPrefix(arch, "gemma") {
-		headDim = 32 // gemma's head size is not n_embd/n_head
+	if sh.headDim != 0 {
+		headDim = sh.headDim
 	}
 	q, kv := nHead*headDim, nHeadKV*headDim
 	u32 := func(v int) gguf.Value { return gguf.NewUint32(uint32(v)) }
@@ -55,7 +94,7 @@ func synthArchFile(arch string, ft quantFtype, donor *gguf.File, vocab int) (*gg
 	switch arch {
 	case "llama3":
 		base = 500000
-	case "qwen2", "qwen3", "qwen3moe", "gemma3":
+	case "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma3":
 		base = 1000000
 	}
 	md = append(md, gguf.KV{Key: k("rope.freq_base"), Value: f32(base)})
@@ -80,10 +119,18 @@ func synthArchFile(arch string, ft quantFtype, donor *gguf.File, vocab int) (*gg
 			gguf.KV{Key: k("attn_logit_softcapping"), Value: f32(2)},
 			gguf.KV{Key: k("final_logit_softcapping"), Value: f32(3)})
 	case "gemma3":
-		md = append(md, gguf.KV{Key: k("attention.sliding_window"), Value: u32(6)},
-			gguf.KV{Key: k("attention.sliding_window_pattern"), Value: u32(2)},
-			gguf.KV{Key: k("final_logit_softcapping"), Value: f32(3)},
-			gguf.KV{Key: k("rope.freq_base_swa"), Value: f32(10000)})
+		md = append(md, gguf.KV{Key: k("attention.sliding_window"), Value: u32(sh.window)},
+			gguf.KV{Key: k("attention.sliding_window_pattern"), Value: u32(sh.pattern)})
+		if preset == "" {
+			md = append(md, gguf.KV{Key: k("final_logit_softcapping"), Value: f32(3)})
+		}
+		md = append(md, gguf.KV{Key: k("rope.freq_base_swa"), Value: f32(10000)})
+	case "qwen2yarn":
+		// YaRN with an original context short enough that the ramp
+		// covers some rotated pairs of a 16-wide head.
+		md = append(md, gguf.KV{Key: k("rope.scaling.type"), Value: gguf.NewString("yarn")},
+			gguf.KV{Key: k("rope.scaling.factor"), Value: f32(4)},
+			gguf.KV{Key: k("rope.scaling.original_context_length"), Value: u32(64)})
 	case "phi3":
 		md = append(md, gguf.KV{Key: k("rope.scaling.attn_factor"), Value: f32(1.19)},
 			gguf.KV{Key: k("rope.scaling.original_context_length"), Value: u32(1024)})
@@ -117,7 +164,7 @@ func synthArchFile(arch string, ft quantFtype, donor *gguf.File, vocab int) (*gg
 		} else {
 			ts = append(ts, t(b+"attn_q.weight", nEmbd, q), t(b+"attn_k.weight", nEmbd, kv), t(b+"attn_v.weight", nEmbd, kv))
 		}
-		if arch == "qwen2" {
+		if gen == "qwen2" {
 			ts = append(ts, t(b+"attn_q.bias", q), t(b+"attn_k.bias", kv), t(b+"attn_v.bias", kv))
 		}
 		if arch == "qwen3" || arch == "qwen3moe" || arch == "gemma3" {
@@ -144,7 +191,7 @@ func synthArchFile(arch string, ft quantFtype, donor *gguf.File, vocab int) (*gg
 		}
 	}
 	ts = append(ts, t("output_norm.weight", nEmbd))
-	if !strings.HasPrefix(arch, "gemma") {
+	if !strings.HasPrefix(arch, "gemma") && !sh.tied {
 		ts = append(ts, t("output.weight", nEmbd, vocab))
 	}
 	for i := range ts {

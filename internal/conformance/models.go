@@ -150,12 +150,13 @@ func runModel(ctx context.Context, b backends.Backend, refDir string, mc ModelCa
 }
 
 // ArchCases are the synthetic models of testdata/arch, one per
-// architecture (and variant) in F32 and Q8_0 ("NAME-q8_0"), each with
-// llama.cpp's greedy run.
+// architecture (and variant) in F32, Q8_0 ("NAME-q8_0") and Q4_0
+// ("NAME-q4_0", the nearest type to Q4_K_M that a 64-wide model admits),
+// each with llama.cpp's greedy run.
 func ArchCases() []string {
 	var out []string
-	for _, a := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
-		out = append(out, a, a+"-q8_0")
+	for _, a := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
+		out = append(out, a, a+"-q8_0", a+"-q4_0")
 	}
 	return out
 }
@@ -179,7 +180,7 @@ const (
 
 // archLimitOf is the NMSE bound of an architecture case.
 func archLimitOf(name string) float64 {
-	if strings.HasSuffix(name, "-q8_0") {
+	if strings.Contains(name, "-") {
 		return archLimitQuant
 	}
 	return archLimit
@@ -213,7 +214,7 @@ func RunArchCase(ctx context.Context, b backends.Backend, dir, name string) (*Mo
 	// Quantized files are held to the NMSE bound only: their rounding
 	// differs from llama.cpp's by more than the greedy-id margin (see
 	// RATIONALE.md).
-	quant := strings.HasSuffix(name, "-q8_0")
+	quant := strings.Contains(name, "-")
 	res := &ModelResult{}
 	prefixOpen := true
 	feed := run.PromptIDs

@@ -1,11 +1,6 @@
 package engine
 
-import (
-	"fmt"
-	"math"
-
-	"github.com/realmrt/realm/backends"
-)
+import "math"
 
 // Pieces several architecture builders share: the attention input
 // projections (separate or fused, with optional biases), the gated
@@ -85,11 +80,6 @@ func (g *Graph) FFN(w *ffnWeights, x Tensor, gelu bool) Tensor {
 	return g.Linear(w.Down, w.DownB, h)
 }
 
-// moeWeights are a mixture-of-experts block.
-type moeWeights struct {
-	spec MoESpec
-}
-
 // MoE loads layer i's experts: ffn_gate_inp [n_embd, n_expert] and
 // ffn_{gate,up,down}_exps, with n_expert and n_expert_used from
 // expert_count and expert_used_count, and nFF rows per expert.
@@ -107,8 +97,8 @@ func (l *Loader) MoE(i, nEmbd, nFF, nExpert, nUsed int, norm bool) *MoESpec {
 	return s
 }
 
-// Experts reads expert_count and expert_used_count (0, 0 when the model
-// has no experts).
+// ExpertCounts reads expert_count and expert_used_count (0, 0 when the
+// model has no experts).
 func (l *Loader) ExpertCounts() (n, used int) {
 	if !l.Has("expert_count") {
 		return 0, 0
@@ -149,9 +139,4 @@ func (l *Loader) RopeFactors(name string) []float32 {
 		}
 	}
 	return f
-}
-
-// unsupported returns an ErrUnsupported error naming a key.
-func unsupported(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", backends.ErrUnsupported, fmt.Sprintf(format, args...))
 }

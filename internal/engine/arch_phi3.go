@@ -15,10 +15,11 @@ func loadPhi3(l *Loader) (builder, error) {
 	m.qScale = attnScale(hp.HeadDim)
 	short := l.RopeFactors("rope_factors_short.weight")
 	long := l.RopeFactors("rope_factors_long.weight")
-	attnFactor := float32(l.Float("rope.scaling.attn_factor", 1, false))
-	origCtx := l.Uint("rope.scaling.original_context_length", hp.NCtxTrain, maxCtxKey, long != nil)
 	if long != nil {
-		m.longFactors, m.longCtx = long, origCtx
+		if !l.Has("rope.scaling.original_context_length") {
+			l.fail(invalid("rope_factors_long.weight without %s", l.key("rope.scaling.original_context_length")))
+		}
+		m.longFactors, m.longCtx = long, hp.NCtxOrig
 	}
 	// Phi-3 files may name a sliding window that llama.cpp ignores (its
 	// conversion did not fill the pattern); so does this builder.
@@ -28,7 +29,6 @@ func loadPhi3(l *Loader) (builder, error) {
 		L.fusedUp = l.Matrix(Blk(i, "ffn_up.weight"), hp.NEmbd, 2*hp.NFF)
 		L.ffn.Down = l.Matrix(Blk(i, "ffn_down.weight"), hp.NFF, hp.NEmbd)
 		L.rope.Factors = short
-		L.rope.AttnFactor = attnFactor
 	}
 	m.output(l, false)
 	return m, l.err

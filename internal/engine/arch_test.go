@@ -26,8 +26,8 @@ type archCase struct {
 	Logits    [][]float32 `json:"logits"`
 }
 
-// ArchNames are the synthetic models of testdata/arch.
-var archNames = []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
+// archNames are the synthetic models of testdata/arch.
+var archNames = []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
 
 func loadArchCase(t testing.TB, name string) (string, *archCase) {
 	return loadArchRun(t, name, name)
@@ -77,7 +77,7 @@ func top2(x []float32) (int32, float32) {
 	return int32(best), x[best] - x[second]
 }
 
-// CheckArchRun decodes the case's prompt and its greedy ids on session
+// checkArchRun decodes the case's prompt and its greedy ids on session
 // sid of b and compares every step's logits with llama.cpp's.
 func checkArchRun(t *testing.T, b backends.Backend, sid backends.SessionID, c *archCase) {
 	t.Helper()
@@ -191,5 +191,38 @@ func TestArchBadInput(t *testing.T) {
 				t.Errorf("extra tensor: %v", err)
 			}
 		})
+	}
+}
+
+// baseOnly hides the extended ops of the kernels it wraps.
+type baseOnly struct{ engine.Kernels }
+
+// TestMissingOpRefused loads each architecture on kernels without the
+// extended ops: llama and mixtral load, the others fail naming the op
+// they need first and the backend.
+func TestMissingOpRefused(t *testing.T) {
+	ctx := context.Background()
+	b := engine.NewBackend(baseOnly{reference.New()}, engine.Options{Name: "base-only"})
+	info, err := b.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(info.Ops, "graph.rope_ext") || !slices.Contains(info.Ops, "graph.attention") {
+		t.Errorf("Info.Ops = %v", info.Ops)
+	}
+	for _, name := range archNames {
+		path, _ := loadArchCase(t, name)
+		_, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+		if name == "llama" || name == "mixtral" { // base ops only (moe is the executor's)
+			if err != nil {
+				t.Errorf("llama: %v", err)
+			}
+			continue
+		}
+		if !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), "base-only") || !strings.Contains(err.Error(), "needs graph op") {
+			t.Errorf("%s: %v", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
 	}
 }

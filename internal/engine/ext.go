@@ -21,12 +21,28 @@ type RoPEParams struct {
 	Factors []float32
 	// AttnFactor multiplies cos and sin (0 means 1).
 	AttnFactor float32
+	// ExtFactor, when non-zero, mixes interpolated and extrapolated
+	// angles by YaRN's ramp between CorrDims (and scales cos and sin by
+	// 1+0.1·ln(1/FreqScale)), as ggml's rope_yarn.
+	ExtFactor float32
+	CorrDims  [2]float32
+}
+
+// yarnCorrDims returns YaRN's correction dimensions (ggml's
+// ggml_rope_yarn_corr_dims, in float64).
+func yarnCorrDims(nDims, nCtxOrig int, base, betaFast, betaSlow float64) [2]float32 {
+	dim := func(nRot float64) float64 {
+		return float64(nDims) * math.Log(float64(nCtxOrig)/(nRot*2*math.Pi)) / (2 * math.Log(base))
+	}
+	start := math.Floor(dim(betaFast))
+	end := math.Ceil(dim(betaSlow))
+	return [2]float32{float32(math.Max(0, start)), float32(math.Min(float64(nDims-1), end))}
 }
 
 // plain reports whether p is the llama rotation of the base RoPE kernel.
 func (p *RoPEParams) plain() bool {
 	return !p.Neox && (p.FreqScale == 0 || p.FreqScale == 1) && p.Factors == nil &&
-		(p.AttnFactor == 0 || p.AttnFactor == 1)
+		(p.AttnFactor == 0 || p.AttnFactor == 1) && p.ExtFactor == 0
 }
 
 // ExtKernels are the optional ops beyond Kernels that some
@@ -72,6 +88,10 @@ func (GoExt) RoPEExt(x []float32, pos []int32, nHeads int, p *RoPEParams) {
 	if mscale == 0 {
 		mscale = 1
 	}
+	ext := float64(p.ExtFactor)
+	if ext != 0 {
+		mscale *= 1 + 0.1*math.Log(1/fs)
+	}
 	cs := make([]float64, half)
 	sn := make([]float64, half)
 	for b, ps := range pos {
@@ -80,7 +100,13 @@ func (GoExt) RoPEExt(x []float32, pos []int32, nHeads int, p *RoPEParams) {
 			if p.Factors != nil {
 				theta /= float64(p.Factors[i])
 			}
-			theta *= fs
+			if ext != 0 {
+				y := (float64(i) - float64(p.CorrDims[0])) / math.Max(0.001, float64(p.CorrDims[1]-p.CorrDims[0]))
+				ramp := (1 - math.Min(1, math.Max(0, y))) * ext
+				theta = fs*theta*(1-ramp) + theta*ramp
+			} else {
+				theta *= fs
+			}
 			cs[i], sn[i] = math.Cos(theta)*mscale, math.Sin(theta)*mscale
 		}
 		for h := 0; h < nHeads; h++ {

@@ -95,19 +95,18 @@ type AttentionSpec struct {
 	SoftCap float32 // score soft-capping (0: none)
 }
 
-// MoESpec is a mixture-of-experts feed-forward block: Router scores
-// (rows = experts) pick the TopK experts of each token; their gate/up
-// products go through SiLU·up and Down; the outputs are summed with the
-// routing weights.
+// MoESpec is a mixture-of-experts feed-forward block: the softmax of
+// the Router scores (rows = experts) picks the TopK experts of each
+// token; their gate/up products go through SiLU·up and Down; the outputs
+// are summed with the routing weights.
 type MoESpec struct {
-	Router     *Weight
-	Gate, Up   []*Weight // one per expert
-	Down       []*Weight
-	TopK       int
-	NormTopK   bool // renormalize the top-k weights to sum 1
-	NFF        int
-	NEmbd      int
-	SoftmaxAll bool // softmax over all experts before top-k (else over the top-k only)
+	Router   *Weight
+	Gate, Up []*Weight // one per expert
+	Down     []*Weight
+	TopK     int
+	NormTopK bool // renormalize the top-k weights to sum 1
+	NFF      int
+	NEmbd    int
 }
 
 // Batch is the input of one forward pass: per token its id, position

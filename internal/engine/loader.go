@@ -323,14 +323,44 @@ func (l *Loader) Common(rmsEps bool) *HParams {
 		l.fail(invalid("%s = %g is out of range", l.key("rope.freq_base"), hp.RopeBase))
 	}
 	hp.RopeFreqScale = 1
+	// attn_factor multiplies cos and sin in every family (llama.cpp
+	// folds it into the rope's attention factor); original_context_length
+	// matters only to LongRoPE (phi3 reads it) and finetuned is
+	// informational.
+	hp.RopeAttnFactor = float32(l.Float("rope.scaling.attn_factor", 1, false))
+	if l.err == nil && !(hp.RopeAttnFactor > 0) {
+		l.fail(invalid("%s = %g is out of range", l.key("rope.scaling.attn_factor"), hp.RopeAttnFactor))
+	}
+	l.usedKeys[l.key("rope.scaling.finetuned")] = true
+	hp.NCtxOrig = l.Uint("rope.scaling.original_context_length", hp.NCtxTrain, maxCtxKey, false)
 	st := l.String("rope.scaling.type")
 	fac := l.Float("rope.scaling.factor", 0, false)
+	if fac == 0 {
+		fac = l.Float("rope.scale_linear", 0, false) // the older key
+	}
 	switch {
 	case l.err != nil:
-	case st == "" && fac == 0, st == "none":
-	case (st == "linear" || st == "") && fac > 0:
-		hp.RopeFreqScale = float32(1 / fac)
-	case fac == 1:
+	case fac < 0:
+		l.fail(invalid("%s = %g is negative", l.key("rope.scaling.factor"), fac))
+	case st == "none":
+	case st == "" || st == "linear":
+		if fac > 0 {
+			hp.RopeFreqScale = float32(1 / fac)
+		}
+	case st == "yarn":
+		// llama.cpp's defaults: ext_factor 1, beta_fast 32, beta_slow 1,
+		// and an attention factor that cancels YaRN's magnitude scaling
+		// unless yarn_log_multiplier is set.
+		if fac > 0 {
+			hp.RopeFreqScale = float32(1 / fac)
+		}
+		hp.RopeExtFactor = 1
+		if lm := l.Float("rope.scaling.yarn_log_multiplier", 0, false); lm != 0 && fac > 1 {
+			hp.RopeAttnFactor *= float32(1 / (0.1*lm*math.Log(fac) + 1))
+		} else if fac > 1 {
+			// get_mscale(factor)/(1+0.1·ln factor) = 1
+			hp.RopeAttnFactor *= float32((0.1*math.Log(fac) + 1) / (1 + 0.1*math.Log(fac)))
+		}
 	default:
 		l.fail(fmt.Errorf("%w: %s %q (factor %g)", backends.ErrUnsupported, l.key("rope.scaling.type"), st, fac))
 	}
@@ -361,7 +391,12 @@ func (l *Loader) Vocab() {
 
 // Rope returns the model-wide rope parameters.
 func (hp *HParams) Rope(neox bool) RoPEParams {
-	return RoPEParams{NDims: hp.NRot, HeadDim: hp.HeadDim, Base: hp.RopeBase, Neox: neox, FreqScale: hp.RopeFreqScale}
+	p := RoPEParams{NDims: hp.NRot, HeadDim: hp.HeadDim, Base: hp.RopeBase, Neox: neox,
+		FreqScale: hp.RopeFreqScale, AttnFactor: hp.RopeAttnFactor, ExtFactor: hp.RopeExtFactor}
+	if p.ExtFactor != 0 {
+		p.CorrDims = yarnCorrDims(hp.NRot, hp.NCtxOrig, float64(hp.RopeBase), 32, 1)
+	}
+	return p
 }
 
 // leftovers reports a tensor or architecture key the loader did not use.

@@ -36,6 +36,14 @@ type HParams struct {
 	Eps           float32 // attention.layer_norm_rms_epsilon
 	RopeBase      float32 // rope.freq_base (default 10000)
 	RopeFreqScale float32 // 1/rope.scaling.factor for linear scaling, else 1
+	// RopeAttnFactor is rope.scaling.attn_factor (default 1), times
+	// YaRN's attention factor.
+	RopeAttnFactor float32
+	// RopeExtFactor is 1 for YaRN scaling, else 0.
+	RopeExtFactor float32
+	// NCtxOrig is rope.scaling.original_context_length (default
+	// NCtxTrain).
+	NCtxOrig int
 }
 
 // QDim returns the width of the query projection (NHead·HeadDim).

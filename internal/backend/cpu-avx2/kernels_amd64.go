@@ -698,3 +698,33 @@ func (k *Kernels) Attention(out, q, k2, v []float32, p engine.AttentionParams) {
 		}
 	})
 }
+
+// GELUMul computes gelu(gate)·up (GoExt's arithmetic) spread over the
+// pool: a gemma feed-forward block's tanh calls are worth the threads.
+func (k *Kernels) GELUMul(out, gate, up []float32) {
+	n := len(gate)
+	if n == 0 {
+		return
+	}
+	up, out = up[:n], out[:n]
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pool.forChunks(n, 1<<12, 1<<13, func(_, lo, hi int) {
+		k.GoExt.GELUMul(out[lo:hi], gate[lo:hi], up[lo:hi])
+	})
+}
+
+// SoftCap computes c·tanh(x/c) spread over the pool (gemma soft-caps
+// every logit of a large vocabulary).
+func (k *Kernels) SoftCap(out, x []float32, c float32) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	out = out[:n]
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pool.forChunks(n, 1<<12, 1<<13, func(_, lo, hi int) {
+		k.GoExt.SoftCap(out[lo:hi], x[lo:hi], c)
+	})
+}

@@ -3,6 +3,7 @@
 package vulkan
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -57,5 +58,33 @@ func TestCheckGraph(t *testing.T) {
 				t.Log(err)
 			}
 		})
+	}
+}
+
+// TestLoadRefusesOtherArchitectures loads the synthetic models through
+// the backend on the device: the plain llama file loads and decodes,
+// the others fail with ErrUnsupported naming the missing graph ops.
+func TestLoadRefusesOtherArchitectures(t *testing.T) {
+	b := testBackend(t)
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"llama", "qwen2", "gemma2", "phi3", "mixtral"} {
+		path := filepath.Join(root, "testdata", "arch", name+".gguf")
+		mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+		if name == "llama" {
+			if err != nil {
+				t.Fatalf("llama: %v", err)
+			}
+			b.UnloadModel(ctx, mi.ID)
+			continue
+		}
+		if !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), "which the vulkan backend lacks") {
+			t.Errorf("%s: %v", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
 	}
 }

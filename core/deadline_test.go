@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/model"
 )
 
 // sleeperWasm is a guest whose _start sleeps for an hour in one WASI
@@ -112,9 +113,9 @@ func TestModelServingName(t *testing.T) {
 		{namedBackend{name: ""}, "cpu-avx2"}, // none live: the load-time name
 		{blockingBackend{}, "cpu-avx2"},
 	} {
-		m := &Model{Backend: c.be, BackendName: "cpu-avx2"}
-		if got := m.serving(); got != c.want {
-			t.Errorf("%T %v: serving() = %q, want %q", c.be, c.be, got, c.want)
+		m := &model.Model{Backend: c.be, BackendName: "cpu-avx2"}
+		if got := m.Serving(); got != c.want {
+			t.Errorf("%T %v: Serving() = %q, want %q", c.be, c.be, got, c.want)
 		}
 	}
 }

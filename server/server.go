@@ -34,6 +34,7 @@ import (
 	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
+	"github.com/realmrt/realm/model"
 	"github.com/realmrt/realm/tokenizer"
 )
 
@@ -83,8 +84,8 @@ type Options struct {
 // *loader.ModelCache): models by name, held while a request uses them,
 // and the list of servable names.
 type Models interface {
-	Acquire(ctx context.Context, name string) (*loader.Model, error)
-	Release(m *loader.Model)
+	Acquire(ctx context.Context, name string) (*model.Model, error)
+	Release(m *model.Model)
 	List(ctx context.Context) []loader.ModelEntry
 }
 

@@ -38,11 +38,10 @@ type CacheConfig struct {
 	// Backend loads the models.
 	Backend backends.Backend
 	// BackendName names Backend; models whose block requires another
-	// backend are refused.
+	// backend are refused. A Backend that names its live plugin (a
+	// Supervisor, a model.Activer, which may have fallen back to
+	// another) is judged by that name while it has one.
 	BackendName string
-	// Active, when set, names the backend serving now (a supervisor may
-	// have fallen back to another plugin); it overrides BackendName.
-	Active func() string
 	// BudgetBytes caps the bytes of loaded models (0: no cap).
 	BudgetBytes int64
 	// Logger receives load/evict events (nil: discard).
@@ -317,10 +316,7 @@ func tensorShapes(meta *gguf.File) map[string][]int {
 
 // backendName names the backend serving now.
 func (c *ModelCache) backendName() string {
-	if c.cfg.Active != nil {
-		return c.cfg.Active()
-	}
-	return c.cfg.BackendName
+	return model.ServingName(c.cfg.Backend, c.cfg.BackendName)
 }
 
 // reserve counts size bytes against the budget, evicting idle models

@@ -615,29 +615,3 @@ func TestCacheReserveNoPointlessEviction(t *testing.T) {
 	c.Release(m)
 	c.Release(held)
 }
-
-// activeFake is a backend that names the plugin serving it now.
-type activeFake struct {
-	*fakeBackend
-	active string
-}
-
-func (a activeFake) Active() string { return a.active }
-
-// TestModelServing: a model names the backend serving it now, not the
-// one that loaded it (a supervisor may have fallen back, or back).
-func TestModelServing(t *testing.T) {
-	for _, c := range []struct {
-		be   backends.Backend
-		want string
-	}{
-		{activeFake{newFake(), "reference"}, "reference"},
-		{activeFake{newFake(), ""}, "cpu-avx2"}, // none live: the load-time name
-		{newFake(), "cpu-avx2"},
-	} {
-		m := &model.Model{Backend: c.be, BackendName: "cpu-avx2"}
-		if got := m.Serving(); got != c.want {
-			t.Errorf("%T: Serving() = %q, want %q", c.be, got, c.want)
-		}
-	}
-}

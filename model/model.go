@@ -50,13 +50,18 @@ type Activer interface{ Active() string }
 // Serving names the backend serving the model now: the live plugin of a
 // Backend that can say (an Activer), else BackendName (also during an
 // outage, when no plugin serves).
-func (m *Model) Serving() string {
-	if a, ok := m.Backend.(Activer); ok {
+func (m *Model) Serving() string { return ServingName(m.Backend, m.BackendName) }
+
+// ServingName names the backend b serving now: its live plugin when b is
+// an Activer with one, else name (the backend it was configured or
+// started as). It is the one rule behind every "which backend" label.
+func ServingName(b backends.Backend, name string) string {
+	if a, ok := b.(Activer); ok {
 		if n := a.Active(); n != "" {
 			return n
 		}
 	}
-	return m.BackendName
+	return name
 }
 
 // Shape returns the shape of the weight called name.

@@ -119,7 +119,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		return
 	}
 	defer s.models.Release(lm)
-	model, backend = lm.Name, lm.BackendName
+	model, backend = lm.Name, lm.Serving()
 	if lm.Tokenizer == nil {
 		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the model has no tokenizer", kind: "backend_error"})
 		return
@@ -208,6 +208,9 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		Module: a.module, Name: a.name, Stdin: bytes.NewReader(in), Stdout: out, Stderr: stderr, Policy: a.policy,
 	})
 	end := time.Now()
+	// The plugin that served the run (a supervisor may have fallen back
+	// to another, or back, while it ran) labels what follows.
+	backend = lm.Serving()
 	generated, promptTokens := 0, 0
 	if res != nil {
 		generated, promptTokens = res.TokensGenerated, res.PromptTokens

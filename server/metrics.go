@@ -153,8 +153,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if sup.PID() > 0 {
 			up = 1
 		}
-		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(sup.Restarts()), sup.Active())
-		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, sup.Active())
+		name := s.backendName()
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(sup.Restarts()), name)
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, name)
 	}
 }
 

@@ -384,9 +384,14 @@ func (s *Server) backendAnswers(ctx context.Context) string {
 	return ""
 }
 
+// backendName names the plugin serving now; while none is (an outage)
+// or without a supervisor, the one selected at start, so that /health
+// and the metrics' backend label never go blank.
 func (s *Server) backendName() string {
 	if s.sup != nil {
-		return s.sup.Active()
+		if n := s.sup.Active(); n != "" {
+			return n
+		}
 	}
 	return s.chosen
 }

@@ -170,13 +170,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		fail(e)
 		return
 	}
-	g.MaxTokens = p.maxTokens
-	if g.MaxTokens == 0 {
-		g.MaxTokens = DefaultMaxTokens
-	}
-	if pm := a.policy.MaxTokens; pm > 0 && pm < g.MaxTokens {
-		g.MaxTokens = pm
-	}
+	g.MaxTokens = a.policy.MaxTokensFor(p.maxTokens)
 
 	lim := s.limiter(model)
 	if err := lim.acquire(ctx); err != nil {

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -136,18 +135,9 @@ type app struct {
 	policy core.Policy
 }
 
-// allows reports whether the app may serve the model.
-func (a *app) allows(model string) bool {
-	if a.policy.ModelPatterns == nil {
-		return true
-	}
-	for _, p := range a.policy.ModelPatterns {
-		if ok, err := path.Match(p, model); err == nil && ok {
-			return true
-		}
-	}
-	return false
-}
+// allows reports whether the app may serve the model: the rule the
+// host applies when the guest loads it.
+func (a *app) allows(model string) bool { return a.policy.AllowsModel(model) }
 
 // New builds a server on rt: a WASM host over rt's model cache and the
 // apps of rt.Config (each compiled once) plus the default app. Close

@@ -92,29 +92,3 @@ func TestBlockedGuestEndsWithRun(t *testing.T) {
 		})
 	}
 }
-
-// namedBackend is a backend whose serving plugin changes (a fallback).
-type namedBackend struct {
-	backends.Backend
-	name string
-}
-
-func (n namedBackend) Active() string { return n.name }
-
-// TestModelServingName: model_info names the plugin serving now, not the
-// one that served when the model was loaded.
-func TestModelServingName(t *testing.T) {
-	for _, c := range []struct {
-		be   backends.Backend
-		want string
-	}{
-		{namedBackend{name: "reference"}, "reference"},
-		{namedBackend{name: ""}, "cpu-avx2"}, // none live: the load-time name
-		{blockingBackend{}, "cpu-avx2"},
-	} {
-		m := &Model{Backend: c.be, BackendName: "cpu-avx2"}
-		if got := m.serving(); got != c.want {
-			t.Errorf("%T %v: serving() = %q, want %q", c.be, c.be, got, c.want)
-		}
-	}
-}

@@ -38,10 +38,7 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	maxTokens := gp.MaxTokens
-	if maxTokens == 0 {
-		maxTokens = DefaultMaxTokens
-	}
+	maxTokens := in.policy.MaxTokensFor(gp.MaxTokens)
 	if in.policy.MaxTokens > 0 {
 		left := in.policy.MaxTokens - in.generated
 		if left <= 0 {

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -190,17 +189,7 @@ func i32(v uint64) int32  { return api.DecodeI32(v) }
 
 // --- models ---
 
-func (in *instance) allowed(name string) bool {
-	if in.policy.ModelPatterns == nil {
-		return true
-	}
-	for _, pat := range in.policy.ModelPatterns {
-		if ok, _ := path.Match(pat, name); ok {
-			return true
-		}
-	}
-	return false
-}
+func (in *instance) allowed(name string) bool { return in.policy.AllowsModel(name) }
 
 func hostLog(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	level := i32(p[0])

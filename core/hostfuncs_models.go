@@ -94,7 +94,7 @@ func modelInfo(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}
 	m := mh.m
 	info := abi.ModelInfo{
-		Name: m.Name, Arch: m.Info.Arch, Backend: m.serving(),
+		Name: m.Name, Arch: m.Info.Arch, Backend: m.Serving(),
 		NCtxTrain: m.Info.NCtxTrain, NVocab: m.Info.NVocab, NEmbd: m.Info.NEmbd,
 		NLayer: m.Info.NLayer, NHead: m.Info.NHead, NHeadKV: m.Info.NHeadKV, NFF: m.Info.NFF,
 		TensorTypes: m.Info.TensorTypes, WeightBytes: m.Info.WeightBytes, EOG: []int32{},

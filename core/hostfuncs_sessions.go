@@ -13,6 +13,7 @@ import (
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/internal/sample"
+	"github.com/realmrt/realm/model"
 )
 
 func (in *instance) session(h int32) (*sessionHandle, error) {
@@ -24,13 +25,13 @@ func (in *instance) session(h int32) (*sessionHandle, error) {
 }
 
 // contextLimit is the largest context a session of m may have.
-func (in *instance) contextLimit(m *Model) int {
+func (in *instance) contextLimit(m *model.Model) int {
 	return ContextLimit(m.Info.NCtxTrain, in.policy)
 }
 
 // contextSize resolves a requested context size against the model and
 // the policy (0 = the policy's DefaultContext, else as large as allowed).
-func (in *instance) contextSize(m *Model, req uint32) (int, error) {
+func (in *instance) contextSize(m *model.Model, req uint32) (int, error) {
 	limit := in.contextLimit(m)
 	if req == 0 {
 		if d := in.policy.DefaultContext; d > 0 && d < limit {
@@ -53,8 +54,8 @@ const kvGranule = 256
 // that does not fit is lowered to what does, in kvGranule steps. It
 // returns the size, the bytes counted and the function that gives them
 // back.
-func (in *instance) reserveKV(m *Model, nCtx int, shrink bool) (int, int64, func(), error) {
-	per := m.kvPerPos()
+func (in *instance) reserveKV(m *model.Model, nCtx int, shrink bool) (int, int64, func(), error) {
+	per := kvPerPos(m)
 	left := in.policy.MaxKVBytes - in.kvBytes
 	if per > 0 && int64(nCtx)*per > left {
 		fit := int(max(left, 0) / per)

@@ -42,7 +42,7 @@ func tensorFromWeight(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	shape, ok := mh.m.shape(name)
+	shape, ok := mh.m.Shape(name)
 	if !ok {
 		return 0, errf(abi.ErrnoNoent, "model %q has no tensor %q", mh.m.Name, name)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/internal/sample"
+	"github.com/realmrt/realm/model"
 )
 
 // instanceKey finds a run's instance in the context of its host calls.
@@ -59,12 +60,12 @@ func (in *instance) markCut() { in.cut.Store(true) }
 const maxLogBytes = 1 << 20
 
 type modelHandle struct {
-	m *Model
+	m *model.Model
 }
 
 type sessionHandle struct {
 	model   int32 // model handle in this instance
-	m       *Model
+	m       *model.Model
 	id      backends.SessionID
 	nCtx    int
 	nPast   int
@@ -78,7 +79,7 @@ type sessionHandle struct {
 
 type tensorHandle struct {
 	model  int32 // model handle of a weight, 0 for data
-	m      *Model
+	m      *model.Model
 	name   string // weight name
 	shape  []int
 	data   []float32 // host-held data (nil for weights)

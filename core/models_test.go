@@ -15,6 +15,7 @@ import (
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/model"
 	"github.com/realmrt/realm/tokenizer"
 )
 
@@ -30,11 +31,11 @@ type testModels struct {
 	wrap func(backends.Backend) backends.Backend
 
 	mu     sync.Mutex
-	loaded map[string]*Model
+	loaded map[string]*model.Model
 	refs   map[string]int
 }
 
-func (t *testModels) Acquire(ctx context.Context, name string) (*Model, error) {
+func (t *testModels) Acquire(ctx context.Context, name string) (*model.Model, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if m := t.loaded[name]; m != nil {
@@ -73,13 +74,13 @@ func (t *testModels) Acquire(ctx context.Context, name string) (*Model, error) {
 	if t.wrap != nil {
 		be = t.wrap(be)
 	}
-	m := &Model{Name: name, Backend: be, BackendName: "reference", Info: *info, Tokenizer: tok, Meta: meta.File, TensorShapes: shapes}
+	m := &model.Model{Name: name, Backend: be, BackendName: "reference", Info: *info, Tokenizer: tok, Meta: meta.File, TensorShapes: shapes}
 	t.loaded[name] = m
 	t.refs[name]++
 	return m, nil
 }
 
-func (t *testModels) Release(m *Model) {
+func (t *testModels) Release(m *model.Model) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refs[m.Name]--
@@ -171,7 +172,7 @@ func newTestModels(t testing.TB) *testModels {
 	return &testModels{
 		dir:    dir,
 		be:     engine.NewBackend(reference.New(), engine.Options{}),
-		loaded: map[string]*Model{},
+		loaded: map[string]*model.Model{},
 		refs:   map[string]int{},
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
-	"github.com/realmrt/realm/tokenizer"
+	"github.com/realmrt/realm/model"
 )
 
 // Cache errors.
@@ -31,44 +31,6 @@ var (
 	ErrWrongBackend = errors.New("model requires another backend")
 )
 
-// Model is a model loaded in the backend, shared by every holder. Its
-// fields are read-only.
-type Model struct {
-	// Name is the name it was acquired by.
-	Name string
-	// Path is the real path of the GGUF file.
-	Path string
-	// Backend serves the model; Info.ID is its handle there.
-	Backend backends.Backend
-	// BackendName names the backend (as in plugins.hcl) that loaded the
-	// model; Serving names the one serving it now.
-	BackendName string
-	// Info is what the backend reported when it loaded the model.
-	Info backends.ModelInfo
-	// Tokenizer is the host-side tokenizer built from the GGUF metadata.
-	Tokenizer *tokenizer.Tokenizer
-	// Meta is the GGUF header (metadata and tensor infos; no data).
-	Meta *gguf.File
-	// TensorShapes gives each weight's shape (fastest-varying first) by
-	// name, built once from Meta when the model loads.
-	TensorShapes map[string][]int
-	// SizeBytes is what the model counts against the budget: the file
-	// size plus the backend's extra bytes.
-	SizeBytes int64
-}
-
-// Serving names the backend serving the model now: the supervisor's live
-// plugin (which may have fallen back, or back, since the model loaded),
-// else BackendName.
-func (m *Model) Serving() string {
-	if a, ok := m.Backend.(interface{ Active() string }); ok {
-		if n := a.Active(); n != "" {
-			return n
-		}
-	}
-	return m.BackendName
-}
-
 // CacheConfig configures a ModelCache.
 type CacheConfig struct {
 	// Registry resolves names to files.
@@ -76,11 +38,10 @@ type CacheConfig struct {
 	// Backend loads the models.
 	Backend backends.Backend
 	// BackendName names Backend; models whose block requires another
-	// backend are refused.
+	// backend are refused. A Backend that names its live plugin (a
+	// Supervisor, a model.Activer, which may have fallen back to
+	// another) is judged by that name while it has one.
 	BackendName string
-	// Active, when set, names the backend serving now (a supervisor may
-	// have fallen back to another plugin); it overrides BackendName.
-	Active func() string
 	// BudgetBytes caps the bytes of loaded models (0: no cap).
 	BudgetBytes int64
 	// Logger receives load/evict events (nil: discard).
@@ -128,7 +89,7 @@ type cacheEntry struct {
 	name    string
 	done    chan struct{} // closed when the load finished
 	err     error         // load error, once done
-	model   *Model
+	model   *model.Model
 	waiters int // holders counted when the load finishes
 	refs    int
 	lastUse uint64
@@ -168,7 +129,7 @@ func NewModelCache(cfg CacheConfig) *ModelCache {
 // ErrInvalidName, ErrNotFound, ErrOutsideModelsDir, ErrChecksum,
 // ErrOverBudget, ErrWrongBackend, ErrCacheClosed, backends.ErrInvalidModel or
 // the backend's error.
-func (c *ModelCache) Acquire(ctx context.Context, name string) (*Model, error) {
+func (c *ModelCache) Acquire(ctx context.Context, name string) (*model.Model, error) {
 	if err := ValidName(name); err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
 	}
@@ -236,7 +197,7 @@ func isContextErr(err error) bool {
 
 // load runs the load of e in the calling goroutine and publishes the
 // outcome to the waiters.
-func (c *ModelCache) load(ctx context.Context, e *cacheEntry) (*Model, error) {
+func (c *ModelCache) load(ctx context.Context, e *cacheEntry) (*model.Model, error) {
 	m, cost, err := c.doLoad(ctx, e.name)
 
 	c.mu.Lock()
@@ -274,7 +235,7 @@ func (c *ModelCache) load(ctx context.Context, e *cacheEntry) (*Model, error) {
 
 // doLoad resolves, verifies, reserves budget and loads one model. On
 // success the returned cost is counted in c.used.
-func (c *ModelCache) doLoad(ctx context.Context, name string) (*Model, int64, error) {
+func (c *ModelCache) doLoad(ctx context.Context, name string) (*model.Model, int64, error) {
 	res, err := c.cfg.Registry.Resolve(name)
 	if err != nil {
 		return nil, 0, err
@@ -320,7 +281,7 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*Model, int64, er
 		c.used += extra
 		c.mu.Unlock()
 	}
-	return &Model{
+	return &model.Model{
 		Name:         name,
 		Path:         res.Path,
 		Backend:      c.cfg.Backend,
@@ -355,10 +316,7 @@ func tensorShapes(meta *gguf.File) map[string][]int {
 
 // backendName names the backend serving now.
 func (c *ModelCache) backendName() string {
-	if c.cfg.Active != nil {
-		return c.cfg.Active()
-	}
-	return c.cfg.BackendName
+	return model.ServingName(c.cfg.Backend, c.cfg.BackendName)
 }
 
 // reserve counts size bytes against the budget, evicting idle models
@@ -385,7 +343,7 @@ func (c *ModelCache) reserve(ctx context.Context, name string, size int64) error
 				ErrOverBudget, name, FormatSize(size), FormatSize(used-idle), FormatSize(budget), backends.ErrOutOfMemory)
 		}
 	}
-	var victims []*Model
+	var victims []*model.Model
 	for budget > 0 && c.used+size > budget {
 		var lru *cacheEntry
 		for _, e := range c.entries {
@@ -434,7 +392,7 @@ func (c *ModelCache) ReserveKV(ctx context.Context, bytes int64) (func(), error)
 }
 
 // unloadAll unloads models that were removed from the cache.
-func (c *ModelCache) unloadAll(ctx context.Context, ms []*Model, why string) error {
+func (c *ModelCache) unloadAll(ctx context.Context, ms []*model.Model, why string) error {
 	var errs []error
 	for _, m := range ms {
 		c.log.Info("model "+why, "name", m.Name, "bytes", m.SizeBytes)
@@ -443,7 +401,7 @@ func (c *ModelCache) unloadAll(ctx context.Context, ms []*Model, why string) err
 	return errors.Join(errs...)
 }
 
-func (c *ModelCache) unload(ctx context.Context, m *Model) error {
+func (c *ModelCache) unload(ctx context.Context, m *model.Model) error {
 	if err := c.cfg.Backend.UnloadModel(ctx, m.Info.ID); err != nil {
 		c.log.Warn("unload failed", "name", m.Name, "error", err)
 		return fmt.Errorf("loader: unload %q: %w", m.Name, err)
@@ -506,7 +464,7 @@ func hashFile(ctx context.Context, r io.Reader) (string, error) {
 
 // Release gives back a reference taken by Acquire. The model stays
 // loaded; it becomes evictable when no reference is left.
-func (c *ModelCache) Release(m *Model) {
+func (c *ModelCache) Release(m *model.Model) {
 	if m == nil {
 		return
 	}
@@ -579,7 +537,7 @@ func (c *ModelCache) Used() int64 {
 func (c *ModelCache) Close() error {
 	c.mu.Lock()
 	c.closed = true
-	var ms []*Model
+	var ms []*model.Model
 	for name, e := range c.entries {
 		if e.model != nil {
 			ms = append(ms, e.model)

@@ -15,6 +15,7 @@ import (
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
+	"github.com/realmrt/realm/model"
 )
 
 const storiesSHA256 = "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
@@ -79,7 +80,7 @@ func TestCacheAcquire(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m2 != m {
-		t.Error("second Acquire returned another *Model")
+		t.Error("second Acquire returned another *model.Model")
 	}
 	if fb.totalLoads() != 1 {
 		t.Errorf("LoadModel called %d times", fb.totalLoads())
@@ -111,7 +112,7 @@ func TestCacheCoalesce(t *testing.T) {
 	fb.started = make(chan struct{}, 100)
 	const n = 16
 	var wg sync.WaitGroup
-	models := make([]*Model, n)
+	models := make([]*model.Model, n)
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
@@ -155,7 +156,7 @@ func TestCacheWaiterCancelled(t *testing.T) {
 	fb.gate = make(chan struct{})
 	fb.started = make(chan struct{}, 10)
 	done := make(chan error, 1)
-	var first *Model
+	var first *model.Model
 	go func() {
 		var err error
 		first, err = c.Acquire(context.Background(), "a")
@@ -223,7 +224,7 @@ func TestCacheLRUEviction(t *testing.T) {
 	c, fb, size := cacheFixture(t, 0, "")
 	c.cfg.BudgetBytes = 2*size + size/2
 	ctx := context.Background()
-	acq := func(name string) *Model {
+	acq := func(name string) *model.Model {
 		t.Helper()
 		m, err := c.Acquire(ctx, name)
 		if err != nil {
@@ -613,30 +614,4 @@ func TestCacheReserveNoPointlessEviction(t *testing.T) {
 	}
 	c.Release(m)
 	c.Release(held)
-}
-
-// activeFake is a backend that names the plugin serving it now.
-type activeFake struct {
-	*fakeBackend
-	active string
-}
-
-func (a activeFake) Active() string { return a.active }
-
-// TestModelServing: a model names the backend serving it now, not the
-// one that loaded it (a supervisor may have fallen back, or back).
-func TestModelServing(t *testing.T) {
-	for _, c := range []struct {
-		be   backends.Backend
-		want string
-	}{
-		{activeFake{newFake(), "reference"}, "reference"},
-		{activeFake{newFake(), ""}, "cpu-avx2"}, // none live: the load-time name
-		{newFake(), "cpu-avx2"},
-	} {
-		m := &Model{Backend: c.be, BackendName: "cpu-avx2"}
-		if got := m.Serving(); got != c.want {
-			t.Errorf("%T: Serving() = %q, want %q", c.be, got, c.want)
-		}
-	}
 }

@@ -47,7 +47,7 @@ model "m" {
 		t.Fatal(err)
 	}
 	s := supStart(t, supConfig(t, supSpec("fake", "fake")))
-	c := loader.NewModelCache(loader.CacheConfig{Registry: loader.NewRegistry(cfg), Backend: s, Active: s.Active})
+	c := loader.NewModelCache(loader.CacheConfig{Registry: loader.NewRegistry(cfg), Backend: s})
 	defer c.Close()
 	ctx := context.Background()
 	m, err := c.Acquire(ctx, "m")

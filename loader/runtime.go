@@ -108,7 +108,6 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 			Registry:    reg,
 			Backend:     sup,
 			BackendName: sup.Active(),
-			Active:      sup.Active,
 			BudgetBytes: cfg.MemoryBudget,
 			Logger:      log,
 		}),

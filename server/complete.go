@@ -119,7 +119,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		return
 	}
 	defer s.models.Release(lm)
-	model, backend = lm.Name, lm.BackendName
+	model, backend = lm.Name, lm.Serving()
 	if lm.Tokenizer == nil {
 		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the model has no tokenizer", kind: "backend_error"})
 		return
@@ -170,13 +170,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		fail(e)
 		return
 	}
-	g.MaxTokens = p.maxTokens
-	if g.MaxTokens == 0 {
-		g.MaxTokens = DefaultMaxTokens
-	}
-	if pm := a.policy.MaxTokens; pm > 0 && pm < g.MaxTokens {
-		g.MaxTokens = pm
-	}
+	g.MaxTokens = a.policy.MaxTokensFor(p.maxTokens)
 
 	lim := s.limiter(model)
 	if err := lim.acquire(ctx); err != nil {
@@ -208,6 +202,9 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		Module: a.module, Name: a.name, Stdin: bytes.NewReader(in), Stdout: out, Stderr: stderr, Policy: a.policy,
 	})
 	end := time.Now()
+	// The plugin that served the run (a supervisor may have fallen back
+	// to another, or back, while it ran) labels what follows.
+	backend = lm.Serving()
 	generated, promptTokens := 0, 0
 	if res != nil {
 		generated, promptTokens = res.TokensGenerated, res.PromptTokens

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/loader"
+	"github.com/realmrt/realm/model"
 )
 
 // fakeBackend is a plugin whose process is up (pid > 0) and whose Info
@@ -34,18 +34,18 @@ func (f *fakeBackend) Info(ctx context.Context) (*backends.Info, error) {
 // noModels serves no model.
 type noModels struct{}
 
-func (noModels) Acquire(context.Context, string) (*loader.Model, error) {
+func (noModels) Acquire(context.Context, string) (*model.Model, error) {
 	return nil, loader.ErrNotFound
 }
-func (noModels) Release(*loader.Model)                    {}
+func (noModels) Release(*model.Model)                     {}
 func (noModels) List(context.Context) []loader.ModelEntry { return nil }
 
 type noHostModels struct{}
 
-func (noHostModels) Acquire(context.Context, string) (*core.Model, error) {
+func (noHostModels) Acquire(context.Context, string) (*model.Model, error) {
 	return nil, loader.ErrNotFound
 }
-func (noHostModels) Release(*core.Model)                    {}
+func (noHostModels) Release(*model.Model)                   {}
 func (noHostModels) List(context.Context) ([]string, error) { return nil, nil }
 
 // TestHealthAsksThePlugin: /health is ok only when the plugin answers;

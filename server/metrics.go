@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/core"
+	"github.com/realmrt/realm/model"
 )
 
 // Histogram buckets (upper bounds).
@@ -156,8 +158,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if sup.PID() > 0 {
 			up = 1
 		}
-		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(sup.Restarts()), sup.Active())
-		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, sup.Active())
+		name := s.backendName()
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(sup.Restarts()), name)
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, name)
 	}
 }
 
@@ -166,41 +169,60 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 // backend): the server's view of the generation in progress, which
 // stops when a run is cancelled.
 func InstrumentModels(inner core.Models, m *Metrics) core.Models {
-	return instrumented{inner: inner, m: m}
+	return &instrumented{inner: inner, m: m, copies: map[*model.Model]*model.Model{}}
 }
 
 type instrumented struct {
 	inner core.Models
 	m     *Metrics
+
+	mu     sync.Mutex
+	copies map[*model.Model]*model.Model // handed out → inner's
 }
 
-func (i instrumented) Acquire(ctx context.Context, name string) (*core.Model, error) {
-	cm, err := i.inner.Acquire(ctx, name)
+func (i *instrumented) Acquire(ctx context.Context, name string) (*model.Model, error) {
+	im, err := i.inner.Acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	c := *cm
-	c.Backend = countingBackend{Backend: cm.Backend, m: i.m, model: cm.Name, backend: cm.BackendName}
-	c.Ref = cm
+	c := *im
+	c.Backend = countingBackend{Backend: im.Backend, m: i.m, orig: im}
+	i.mu.Lock()
+	i.copies[&c] = im
+	i.mu.Unlock()
 	return &c, nil
 }
 
-func (i instrumented) Release(cm *core.Model) {
-	if inner, ok := cm.Ref.(*core.Model); ok {
-		i.inner.Release(inner)
+func (i *instrumented) Release(cm *model.Model) {
+	i.mu.Lock()
+	im, ok := i.copies[cm]
+	delete(i.copies, cm)
+	i.mu.Unlock()
+	if ok {
+		i.inner.Release(im)
 	}
 }
 
-func (i instrumented) List(ctx context.Context) ([]string, error) { return i.inner.List(ctx) }
+func (i *instrumented) List(ctx context.Context) ([]string, error) { return i.inner.List(ctx) }
 
-// countingBackend counts Decode calls.
+// countingBackend counts Decode calls, labelled with the backend serving
+// the model at the time. It names its live plugin as the backend it
+// wraps does, so the model's Serving still sees through it.
 type countingBackend struct {
 	backends.Backend
-	m              *Metrics
-	model, backend string
+	m    *Metrics
+	orig *model.Model
 }
 
 func (c countingBackend) Decode(ctx context.Context, req backends.DecodeRequest) (*backends.DecodeResult, error) {
-	c.m.decode(c.model, c.backend)
+	c.m.decode(c.orig.Name, c.orig.Serving())
 	return c.Backend.Decode(ctx, req)
+}
+
+// Active implements model.Activer: the wrapped backend's live plugin.
+func (c countingBackend) Active() string {
+	if a, ok := c.Backend.(model.Activer); ok {
+		return a.Active()
+	}
+	return ""
 }

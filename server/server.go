@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +33,7 @@ import (
 	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
+	"github.com/realmrt/realm/model"
 	"github.com/realmrt/realm/tokenizer"
 )
 
@@ -83,8 +83,8 @@ type Options struct {
 // *loader.ModelCache): models by name, held while a request uses them,
 // and the list of servable names.
 type Models interface {
-	Acquire(ctx context.Context, name string) (*loader.Model, error)
-	Release(m *loader.Model)
+	Acquire(ctx context.Context, name string) (*model.Model, error)
+	Release(m *model.Model)
 	List(ctx context.Context) []loader.ModelEntry
 }
 
@@ -135,18 +135,9 @@ type app struct {
 	policy core.Policy
 }
 
-// allows reports whether the app may serve the model.
-func (a *app) allows(model string) bool {
-	if a.policy.ModelPatterns == nil {
-		return true
-	}
-	for _, p := range a.policy.ModelPatterns {
-		if ok, err := path.Match(p, model); err == nil && ok {
-			return true
-		}
-	}
-	return false
-}
+// allows reports whether the app may serve the model: the rule the
+// host applies when the guest loads it.
+func (a *app) allows(model string) bool { return a.policy.AllowsModel(model) }
 
 // Runtime is what the server needs of a loader runtime: the model
 // cache (as the server uses it, and as the WASM host does), the
@@ -158,7 +149,9 @@ type Runtime struct {
 	HostModels core.Models
 	// Backend is the supervised plugin (nil: none, e.g. in process).
 	Backend Backend
-	// BackendName names the backend selected at start.
+	// BackendName names the backend selected at start: the name /health
+	// and the metrics use when there is no Backend, or while it has no
+	// live plugin (Backend.Active() is "").
 	BackendName string
 	Config      *loader.Config
 }
@@ -410,9 +403,14 @@ func (s *Server) backendAnswers(ctx context.Context) string {
 	return ""
 }
 
+// backendName names the plugin serving now; while none is (an outage)
+// or without a supervisor, the one selected at start, so that /health
+// and the metrics' backend label never go blank.
 func (s *Server) backendName() string {
 	if s.sup != nil {
-		return s.sup.Active()
+		if n := s.sup.Active(); n != "" {
+			return n
+		}
 	}
 	return s.chosen
 }

@@ -435,7 +435,6 @@ func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wa
 		Registry:    loader.NewRegistry(cfg),
 		Backend:     b,
 		BackendName: backendName,
-		Active:      func() string { return backendName },
 		Logger:      log,
 	})
 	defer cache.Close()

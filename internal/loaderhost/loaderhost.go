@@ -12,6 +12,7 @@ import (
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/loader"
+	"github.com/realmrt/realm/model"
 )
 
 // Models adapts a model cache to core.Models (and core.KVReserver).
@@ -21,23 +22,17 @@ var _ core.KVReserver = cacheModels{}
 
 type cacheModels struct{ c *loader.ModelCache }
 
-func (m cacheModels) Acquire(ctx context.Context, name string) (*core.Model, error) {
+// Acquire hands out the cache's own model (one type, built once at
+// load); only the error gains an errno.
+func (m cacheModels) Acquire(ctx context.Context, name string) (*model.Model, error) {
 	lm, err := m.c.Acquire(ctx, name)
 	if err != nil {
 		return nil, classify(err)
 	}
-	// The loader built the shapes once at load; nothing is rebuilt here.
-	return &core.Model{
-		Name: lm.Name, Backend: lm.Backend, BackendName: lm.BackendName, Info: lm.Info,
-		Tokenizer: lm.Tokenizer, Meta: lm.Meta, TensorShapes: lm.TensorShapes, Ref: lm,
-	}, nil
+	return lm, nil
 }
 
-func (m cacheModels) Release(cm *core.Model) {
-	if lm, ok := cm.Ref.(*loader.Model); ok {
-		m.c.Release(lm)
-	}
-}
+func (m cacheModels) Release(lm *model.Model) { m.c.Release(lm) }
 
 // ReserveKV implements core.KVReserver: session KV caches count against
 // the cache's memory budget next to the models.

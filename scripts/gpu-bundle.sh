@@ -5,31 +5,32 @@
 #   realm/bin/...                 realm, the vulkan, reference and cpu-avx2
 #                                 plugins (stripped), the conformance ABI guest
 #   realm/plugins.hcl, realm/scripts/gpu-check.sh
-#   realm/reference/              models/, outputs/ and the llama SPM vocab
-#                                 of the llama.cpp reference data (REFERENCE)
+#   realm/testdata/reference/vocab/ggml-vocab-llama-spm.gguf
+#                                 the tokenizer donor of the synthetic models
+#                                 (the conformance data is embedded in bin/realm)
 #   llama-vk/bench + lib*.so      scripts/llamacpp/bench.c built against the
 #                                 prebuilt libllama + ggml Vulkan backend of
 #                                 the npm package @node-llama-cpp/linux-x64-vulkan
 #                                 (the same release as scripts/llamacpp pins)
 # On the GPU machine: tar -C /tmp/g -xJf gpu-check.tar.xz, then
-#   REALM_PREBUILT=1 REALM_REFERENCE=/tmp/g/realm/reference \
-#   LLAMA_VK_DIR=/tmp/g/llama-vk /tmp/g/realm/scripts/gpu-check.sh
+#   REALM_PREBUILT=1 LLAMA_VK_DIR=/tmp/g/llama-vk /tmp/g/realm/scripts/gpu-check.sh
 # Needs go, cc, the Vulkan headers (scripts/deps.sh), npm and xz.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 DEST" >&2; exit 2; }
 DEST=$(mkdir -p "$1" && cd "$1" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-REFERENCE=${REFERENCE:-$ROOT/../shared/design/reference}
-[ -d "$REFERENCE/models" ] || { echo "$0: no reference data at $REFERENCE (set REFERENCE)" >&2; exit 1; }
+VOCAB=$ROOT/testdata/reference/vocab/ggml-vocab-llama-spm.gguf
+[ -f "$VOCAB" ] || { echo "$0: no $VOCAB" >&2; exit 1; }
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 R=$STAGE/realm
-mkdir -p "$R/bin/conformance" "$R/scripts" "$R/reference/vocab"
+mkdir -p "$R/bin/conformance" "$R/scripts" "$R/testdata/reference/vocab"
 
 cd "$ROOT"
 for p in realm:./cmd/realm realm-backend-vulkan:./cmd/realm-backend-vulkan \
 	realm-backend-reference:./cmd/realm-backend-reference realm-backend-cpu-avx2:./cmd/realm-backend-cpu-avx2; do
-	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o "$R/bin/${p%%:*}" "${p#*:}"
+	# vulkan_headers: the real Vulkan plugin (without the tag, a stub).
+	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -tags vulkan_headers -trimpath -ldflags='-s -w' -o "$R/bin/${p%%:*}" "${p#*:}"
 done
 GOOS=wasip1 GOARCH=wasm go build -trimpath -o "$R/bin/conformance/abiguest.wasm" ./internal/conformance/abiguest
 # The vulkan plugin must have been built with the Vulkan headers.
@@ -39,8 +40,7 @@ if ! strings "$R/bin/realm-backend-vulkan" | grep -c vkEnumeratePhysicalDevices 
 fi
 cp plugins.hcl "$R/"
 cp scripts/gpu-check.sh "$R/scripts/"
-cp -r "$REFERENCE/models" "$REFERENCE/outputs" "$R/reference/"
-cp "$REFERENCE/vocab/ggml-vocab-llama-spm.gguf" "$R/reference/vocab/"
+cp "$VOCAB" "$R/testdata/reference/vocab/"
 
 # llama.cpp's Vulkan build: the prebuilt of the npm package, version
 # pinned by scripts/llamacpp/package.json.

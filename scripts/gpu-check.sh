@@ -14,7 +14,8 @@
 #
 #   scripts/gpu-check.sh                  # build (needs go, gcc, Vulkan headers) or use bin/
 #   REALM_PREBUILT=1 scripts/gpu-check.sh # use the binaries in bin/ as they are
-#   REALM_REFERENCE=DIR                   # llama.cpp reference data (models/, outputs/, vocab/)
+#   REALM_REFERENCE=DIR                   # llama.cpp reference data (models/, outputs/, vocab/;
+#                                         # default: embedded in bin/realm, vocab/ from testdata/reference)
 #   REALM_DONOR=/path/vocab.gguf          # tokenizer donor for the synthetic models (32000 tokens)
 #   REALM_PRESET=tiny                     # a small synthetic model instead (dry runs on lavapipe)
 #   REALM_TYPES="q4_0 q8_0 f16 q4_k_m"    # weight types to time, in this order
@@ -87,8 +88,9 @@ command -v vulkaninfo >/dev/null && timeout 30 vulkaninfo --summary 2>&1 | sed -
 step "build"
 if [ -z "${REALM_PREBUILT:-}" ] && command -v go >/dev/null; then
 	go version
+	# vulkan_headers: the real Vulkan plugin (without it, a stub).
 	run 240 go build -o bin/realm ./cmd/realm
-	run 240 go build -o bin/realm-backend-vulkan ./cmd/realm-backend-vulkan
+	run 240 go build -tags vulkan_headers -o bin/realm-backend-vulkan ./cmd/realm-backend-vulkan
 	run 120 go build -o bin/realm-backend-reference ./cmd/realm-backend-reference
 	if [ "$(go env GOARCH)" = amd64 ]; then run 120 go build -o bin/realm-backend-cpu-avx2 ./cmd/realm-backend-cpu-avx2; fi
 	[ -f bin/conformance/abiguest.wasm ] || GOOS=wasip1 GOARCH=wasm run 240 go build -o bin/conformance/abiguest.wasm ./internal/conformance/abiguest
@@ -99,10 +101,14 @@ for b in bin/realm bin/realm-backend-vulkan; do
 	[ -x "$b" ] || { echo "!! $b missing: build it (make build; the Vulkan headers, libvulkan-dev, must be installed) or run without REALM_PREBUILT"; exit 2; }
 done
 
+# The llama.cpp reference data: embedded in bin/realm (models, outputs)
+# unless REALM_REFERENCE names a directory; the tokenizer donor comes
+# from its vocab/ (testdata/reference in the repository).
 REF=${REALM_REFERENCE:-}
-if [ -z "$REF" ]; then
-	for d in "$ROOT/../shared/design/reference" "$ROOT/shared/design/reference" /work/shared/design/reference; do
-		[ -d "$d/models" ] && { REF=$d; break; }
+VOCAB=$REF
+if [ -z "$VOCAB" ]; then
+	for d in "$ROOT/testdata/reference" "$ROOT/../shared/design/reference"; do
+		[ -d "$d/vocab" ] && { VOCAB=$d; break; }
 	done
 fi
 
@@ -116,7 +122,7 @@ SYNTH_FLAGS=()
 BIG_FLAGS=(--n-embd 4096 --n-ff 11008 --n-layer 32 --n-head 32 --n-head-kv 32 --context 4096)
 [ "$PRESET" = tiny ] && BIG_FLAGS=(--vocab 32000 --n-embd 512 --n-ff 1536 --n-layer 4 --n-head 8 --n-head-kv 8)
 DONOR=${REALM_DONOR:-}
-if [ -z "$DONOR" ] && [ -n "$REF" ]; then DONOR=$REF/vocab/ggml-vocab-llama-spm.gguf; fi
+if [ -z "$DONOR" ] && [ -n "$VOCAB" ]; then DONOR=$VOCAB/vocab/ggml-vocab-llama-spm.gguf; fi
 declare -A SYNTH_PID
 synth() { # synth NAME TYPE FLAGS...: writes $WORK/NAME-TYPE.gguf in the background
 	local name=$1 typ=$2; shift 2
@@ -142,7 +148,7 @@ grep -A12 '"devices"' "$RES/backends.json" || true
 chosen=$(bin/realm backends 2>/dev/null | sed -n 's/^chosen: *\([^ ]*\).*/\1/p')
 if [ "$chosen" = vulkan ]; then echo "vulkan chosen by rank: yes"; else echo "!! vulkan chosen by rank: no (chosen: ${chosen:-none})"; [ "$PRESET" = tiny ] || fail=1; fi
 
-step "realm conformance --backend vulkan (reference data: ${REF:-not found, model cases skipped})"
+step "realm conformance --backend vulkan (reference data: ${REF:-embedded in bin/realm})"
 run 240 bin/realm conformance --backend vulkan ${REF:+--reference "$REF"} --json "$RES/conformance-vulkan.json"
 
 # bench_one LABEL FILE: realm (vulkan) then llama.cpp (Vulkan), twice

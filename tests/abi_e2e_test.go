@@ -91,7 +91,7 @@ app "tight" {
   memory     = "64MiB"
   max_output = "1MiB"
 }
-`, models, filepath.Join(bin, "plugin"), filepath.Join(bin, "generate"))
+`, models, filepath.Join(bin, "realm-backend-reference"), filepath.Join(bin, "generate"))
 	if err := os.WriteFile(cfgPath, []byte(hcl), 0o644); err != nil {
 		t.Fatal(err)
 	}

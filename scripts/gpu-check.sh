@@ -7,7 +7,9 @@
 #   1. machine facts (nvidia-smi, Vulkan ICD files, loader, vulkaninfo)
 #   2. `realm backends`: must list the GPU and choose vulkan by rank
 #   3. `realm conformance --backend vulkan` with the llama.cpp reference
-#      data (its model cases check greedy ids against llama.cpp's)
+#      data (its model cases check greedy ids against llama.cpp's); the
+#      arch/ cases need go.mod and testdata/arch in the directory above
+#      scripts/ (a checkout has them; copy them beside a bundle)
 #   4. synthetic models (realm gguf synth, made here, in parallel with 3)
 #      timed with `realm bench --backend vulkan` alternated with
 #      llama.cpp's Vulkan build (LLAMA_VK_DIR), ppPP and tgTG per type

@@ -79,6 +79,8 @@ func pipeSpecs() map[string]pipeSpec {
 		n, _ := typeName(t)
 		m["matmul_"+n] = pipeSpec{3, 8}
 		m["matmul32_"+n] = pipeSpec{3, 8}
+		m["matmult_"+n] = pipeSpec{3, 8}
+		m["matvec_"+n] = pipeSpec{3, 8}
 		m["getrows_"+n] = pipeSpec{3, 8}
 	}
 	return m

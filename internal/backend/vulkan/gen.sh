@@ -15,6 +15,8 @@ for t in f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k iq4_nl i
 	T=$(echo "$t" | tr a-z A-Z)
 	c "matmul_$t" matmul.comp "-DTYPE_$T"
 	c "matmul32_$t" matmul.comp "-DTYPE_$T" -DBLOCKS
+	c "matmult_$t" matmul_tiled.comp "-DTYPE_$T"
+	c "matvec_$t" matvec.comp "-DTYPE_$T"
 	c "getrows_$t" getrows.comp "-DTYPE_$T"
 done
 c rmsnorm rmsnorm.comp

@@ -145,6 +145,25 @@ func TestMatMulAndGetRows(t *testing.T) {
 		{gguf.TypeIQ4_NL, 2, 2080, 2, 1e-10},
 		{gguf.TypeIQ4_XS, 2, 2304, 5, 1e-10},
 		{gguf.TypeF32, 2, 2049, 2, 1e-10},
+		// Batches of ≥ tiledBatchMin take the tiled path: partial
+		// tiles in rows, columns and k, several tiles each way.
+		{gguf.TypeF32, 67, 35, 8, 1e-10},
+		{gguf.TypeF32, 130, 67, 70, 1e-10},
+		{gguf.TypeF16, 9, 35, 65, 1e-10},
+		{gguf.TypeBF16, 64, 64, 64, 1e-10},
+		{gguf.TypeQ8_0, 65, 96, 17, 1e-10},
+		{gguf.TypeQ4_0, 70, 160, 129, 1e-10},
+		{gguf.TypeQ4_K, 33, 512, 9, 1e-10},
+		{gguf.TypeQ6_K, 5, 256, 64, 1e-10},
+		{gguf.TypeQ5_K, 3, 256, 12, 1e-10},
+		{gguf.TypeQ4_0, 3, 2080, 10, 1e-10},
+		// Single columns of rows that are a multiple of 32 take the
+		// four-rows-per-workgroup path: a partial last group of rows.
+		{gguf.TypeQ8_0, 9, 2048, 1, 1e-10},
+		{gguf.TypeF16, 6, 96, 1, 1e-10},
+		{gguf.TypeQ6_K, 7, 256, 1, 1e-10},
+		{gguf.TypeBF16, 4, 64, 1, 1e-10},
+		{gguf.TypeQ5_0, 5, 4096, 1, 1e-10},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%v_%dx%dx%d", tc.typ, tc.rows, tc.cols, tc.batch), func(t *testing.T) {

@@ -26,15 +26,37 @@ func u32(v int) uint32 {
 // takes (64 threads × 32 elements: every thread busy).
 const blockRowMin = 2048
 
+// tiledBatchMin is the smallest batch the tiled matmul (matmul_tiled.comp:
+// 64-row × 64-column tiles staged in shared memory) takes; smaller
+// batches run one workgroup per weight row (matmul.comp), which reads
+// each row once per 4 columns; a single column of rows that are a
+// multiple of 32 runs four rows per workgroup (matvec.comp).
+const tiledBatchMin = 8
+
 // opMatMul records y[yOff + b*w.rows + r] = Σ_k w[r][k]·x[xOff + b*w.cols + k].
 func (d *Device) opMatMul(w *devWeight, x *buffer, xOff int, y *buffer, yOff, batch int) error {
 	shader := "matmul_" + w.shader
 	if w.cols%32 == 0 && w.cols >= blockRowMin {
 		shader = "matmul32_" + w.shader
 	}
+	tiled := batch >= tiledBatchMin
+	vec := batch == 1 && w.cols%32 == 0
+	switch {
+	case tiled:
+		shader = "matmult_" + w.shader
+	case vec:
+		shader = "matvec_" + w.shader
+	}
 	for _, s := range w.segs {
 		push := []uint32{u32(w.cols), u32(s.rows), u32(batch), uint32(s.off), u32(w.rowBytes), u32(xOff), u32(yOff + s.row0), u32(w.rows)}
-		if err := d.run(shader, []*buffer{s.buf, x, y}, push, s.rows); err != nil {
+		groups := s.rows
+		switch {
+		case tiled:
+			groups = (s.rows + 63) / 64 * ((batch + 63) / 64)
+		case vec:
+			groups = (s.rows + 3) / 4
+		}
+		if err := d.run(shader, []*buffer{s.buf, x, y}, push, groups); err != nil {
 			return err
 		}
 	}

@@ -33,7 +33,8 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	}
 	model, backend := "", ""
 	status := http.StatusOK
-	defer func() { s.metrics.request(endpoint, model, backend, status) }()
+	label := endpointLabelOf(r.Context(), endpoint) // another API's, served here (ollama.go)
+	defer func() { s.metrics.request(label, model, backend, status) }()
 	fail := func(e *apiError) {
 		status = e.status
 		kind := e.kind

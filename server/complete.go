@@ -242,15 +242,22 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	finish := finishReason(res, generated, g.MaxTokens)
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
 	if g.Stream {
+		if g.Logprobs {
+			out.logprobs = logprobsObject(res.Logprobs, chat) // all of them, on the chunk with finish_reason
+		}
 		out.finish(finish, u, p.includeUsage)
 		return
 	}
 	text := out.buf.String()
 	var choice map[string]any
+	var lp any
+	if g.Logprobs {
+		lp = logprobsObject(res.Logprobs, chat)
+	}
 	if chat {
-		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": nil, "finish_reason": finish}
+		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": finish}
 	} else {
-		choice = map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": finish}
+		choice = map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": finish}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": out.id, "object": out.object(false), "created": out.created, "model": p.model,
@@ -344,6 +351,8 @@ type output struct {
 	firstAt time.Time
 	chunker UTF8Chunker
 	buf     bytes.Buffer
+
+	logprobs any // sent on the chunk with the finish reason
 }
 
 func (o *output) object(chunk bool) string {
@@ -406,16 +415,16 @@ func (o *output) begin() error {
 // chunk builds one streamed object with one choice; text completions
 // carry text where chat carries a delta.
 func (o *output) chunk(delta map[string]any, finish string, u *usage) map[string]any {
-	var fr any
+	var fr, lp any
 	if finish != "" {
-		fr = finish
+		fr, lp = finish, o.logprobs
 	}
 	var choice map[string]any
 	if o.chat {
-		choice = map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": fr}
+		choice = map[string]any{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fr}
 	} else {
 		text, _ := delta["content"].(string)
-		choice = map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": fr}
+		choice = map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": fr}
 	}
 	c := map[string]any{"id": o.id, "object": o.object(true), "created": o.created, "model": o.model, "choices": []any{choice}}
 	if u != nil {

@@ -33,7 +33,12 @@ type completionRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N *int `json:"n"`
+	N                *int     `json:"n"`
+	Logprobs         rawRef   `json:"logprobs"` // chat: a boolean; completions: 0–5
+	TopLogprobs      *int     `json:"top_logprobs"`
+	PresencePenalty  *float64 `json:"presence_penalty"`
+	FrequencyPenalty *float64 `json:"frequency_penalty"`
+	User             string   `json:"user"` // the end user's id: accepted, not used
 }
 
 // rawRef is a JSON value kept as a reference into the request body,
@@ -69,6 +74,14 @@ type GuestRequest struct {
 	Seed          uint64    `json:"seed,omitempty"`
 	Stop          []string  `json:"stop,omitempty"`
 	Stream        bool      `json:"stream"`
+	// Logprobs and TopLogprobs ask the host's generate for each token's
+	// log-probability and its top alternatives (core.RunResult.Logprobs);
+	// the penalties are OpenAI's presence and frequency penalties. The
+	// names are those of abi.GenerateParams, so a guest passes them on.
+	Logprobs         bool    `json:"logprobs,omitempty"`
+	TopLogprobs      int     `json:"top_logprobs,omitempty"`
+	PresencePenalty  float32 `json:"presence_penalty,omitempty"`
+	FrequencyPenalty float32 `json:"frequency_penalty,omitempty"`
 }
 
 // DefaultMaxTokens is max_tokens when a request sets none: the host's.
@@ -117,6 +130,9 @@ var fieldRange = map[string]string{
 	"max_completion_tokens": "an integer ≥ 1",
 	"seed":                  "a 64-bit integer",
 	"n":                     "1",
+	"presence_penalty":      "between -2 and 2",
+	"frequency_penalty":     "between -2 and 2",
+	"top_logprobs":          "an integer between 0 and 20",
 }
 
 // parsed is a validated request.
@@ -132,6 +148,9 @@ type parsed struct {
 
 // parseRequest decodes and validates a request body.
 func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
+	if e := checkFields(body, chat); e != nil {
+		return nil, e
+	}
 	var r completionRequest
 	// Unmarshal, not a Decoder: a Decoder copies the body into a
 	// buffer of its own, and rawRef keeps references into body.
@@ -224,6 +243,21 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 			return nil, badRequest("repeat_penalty", "repeat_penalty must be in [0, 10], got %g", *r.RepeatPenalty)
 		}
 		g.RepeatPenalty = float32(*r.RepeatPenalty)
+	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+		dst  *float32
+	}{{"presence_penalty", r.PresencePenalty, &g.PresencePenalty}, {"frequency_penalty", r.FrequencyPenalty, &g.FrequencyPenalty}} {
+		if f.v != nil {
+			if !(*f.v >= -2 && *f.v <= 2) {
+				return nil, badRequest(f.name, "%s must be between -2 and 2, got %g", f.name, *f.v)
+			}
+			*f.dst = float32(*f.v)
+		}
+	}
+	if e := parseLogprobs(r.Logprobs, r.TopLogprobs, chat, g); e != nil {
+		return nil, e
 	}
 	if r.Seed != nil {
 		g.Seed = uint64(*r.Seed)

@@ -128,6 +128,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 
 	g := p.guest
 	g.Endpoint, g.Model = endpoint, p.model
+	toolFmt := "" // the tool-call format to parse the answer in
 	if chat {
 		var tmplText string
 		if lm.Meta != nil {
@@ -142,7 +143,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 			eos = tk.Token(tk.EOS())
 		}
 		addBOS := tk.AddBOSDefault()
-		prompt, aerr := chatPrompt(ctx, tmplText, bos, eos, addBOS, p.messages)
+		prompt, aerr := chatPromptTools(ctx, tmplText, bos, eos, addBOS, p.messages, p.tools)
 		if aerr != nil {
 			if aerr.status == statusClientGone {
 				status = statusClientGone
@@ -154,6 +155,9 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		}
 		g.Prompt = prompt
 		g.Messages = p.messages
+		if p.tools != nil {
+			toolFmt = toolFormat(tmplText)
+		}
 	} else {
 		g.Prompt = p.prompt
 	}
@@ -198,7 +202,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		return
 	}
 	out := &output{
-		w: w, rc: w.rc, stream: g.Stream, chat: chat,
+		w: w, rc: w.rc, stream: g.Stream && toolFmt == "", chat: chat, // a tool call is whole before it is sent
 		id: newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat]), created: time.Now().Unix(), model: p.model,
 		onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
 		onError: func(err error) { cancel(fmt.Errorf("writing to the client: %w", err)) },
@@ -241,6 +245,10 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	}
 	finish := finishReason(res, generated, g.MaxTokens)
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
+	if toolFmt != "" {
+		s.answerTools(out, toolFmt, finish, u, g, p, res, backend)
+		return
+	}
 	if g.Stream {
 		if g.Logprobs {
 			out.logprobs = logprobsObject(res.Logprobs, chat) // all of them, on the chunk with finish_reason

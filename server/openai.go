@@ -39,6 +39,8 @@ type completionRequest struct {
 	PresencePenalty  *float64 `json:"presence_penalty"`
 	FrequencyPenalty *float64 `json:"frequency_penalty"`
 	User             string   `json:"user"` // the end user's id: accepted, not used
+	Tools            rawRef   `json:"tools"`
+	ToolChoice       rawRef   `json:"tool_choice"`
 }
 
 // rawRef is a JSON value kept as a reference into the request body,
@@ -141,7 +143,8 @@ type parsed struct {
 	model        string
 	messages     []Message
 	prompt       string
-	maxTokens    int // 0: not set
+	maxTokens    int    // 0: not set
+	tools        []byte // the tools to render (chat), nil: none
 	guest        GuestRequest
 	includeUsage bool
 }
@@ -185,6 +188,11 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 			return nil, err
 		}
 		p.messages = msgs
+		tools, e := parseTools(r.Tools, r.ToolChoice)
+		if e != nil {
+			return nil, e
+		}
+		p.tools = tools
 	} else {
 		if len(r.Prompt) == 0 || string(r.Prompt) == "null" {
 			return nil, badRequest("prompt", "prompt is required")
@@ -287,9 +295,11 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 // type "text" (other part types are refused).
 func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 	var in []struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-		Name    string          `json:"name"`
+		Role       string          `json:"role"`
+		Content    json.RawMessage `json:"content"`
+		Name       string          `json:"name"`
+		ToolCalls  json.RawMessage `json:"tool_calls"`
+		ToolCallID string          `json:"tool_call_id"`
 	}
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, badRequest("messages", "messages must be an array of {role, content} objects: %v", err)
@@ -327,7 +337,14 @@ func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 		} else if m.Role != "assistant" {
 			return nil, badRequest(param+".content", "content is required")
 		}
-		out = append(out, Message{Role: m.Role, Content: text, Name: m.Name})
+		calls, e := normalizeToolCalls(m.ToolCalls, param+".tool_calls")
+		if e != nil {
+			return nil, e
+		}
+		if calls != nil && m.Role != "assistant" {
+			return nil, badRequest(param+".tool_calls", "only assistant messages carry tool_calls")
+		}
+		out = append(out, Message{Role: m.Role, Content: text, Name: m.Name, ToolCalls: calls, ToolCallID: m.ToolCallID})
 	}
 	return out, nil
 }

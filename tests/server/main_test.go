@@ -79,6 +79,7 @@ func setup() (func(*testing.M) int, error) {
 		{false, "realm-backend-reference", "./cmd/realm-backend-reference"},
 		{true, "chat.wasm", "./examples/chat"},
 		{true, "longgen.wasm", "./tests/server/testdata/longgen"},
+		{true, "echo.wasm", "./tests/server/testdata/echo"},
 	} {
 		if err := build(b.wasm, b.out, b.pkg); err != nil {
 			return nil, err

@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/realmrt/realm/internal/refdata"
 )
@@ -141,6 +145,35 @@ func TestTools(t *testing.T) {
 				t.Errorf("round trip prompt:\n%s", prompt)
 			}
 		})
+	}
+
+	// The round trip with the official openai client.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodeDir := nodeInstall(t, ctx, "openai")
+	call := "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"
+	cmd := exec.CommandContext(ctx, "node", "tools.mjs", ts.URL+"/v1/apps/echo", "stories-qwen", call)
+	cmd.Dir = nodeDir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node tools: %v\n%s\n%s", err, out, stderr.Bytes())
+	}
+	var nr struct {
+		Finish string
+		Calls  []struct {
+			ID       string
+			Function struct{ Name, Arguments string }
+		}
+		Prompt string
+	}
+	if err := json.Unmarshal(out, &nr); err != nil {
+		t.Fatalf("node tools output %q: %v", out, err)
+	}
+	if nr.Finish != "tool_calls" || len(nr.Calls) != 1 || nr.Calls[0].Function.Name != "get_weather" ||
+		!strings.Contains(nr.Prompt, "<tool_response>\nsunny in Paris\n</tool_response>") || !strings.Contains(nr.Prompt, `{"name": "get_weather", "arguments": {"city": "Paris"}}`) {
+		t.Errorf("node tools round trip: %s", out)
 	}
 
 	// Without tools, a tool-call-looking answer stays text.

@@ -60,7 +60,7 @@ var ollamaOptions = map[string]string{
 // /api/generate that are implemented; any other field is refused by
 // name rather than ignored.
 var ollamaFields = map[bool]map[string]bool{
-	true:  {"model": true, "messages": true, "stream": true, "options": true},
+	true:  {"model": true, "messages": true, "stream": true, "options": true, "tools": true},
 	false: {"model": true, "prompt": true, "system": true, "raw": true, "stream": true, "options": true},
 }
 
@@ -122,10 +122,16 @@ func parseOllama(body []byte, chat bool) (*ollamaRequest, error) {
 	}
 	if chat {
 		var msgs []struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-			Images  []any  `json:"images"`
-			Tools   []any  `json:"tool_calls"`
+			Role     string `json:"role"`
+			Content  string `json:"content"`
+			Images   []any  `json:"images"`
+			ToolName string `json:"tool_name"`
+			Tools    []struct {
+				Function struct {
+					Name      string          `json:"name"`
+					Arguments json.RawMessage `json:"arguments"`
+				} `json:"function"`
+			} `json:"tool_calls"`
 		}
 		if raw, ok := in["messages"]; ok {
 			if err := json.Unmarshal(raw, &msgs); err != nil {
@@ -135,17 +141,30 @@ func parseOllama(body []byte, chat bool) (*ollamaRequest, error) {
 		if len(msgs) == 0 {
 			return nil, errors.New("messages is required")
 		}
-		list := make([]map[string]string, len(msgs))
+		list := make([]map[string]any, len(msgs))
 		for i, m := range msgs {
 			if len(m.Images) > 0 {
 				return nil, fmt.Errorf("messages[%d].images: images are not supported", i)
 			}
-			if len(m.Tools) > 0 {
-				return nil, fmt.Errorf("messages[%d].tool_calls: tool calls are not supported yet", i)
+			msg := map[string]any{"role": m.Role, "content": m.Content}
+			if m.ToolName != "" {
+				msg["name"] = m.ToolName
 			}
-			list[i] = map[string]string{"role": m.Role, "content": m.Content}
+			if len(m.Tools) > 0 {
+				// OpenAI's shape; the arguments stay an object.
+				calls := make([]map[string]any, len(m.Tools))
+				for j, c := range m.Tools {
+					calls[j] = map[string]any{"id": fmt.Sprintf("call_%d_%d", i, j), "type": "function",
+						"function": map[string]any{"name": c.Function.Name, "arguments": c.Function.Arguments}}
+				}
+				msg["tool_calls"] = calls
+			}
+			list[i] = msg
 		}
 		b["messages"] = list
+		if raw, ok := in["tools"]; ok && string(raw) != "null" {
+			b["tools"] = json.RawMessage(raw)
+		}
 	} else {
 		var prompt, system string
 		var raw bool
@@ -391,8 +410,11 @@ func (o *ollamaWriter) event(data []byte) error {
 	}
 	var ev struct {
 		Choices []struct {
-			Text         *string `json:"text"`
-			Delta        struct{ Content *string }
+			Text  *string `json:"text"`
+			Delta struct {
+				Content   *string
+				ToolCalls []openAICall `json:"tool_calls"`
+			}
 			FinishReason *string `json:"finish_reason"`
 		}
 		Usage *usage
@@ -410,7 +432,14 @@ func (o *ollamaWriter) event(data []byte) error {
 	}
 	for _, c := range ev.Choices {
 		if c.FinishReason != nil {
-			o.finish = *c.FinishReason
+			o.finish = ollamaDoneReason(*c.FinishReason)
+		}
+		if len(c.Delta.ToolCalls) > 0 {
+			m := o.piece("", false)
+			m["message"].(map[string]any)["tool_calls"] = ollamaCalls(c.Delta.ToolCalls)
+			if err := o.line(m); err != nil {
+				return err
+			}
 		}
 		text := c.Text
 		if text == nil {
@@ -492,8 +521,11 @@ func (o *ollamaWriter) end() {
 	}
 	var res struct {
 		Choices []struct {
-			Text         string `json:"text"`
-			Message      struct{ Content string }
+			Text    string `json:"text"`
+			Message struct {
+				Content   string
+				ToolCalls []openAICall `json:"tool_calls"`
+			}
 			FinishReason string `json:"finish_reason"`
 		}
 		Usage usage
@@ -510,8 +542,12 @@ func (o *ollamaWriter) end() {
 	if text != "" {
 		o.firstAt = o.start // no stream: the prompt and generation are not timed apart
 	}
-	o.finish, o.usage = c.FinishReason, &res.Usage
-	writeJSON(o.w, http.StatusOK, o.final(text))
+	o.finish, o.usage = ollamaDoneReason(c.FinishReason), &res.Usage
+	m := o.final(text)
+	if len(c.Message.ToolCalls) > 0 {
+		m["message"].(map[string]any)["tool_calls"] = ollamaCalls(c.Message.ToolCalls)
+	}
+	writeJSON(o.w, http.StatusOK, m)
 }
 
 // ollamaModel is an entry of /api/tags and /api/ps.
@@ -661,4 +697,34 @@ func readHeader(path string) (*gguf.File, error) {
 func (s *Server) ollamaVersion(w http.ResponseWriter, r *http.Request) {
 	s.metrics.request("ollama_version", "", "", http.StatusOK)
 	writeJSON(w, http.StatusOK, map[string]string{"version": OllamaVersion})
+}
+
+// openAICall is a tool call of an OpenAI answer.
+type openAICall struct {
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// ollamaCalls gives tool calls Ollama's shape: arguments as an object.
+func ollamaCalls(calls []openAICall) []map[string]any {
+	out := make([]map[string]any, len(calls))
+	for i, c := range calls {
+		args := json.RawMessage(c.Function.Arguments)
+		if !json.Valid(args) {
+			args = json.RawMessage("{}")
+		}
+		out[i] = map[string]any{"function": map[string]any{"name": c.Function.Name, "arguments": args}}
+	}
+	return out
+}
+
+// ollamaDoneReason maps an OpenAI finish_reason to Ollama's done_reason
+// (Ollama ends a tool call with "stop").
+func ollamaDoneReason(finish string) string {
+	if finish == "tool_calls" {
+		return "stop"
+	}
+	return finish
 }

@@ -201,7 +201,7 @@ func TestOllamaAPI(t *testing.T) {
 	}{
 		{"unknown option", "/api/chat", `{"model":"stories260k",` + chat + `,"options":{"mirostat":2}}`, 400, `"mirostat"`},
 		{"format", "/api/chat", `{"model":"stories260k",` + chat + `,"format":"json"}`, 400, `"format"`},
-		{"tools", "/api/chat", `{"model":"stories260k",` + chat + `,"tools":[{"type":"function"}]}`, 400, `"tools"`},
+		{"tools", "/api/chat", `{"model":"stories260k",` + chat + `,"tools":[{"type":"function","function":{"name":"f"}}]}`, 400, "does not render tools"},
 		{"keep_alive", "/api/generate", `{"model":"stories260k","prompt":"x","keep_alive":"5m"}`, 400, `"keep_alive"`},
 		{"images", "/api/chat", `{"model":"stories260k","messages":[{"role":"user","content":"x","images":["aGk="]}]}`, 400, "images"},
 		{"num_predict 0", "/api/generate", `{"model":"stories260k","prompt":"x","options":{"num_predict":0}}`, 400, "num_predict"},

@@ -58,7 +58,10 @@ func TestTools(t *testing.T) {
 		"stories-qwen":    tmpl("Qwen-Qwen2.5-7B-Instruct.jinja"),
 		"stories-llama3":  tmpl("meta-llama-Llama-3.1-8B-Instruct.jinja"),
 		"stories-mistral": mistralV02,
-	}, fmt.Sprintf("app \"echo\" {\n  wasm = %q\n  models = [\"*\"]\n}\n", filepath.Join(testEnv.dir, "bin", "echo.wasm")))
+		// The Ollama API has no app route: this name routes to echo.
+		"stories-qwen-echo": tmpl("Qwen-Qwen2.5-7B-Instruct.jinja"),
+	}, fmt.Sprintf("app \"echo\" {\n  wasm = %[1]q\n  models = [\"*\"]\n}\napp \"echo-ollama\" {\n  wasm = %[1]q\n  models = [\"stories-qwen-echo\"]\n}\n",
+		filepath.Join(testEnv.dir, "bin", "echo.wasm")))
 	chatURL, echoURL := ts.URL+"/v1/chat/completions", ts.URL+"/v1/apps/echo/chat/completions"
 	ask := func(url, model, user, extra string) (int, []byte) {
 		t.Helper()
@@ -176,8 +179,34 @@ func TestTools(t *testing.T) {
 		t.Errorf("node tools round trip: %s", out)
 	}
 
+	// Ollama's /api/chat: tools in, tool_calls out with the arguments
+	// as an object, plain and streamed, and the round trip.
+	ocall, _ := json.Marshal(call)
+	for _, stream := range []string{"false", "true"} {
+		resp, b := post(t, ts.URL+"/api/chat", `{"model":"stories-qwen-echo","stream":`+stream+`,"tools":`+weatherTool+
+			`,"messages":[{"role":"user","content":`+string(ocall)+`}]}`)
+		var calls []json.RawMessage
+		for _, l := range ndjson(t, b) {
+			if m, ok := l["message"].(map[string]any); ok && m["tool_calls"] != nil {
+				cb, _ := json.Marshal(m["tool_calls"])
+				calls = append(calls, cb)
+			}
+		}
+		if resp.StatusCode != 200 || len(calls) != 1 || string(calls[0]) != `[{"function":{"arguments":{"city":"Paris"},"name":"get_weather"}}]` {
+			t.Errorf("ollama stream=%s: %d %s", stream, resp.StatusCode, b)
+		}
+	}
+	resp, b := post(t, ts.URL+"/api/chat", `{"model":"stories-qwen-echo","stream":false,"tools":`+weatherTool+`,"messages":[`+
+		`{"role":"user","content":"Weather in Paris?"},`+
+		`{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},`+
+		`{"role":"tool","tool_name":"get_weather","content":"rainy, 9 C"},{"role":"user","content":"PROMPT"}]}`)
+	if m := decode[struct{ Message struct{ Content string } }](t, b); resp.StatusCode != 200 ||
+		!strings.Contains(m.Message.Content, "<tool_response>\nrainy, 9 C\n</tool_response>") || !strings.Contains(m.Message.Content, `"arguments": {"city": "Paris"}`) {
+		t.Errorf("ollama round trip: %d %s", resp.StatusCode, b)
+	}
+
 	// Without tools, a tool-call-looking answer stays text.
-	_, b := ask(echoURL, "stories-qwen", `<tool_call>{"name":"x","arguments":{}}</tool_call>`, "")
+	_, b = ask(echoURL, "stories-qwen", `<tool_call>{"name":"x","arguments":{}}</tool_call>`, "")
 	if a := decode[toolCallAnswer](t, b).Choices[0]; a.FinishReason != "stop" || len(a.Message.ToolCalls) != 0 {
 		t.Errorf("no tools: %s", b)
 	}

@@ -249,13 +249,34 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request, chat boo
 	if chat {
 		label = "ollama_chat"
 	}
+	// The body counts against the budget of bodies being read, as in
+	// complete, until it is translated.
+	reserve := int64(maxBodyBytes)
+	if r.ContentLength >= 0 && r.ContentLength <= maxBodyBytes {
+		reserve = r.ContentLength
+	}
+	reserve *= 2
+	if !s.bodies.take(reserve) {
+		s.metrics.request(label, "", "", http.StatusServiceUnavailable)
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", retryAfterSec)
+		ollamaError(w, http.StatusServiceUnavailable, "the server is reading too many request bodies at once; retry shortly")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		s.metrics.request(label, "", "", http.StatusBadRequest)
-		ollamaError(w, http.StatusBadRequest, "reading the request body: "+redact(err.Error()))
+		s.bodies.give(reserve)
+		status := http.StatusBadRequest
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		s.metrics.request(label, "", "", status)
+		ollamaError(w, status, "reading the request body: "+redact(err.Error()))
 		return
 	}
 	req, err := parseOllama(body, chat)
+	s.bodies.give(reserve)
 	if err != nil {
 		s.metrics.request(label, "", "", http.StatusBadRequest)
 		s.metrics.error("bad_request", "", "")

@@ -232,6 +232,9 @@ func TestOllamaAPI(t *testing.T) {
 			}
 		})
 	}
+	if resp, b := post(t, ts.URL+"/api/chat", `{"model":"stories260k","messages":[{"role":"user","content":"`+strings.Repeat("a", 9<<20)+`"}]}`); resp.StatusCode != 413 {
+		t.Errorf("9 MiB body: %d %.200s", resp.StatusCode, b)
+	}
 	if resp, _ := get(t, ts.URL+"/api/chat"); resp.StatusCode != 405 {
 		t.Errorf("GET /api/chat: %d", resp.StatusCode)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -14,14 +15,16 @@ import (
 // chat template, and the model's answer is parsed back into OpenAI
 // tool_calls, in the format the template teaches: Hermes/Qwen
 // <tool_call>{"name":…,"arguments":…}</tool_call> blocks, or Llama 3.x
-// JSON {"name":…,"parameters":…} (after an optional <|python_tag|>).
+// JSON {"name":…,"parameters":…} (after an optional <|python_tag|>), or
+// Mistral's [TOOL_CALLS] (a JSON array, or name[ARGS]{…}).
 // tool_choice "required" or a named function need constrained decoding
 // and are refused for now.
 
 // Tool-call formats.
 const (
-	toolsHermes = "hermes"
-	toolsLlama3 = "llama3"
+	toolsHermes  = "hermes"
+	toolsLlama3  = "llama3"
+	toolsMistral = "mistral"
 )
 
 // maxTools caps the tools of one request.
@@ -33,6 +36,8 @@ func toolFormat(tmpl string) string {
 	switch {
 	case strings.Contains(tmpl, "<tool_call>"):
 		return toolsHermes
+	case strings.Contains(tmpl, "[TOOL_CALLS]"):
+		return toolsMistral
 	case strings.Contains(tmpl, "<|python_tag|>"), strings.Contains(tmpl, "ipython") && strings.Contains(tmpl, "tools"):
 		return toolsLlama3
 	}
@@ -141,26 +146,50 @@ type toolCall struct {
 	} `json:"function"`
 }
 
-// parseToolCalls splits a model's answer into its text and the tool
-// calls it makes in format. Text that does not parse as a call stays
-// text.
-func parseToolCalls(text, format string) (string, []toolCall) {
-	var calls []toolCall
-	add := func(obj string) bool {
-		var c struct {
-			Name       string          `json:"name"`
-			Arguments  json.RawMessage `json:"arguments"`
-			Parameters json.RawMessage `json:"parameters"`
+// callID returns a new tool call id: Mistral's templates require nine
+// alphanumerics, the others take OpenAI's "call_..." form.
+func callID(format string) string {
+	if format == toolsMistral {
+		const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+		id := []byte(newID(""))[:9]
+		for i := range id {
+			id[i] = alnum[int(id[i])%len(alnum)]
 		}
-		dec := json.NewDecoder(strings.NewReader(obj))
-		if dec.Decode(&c) != nil || c.Name == "" || dec.More() {
+		return string(id)
+	}
+	return newID("call_")
+}
+
+// toolNames returns the function names of a validated tools array.
+func toolNames(tools []byte) map[string]bool {
+	var list []struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(tools, &list) != nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, t := range list {
+		names[t.Function.Name] = true
+	}
+	return names
+}
+
+// parseToolCalls splits a model's answer into its text and the tool
+// calls it makes in format. A call must name one of names (nil: any).
+// Text that does not parse as calls stays text. The markers of the
+// formats (<tool_call>, <|python_tag|>, [TOOL_CALLS]) may be control
+// tokens that the detokenizer drops, so the bare JSON they introduce is
+// recognized too, when all of the answer is calls.
+func parseToolCalls(text, format string, names map[string]bool) (string, []toolCall) {
+	var calls []toolCall
+	add := func(name string, args json.RawMessage) bool {
+		if name == "" || names != nil && !names[name] {
 			return false
 		}
-		args := c.Arguments
-		if len(args) == 0 {
-			args = c.Parameters
-		}
-		if len(args) == 0 {
+		if len(args) == 0 || string(args) == "null" {
 			args = json.RawMessage("{}")
 		}
 		var s string
@@ -168,13 +197,67 @@ func parseToolCalls(text, format string) (string, []toolCall) {
 			args = json.RawMessage(s)
 		}
 		var tc toolCall
-		tc.ID, tc.Type = newID("call_"), "function"
-		tc.Function.Name, tc.Function.Arguments = c.Name, string(args)
+		tc.ID, tc.Type = callID(format), "function"
+		tc.Function.Name, tc.Function.Arguments = name, string(args)
 		calls = append(calls, tc)
 		return true
 	}
+	addObj := func(obj json.RawMessage) bool {
+		var c struct {
+			Name       string          `json:"name"`
+			Arguments  json.RawMessage `json:"arguments"`
+			Parameters json.RawMessage `json:"parameters"`
+		}
+		if json.Unmarshal(obj, &c) != nil {
+			return false
+		}
+		args := c.Arguments
+		if len(args) == 0 {
+			args = c.Parameters
+		}
+		return add(c.Name, args)
+	}
+	// allObjects adds every object of s: JSON objects (or arrays of
+	// them) one after another; all of s must be such.
+	allObjects := func(s string) bool {
+		dec := json.NewDecoder(strings.NewReader(s))
+		n := 0
+		for {
+			var v json.RawMessage
+			err := dec.Decode(&v)
+			if err == io.EOF {
+				return n > 0
+			}
+			if err != nil {
+				return false
+			}
+			var list []json.RawMessage
+			if json.Unmarshal(v, &list) != nil {
+				list = []json.RawMessage{v}
+			}
+			for _, o := range list {
+				if !addObj(o) {
+					return false
+				}
+				n++
+			}
+		}
+	}
+	whole := func(s string) (string, []toolCall) {
+		calls = nil
+		if allObjects(s) {
+			return "", calls
+		}
+		return text, nil
+	}
 	switch format {
 	case toolsHermes:
+		if !strings.Contains(text, "<tool_call>") {
+			if t := strings.TrimSpace(text); strings.HasPrefix(t, "{") {
+				return whole(t)
+			}
+			return text, nil
+		}
 		var rest strings.Builder
 		s := text
 		for {
@@ -189,7 +272,7 @@ func parseToolCalls(text, format string) (string, []toolCall) {
 			if j >= 0 {
 				end = j
 			}
-			if !add(strings.TrimSpace(body[:end])) {
+			if !addObj(json.RawMessage(strings.TrimSpace(body[:end]))) {
 				rest.WriteString(s) // not a call: keep it all as text
 				break
 			}
@@ -207,11 +290,44 @@ func parseToolCalls(text, format string) (string, []toolCall) {
 		}
 		// One call, or several separated by ";".
 		for _, part := range splitTopLevel(s, ';') {
-			if !add(strings.TrimSpace(part)) {
+			if !addObj(json.RawMessage(strings.TrimSpace(part))) {
 				return text, nil
 			}
 		}
 		return "", calls
+	case toolsMistral:
+		content, s := "", strings.TrimSpace(text)
+		if i := strings.Index(text, "[TOOL_CALLS]"); i >= 0 {
+			content, s = strings.TrimSpace(text[:i]), strings.TrimSpace(text[i+len("[TOOL_CALLS]"):])
+		}
+		if strings.HasPrefix(s, "[") { // Nemo: a JSON array of calls
+			if _, c := whole(s); c != nil {
+				return content, c
+			}
+			return text, nil
+		}
+		// Small 3.x: name[ARGS]{...}, repeated after [TOOL_CALLS].
+		for s != "" {
+			j := strings.IndexAny(s, "[{")
+			if j <= 0 {
+				return text, nil
+			}
+			name := strings.TrimSpace(s[:j])
+			if strings.IndexFunc(name, func(r rune) bool {
+				return !(r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+			}) >= 0 {
+				return text, nil // not a function name: text
+			}
+			s = strings.TrimPrefix(s[j:], "[ARGS]")
+			dec := json.NewDecoder(strings.NewReader(s))
+			var args json.RawMessage
+			if dec.Decode(&args) != nil || !add(name, args) {
+				return text, nil
+			}
+			s = strings.TrimSpace(s[dec.InputOffset():])
+			s = strings.TrimSpace(strings.TrimPrefix(s, "[TOOL_CALLS]"))
+		}
+		return content, calls
 	}
 	return text, nil
 }
@@ -249,7 +365,7 @@ func splitTopLevel(s string, sep byte) []string {
 // guest wrote, parsed into content and tool_calls; streamed as one
 // content chunk and one tool_calls chunk when the request streams.
 func (s *Server) answerTools(out *output, format, finish string, u usage, g GuestRequest, p *parsed, res *core.RunResult, backend string) {
-	content, calls := parseToolCalls(out.buf.String(), format)
+	content, calls := parseToolCalls(out.buf.String(), format, toolNames(p.tools))
 	if len(calls) > 0 {
 		finish = "tool_calls"
 	}

@@ -25,9 +25,18 @@ func TestParseToolCalls(t *testing.T) {
 		{"llama3 text", toolsLlama3, "The weather is nice.", "The weather is nice.", nil},
 		{"llama3 broken json", toolsLlama3, `{"name": "f", "parameters": {`, `{"name": "f", "parameters": {`, nil},
 		{"llama3 trailing text", toolsLlama3, `{"name": "f", "parameters": {}} and more`, `{"name": "f", "parameters": {}} and more`, nil},
+		{"hermes tags dropped", toolsHermes, "\n{\"name\": \"f\", \"arguments\": {}}\n{\"name\": \"g\", \"arguments\": {\"a\": 2}}\n", "", []call{{"f", `{}`}, {"g", `{"a": 2}`}}},
+		{"hermes unknown function", toolsHermes, `<tool_call>{"name":"nope","arguments":{}}</tool_call>`, `<tool_call>{"name":"nope","arguments":{}}</tool_call>`, nil},
+		{"llama3 unknown function", toolsLlama3, `{"name": "nope", "parameters": {}}`, `{"name": "nope", "parameters": {}}`, nil},
+		{"mistral nemo", toolsMistral, `[TOOL_CALLS][{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}]`, "", []call{{"f", `{"a": 1}`}, {"g", `{}`}}},
+		{"mistral nemo marker dropped", toolsMistral, `[{"name": "f", "arguments": {"a": 1}}]`, "", []call{{"f", `{"a": 1}`}}},
+		{"mistral small", toolsMistral, `Checking.[TOOL_CALLS]f[ARGS]{"a": "x"}[TOOL_CALLS]g[ARGS]{}`, "Checking.", []call{{"f", `{"a": "x"}`}, {"g", `{}`}}},
+		{"mistral small markers dropped", toolsMistral, `f{"a": "x"}`, "", []call{{"f", `{"a": "x"}`}}},
+		{"mistral text", toolsMistral, `Sure, see {this}`, `Sure, see {this}`, nil},
+		{"mistral unknown function", toolsMistral, `[TOOL_CALLS]nope[ARGS]{}`, `[TOOL_CALLS]nope[ARGS]{}`, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			content, calls := parseToolCalls(c.text, c.format)
+			content, calls := parseToolCalls(c.text, c.format, map[string]bool{"f": true, "g": true})
 			if content != c.content || len(calls) != len(c.calls) {
 				t.Fatalf("content %q, %d calls %+v; want %q, %d", content, len(calls), calls, c.content, len(c.calls))
 			}
@@ -64,11 +73,11 @@ func FuzzParseToolCalls(f *testing.F) {
 	f.Add(`{"name": "f", "parameters": {"s": "a;b"}}; {"name": "g"}`, false)
 	f.Add(`<|python_tag|>{"name": "f", "parameters": {"a": "\"}"}}`, false)
 	f.Fuzz(func(t *testing.T, text string, hermes bool) {
-		format := toolsLlama3
+		format := []string{toolsLlama3, toolsHermes, toolsMistral}[len(text)%3]
 		if hermes {
 			format = toolsHermes
 		}
-		content, calls := parseToolCalls(text, format)
+		content, calls := parseToolCalls(text, format, nil)
 		if len(content) > len(text) {
 			t.Fatalf("content %q longer than the text %q", content, text)
 		}

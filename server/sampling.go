@@ -21,7 +21,7 @@ var knownFields = map[bool]map[string]bool{
 		"temperature": true, "top_p": true, "top_k": true, "min_p": true, "repeat_penalty": true, "seed": true,
 		"stop": true, "stream": true, "stream_options": true, "n": true, "logprobs": true, "top_logprobs": true,
 		"presence_penalty": true, "frequency_penalty": true, "user": true, "tools": true, "tool_choice": true},
-	false: {"model": true, "prompt": true, "max_tokens": true,
+	false: {"model": true, "prompt": true, "max_tokens": true, "max_completion_tokens": true,
 		"temperature": true, "top_p": true, "top_k": true, "min_p": true, "repeat_penalty": true, "seed": true,
 		"stop": true, "stream": true, "stream_options": true, "n": true, "logprobs": true,
 		"presence_penalty": true, "frequency_penalty": true, "user": true},

@@ -85,22 +85,31 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
-// Listen wraps ln in the connection caps of the server's HTTPLimits.
+// Listen wraps ln in the connection caps of the server's HTTPLimits;
+// refused connections are counted in realm_connections_refused_total.
 func (s *Server) Listen(ln net.Listener) net.Listener {
-	return LimitListener(ln, s.limits.MaxConns, s.limits.MaxConnsPerAddr)
+	l := newLimitListener(ln, s.limits.MaxConns, s.limits.MaxConnsPerAddr)
+	l.onRefuse = s.metrics.connRefused
+	return l
 }
 
 // LimitListener returns a listener that holds at most total connections
-// at once, and at most perAddr from one client IP address. A connection
+// at once, and at most perAddr from one client IP address (IPv6: one
+// /64 network). A connection
 // over a cap is closed at once (its file descriptor never lingers); the
 // client sees a reset or EOF and may retry.
 func LimitListener(ln net.Listener, total, perAddr int) net.Listener {
+	return newLimitListener(ln, total, perAddr)
+}
+
+func newLimitListener(ln net.Listener, total, perAddr int) *limitListener {
 	return &limitListener{Listener: ln, total: total, perAddr: perAddr, byAddr: map[string]int{}}
 }
 
 type limitListener struct {
 	net.Listener
 	total, perAddr int
+	onRefuse       func(reason string) // nil: not counted
 
 	mu     sync.Mutex
 	open   int
@@ -116,8 +125,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		addr := hostOf(c.RemoteAddr())
 		l.mu.Lock()
-		if l.open >= l.total || l.byAddr[addr] >= l.perAddr {
+		reason := ""
+		switch {
+		case l.open >= l.total:
+			reason = "total"
+		case l.byAddr[addr] >= l.perAddr:
+			reason = "per_address"
+		}
+		if reason != "" {
 			l.mu.Unlock()
+			if l.onRefuse != nil {
+				l.onRefuse(reason)
+			}
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // a reset: no TIME_WAIT kept for a refused client
 			}
@@ -140,10 +159,14 @@ func (l *limitListener) release(addr string) {
 	}
 }
 
-// hostOf returns the IP of a remote address (the whole address when it
-// has no port).
+// hostOf returns the client a remote address counts for: its IPv4
+// address, or the /64 network of an IPv6 address (one host usually
+// holds a whole /64), or the whole address when it is neither.
 func hostOf(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
+		if ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {
+			return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+		}
 		return ta.IP.String()
 	}
 	host, _, err := net.SplitHostPort(a.String())

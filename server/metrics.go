@@ -37,6 +37,7 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec // endpoint, code
 	ttft         *prometheus.HistogramVec // model, backend
 	tps          *prometheus.HistogramVec // model, backend
+	connsRefused *prometheus.CounterVec   // reason: total, per_address
 }
 
 // NewMetrics returns empty metrics in a new registry, with the Go
@@ -63,8 +64,10 @@ func NewMetrics() *Metrics {
 		ttft: hist("realm_time_to_first_token_seconds", "Time from request arrival to the first generated text.", ttftBuckets, "model", "backend"),
 		tps: hist("realm_tokens_per_second", "Generation speed of each run (tokens after the first over the time after it).",
 			tpsBuckets, "model", "backend"),
+		connsRefused: counter("realm_connections_refused_total",
+			"Connections closed at accept because a cap was reached (total: all clients; per_address: one client address).", "reason"),
 	}
-	m.reg.MustRegister(m.requests, m.errors, m.tokens, m.promptTokens, m.decodes, m.streamBytes, m.duration, m.ttft, m.tps,
+	m.reg.MustRegister(m.requests, m.errors, m.tokens, m.promptTokens, m.decodes, m.streamBytes, m.duration, m.ttft, m.tps, m.connsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,6 +94,8 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 func (m *Metrics) request(endpoint, model, backend string, code int) {
 	m.requests.WithLabelValues(endpoint, model, backend, strconv.Itoa(code)).Inc()
 }
+
+func (m *Metrics) connRefused(reason string) { m.connsRefused.WithLabelValues(reason).Inc() }
 
 func (m *Metrics) error(kind, model, backend string) {
 	m.errors.WithLabelValues(kind, model, backend).Inc()

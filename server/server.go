@@ -148,17 +148,47 @@ func (a *app) allows(model string) bool {
 	return false
 }
 
-// New builds a server on rt: a WASM host over rt's model cache and the
-// apps of rt.Config (each compiled once) plus the default app. Close
-// releases the host; rt stays the caller's.
+// Runtime is what the server needs of a loader runtime: the model
+// cache (as the server uses it, and as the WASM host does), the
+// supervised backend plugin, and the configuration's server and app
+// blocks.
+type Runtime struct {
+	Models Models
+	// HostModels is the same cache as the guests' host functions see it.
+	HostModels core.Models
+	// Backend is the supervised plugin (nil: none, e.g. in process).
+	Backend Backend
+	// BackendName names the backend selected at start.
+	BackendName string
+	Config      *loader.Config
+}
+
+// FromLoader takes what the server needs from rt.
+func FromLoader(rt *loader.Runtime) Runtime {
+	r := Runtime{Models: rt.Models, HostModels: loaderhost.Models(rt.Models), BackendName: rt.Decision.Chosen, Config: rt.Config}
+	if rt.Supervisor != nil { // no typed nil in the interface
+		r.Backend = rt.Supervisor
+	}
+	return r
+}
+
+// New builds a server on a loader runtime: NewFrom(ctx, FromLoader(rt),
+// opts).
 func New(ctx context.Context, rt *loader.Runtime, opts Options) (*Server, error) {
+	return NewFrom(ctx, FromLoader(rt), opts)
+}
+
+// NewFrom builds a server on rt: a WASM host over rt's model cache and
+// the apps of rt.Config (each compiled once) plus the default app.
+// Close releases the host; rt stays the caller's.
+func NewFrom(ctx context.Context, rt Runtime, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	m := NewMetrics()
 	host, err := core.NewHost(ctx, core.Config{
-		Models:   InstrumentModels(loaderhost.Models(rt.Models), m),
+		Models:   InstrumentModels(rt.HostModels, m),
 		Logger:   log,
 		CacheDir: opts.CacheDir,
 	})
@@ -166,14 +196,11 @@ func New(ctx context.Context, rt *loader.Runtime, opts Options) (*Server, error)
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{
-		models: rt.Models, chosen: rt.Decision.Chosen, host: host, metrics: m, log: log,
+		models: rt.Models, sup: rt.Backend, chosen: rt.BackendName, host: host, metrics: m, log: log,
 		limits: opts.HTTP.withDefaults(), publicProbes: opts.PublicProbes,
 		apps: map[string]*app{}, modelApps: map[string]*app{},
 		maxConcurrent: rt.Config.Server.MaxConcurrent, maxQueue: rt.Config.Server.MaxQueue,
 		limiters: map[string]*limiter{}, pieces: map[*tokenizer.Tokenizer]int{},
-	}
-	if rt.Supervisor != nil {
-		s.sup = rt.Supervisor
 	}
 	s.bodies = &byteBudget{max: s.limits.MaxBodyBytes}
 	m.reg.MustRegister(stateCollector{s})

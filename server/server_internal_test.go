@@ -301,3 +301,20 @@ func TestLimitListener(t *testing.T) {
 		}
 	}
 }
+
+func TestHostOf(t *testing.T) {
+	for _, c := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 1}, "192.0.2.7"},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.7"), Port: 1}, "192.0.2.7"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:aaaa::1"), Port: 1}, "2001:db8:1:2::/64"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:bbbb::9"), Port: 1}, "2001:db8:1:2::/64"},
+		{&net.UnixAddr{Name: "@x", Net: "unix"}, "@x"},
+	} {
+		if got := hostOf(c.addr); got != c.want {
+			t.Errorf("hostOf(%v) = %q, want %q", c.addr, got, c.want)
+		}
+	}
+}

@@ -121,6 +121,18 @@ func TestIdleConnectionFlood(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("/health: %d", resp.StatusCode)
 	}
+	resp, err = hc.Get(p.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	refused := regexp.MustCompile(`(?m)^realm_connections_refused_total\{reason="per_address"\} (\d+)`).FindStringSubmatch(string(mb))
+	if refused == nil || refused[1] == "0" {
+		t.Errorf("no refused connections counted:\n%.2000s", mb)
+	} else {
+		t.Logf("refused connections counted: %s", refused[1])
+	}
 	t.Logf("realm serve fds: %d idle, %d with %d idle connections open (per-address cap %d)",
 		before, during, len(conns), server.DefaultHTTPLimits.MaxConnsPerAddr)
 	if limit := before + server.DefaultHTTPLimits.MaxConnsPerAddr + 64; during > limit {
@@ -421,13 +433,18 @@ func TestHealthStoppedPlugin(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// SIGSTOP takes effect asynchronously: probe once it has.
+	stopped := waitFor(time.Second, func() bool { return procState(pid) == 'T' })
 	st, b := get(t, base+"/health")
 	// Continue it before the supervisor's ping (5s) declares it hung.
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	if !stopped {
+		t.Fatalf("plugin %d did not stop (state %c)", pid, procState(pid))
+	}
 	if st != 503 {
-		t.Errorf("/health of a stopped plugin: %d %s", st, b)
+		t.Errorf("/health of a stopped plugin %d (pid now %d): %d %s", pid, sup.PID(), st, b)
 	}
 	if !waitFor(5*time.Second, func() bool { st, _ := get(t, base+"/health"); return st == 200 }) {
 		t.Error("/health did not come back after SIGCONT")
@@ -551,4 +568,18 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return out
+}
+
+// procState returns the state letter of /proc/pid/stat (R, S, T, ...),
+// 0 when unreadable.
+func procState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
 }

@@ -27,7 +27,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/internal/servetest"
 	"github.com/realmrt/realm/loader"
 	"github.com/realmrt/realm/server"
 )
@@ -54,48 +54,18 @@ func TestMain(m *testing.M) {
 }
 
 func setup() (func(*testing.M) int, error) {
-	root, err := refdata.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "realm-hostile")
 	if err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(dir, "bin")
-	for _, b := range []struct {
-		wasm     bool
-		out, pkg string
-	}{
-		{false, "realm-backend-reference", "./cmd/realm-backend-reference"},
-		{false, "realm", "./cmd/realm"},
-		{true, "chat.wasm", "./examples/chat"},
-		{true, "longgen.wasm", "./tests/server/testdata/longgen"},
-		{true, "sleeper.wasm", "./tests/hostile/serve/testdata/sleeper"},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b.out), b.pkg)
-		cmd.Dir = root
-		cmd.Env = os.Environ()
-		if b.wasm {
-			cmd.Env = append(cmd.Env, "GOOS=wasip1", "GOARCH=wasm")
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
-	src, err := refdata.Path("models", "stories260K.gguf")
-	if err != nil {
-		return nil, err
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
+	if err := servetest.Build(bin, servetest.Reference, servetest.Realm, servetest.Chat, servetest.LongGen,
+		servetest.Target{Out: "sleeper.wasm", Pkg: "./tests/hostile/serve/testdata/sleeper", WASM: true}); err != nil {
 		return nil, err
 	}
 	models := filepath.Join(dir, "models")
-	if err := os.MkdirAll(models, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(models, "stories260k.gguf"), data, 0o644); err != nil {
+	data, err := servetest.Models(models, "stories260k")
+	if err != nil {
 		return nil, err
 	}
 	// A truncated copy: loading it fails with an error naming the file.

@@ -43,6 +43,17 @@ type GenerateParams struct {
 	// NCtx is the session's context size (0: the prompt's tokens plus
 	// max_tokens, rounded up to 256, capped by the model and the policy).
 	NCtx int `json:"n_ctx,omitempty"`
+	// Logprobs asks the host to record each generated token's
+	// log-probability, and TopLogprobs (0–20) that many most likely
+	// alternatives per position; the embedder reads them from the run's
+	// result (core.RunResult.Logprobs). Optional: older guests omit them.
+	Logprobs    bool `json:"logprobs,omitempty"`
+	TopLogprobs int  `json:"top_logprobs,omitempty"`
+	// PresencePenalty and FrequencyPenalty (OpenAI's, −2 to 2) lower the
+	// logits of tokens already generated: once per token present, and
+	// per occurrence.
+	PresencePenalty  float32 `json:"presence_penalty,omitempty"`
+	FrequencyPenalty float32 `json:"frequency_penalty,omitempty"`
 }
 
 // OpParams is the JSON realm_host_tensor_op takes: the scalar parameters

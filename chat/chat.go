@@ -19,6 +19,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,6 +35,14 @@ type Message struct {
 	// Name is the optional author name (OpenAI "name"); templates that
 	// know it use it, most ignore it.
 	Name string `json:"name,omitempty"`
+	// ToolCalls is an assistant message's "tool_calls" array as JSON
+	// (OpenAI format), or nil; templates see it as message.tool_calls,
+	// key order kept. A function's arguments given as a JSON string are
+	// best passed as the object it holds (templates print them with
+	// tojson, and llama.cpp passes objects too).
+	ToolCalls json.RawMessage `json:"tool_calls,omitempty"`
+	// ToolCallID is a tool message's "tool_call_id".
+	ToolCallID string `json:"tool_call_id,omitempty"`
 }
 
 // Limits bounds the work a template may do. Zero fields take the

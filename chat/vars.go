@@ -33,6 +33,19 @@ func (t *Template) variables(msgs []Message, in Input, now time.Time, st *state)
 		if m.Name != "" {
 			d.AsDict().Set("name", jinja.NewString(m.Name))
 		}
+		if len(bytes.TrimSpace(m.ToolCalls)) > 0 && string(bytes.TrimSpace(m.ToolCalls)) != "null" {
+			calls, err := decodeOrdered(m.ToolCalls)
+			if err != nil {
+				return nil, fmt.Errorf("messages[%d].tool_calls: %w", i, err)
+			}
+			if !calls.IsList() {
+				return nil, fmt.Errorf("messages[%d].tool_calls must be a JSON array", i)
+			}
+			d.AsDict().Set("tool_calls", calls)
+		}
+		if m.ToolCallID != "" {
+			d.AsDict().Set("tool_call_id", jinja.NewString(m.ToolCallID))
+		}
 		list[i] = d
 	}
 	vars := map[string]jinja.Value{

@@ -34,6 +34,14 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 			return 0, errf(abi.ErrnoInval, "generate: empty stop string")
 		}
 	}
+	if gp.TopLogprobs < 0 || gp.TopLogprobs > gen.MaxTopLogprobs {
+		return 0, errf(abi.ErrnoInval, "generate: top_logprobs must be in [0, %d]", gen.MaxTopLogprobs)
+	}
+	for _, v := range []float32{gp.PresencePenalty, gp.FrequencyPenalty} {
+		if !(v >= -2 && v <= 2) {
+			return 0, errf(abi.ErrnoInval, "generate: presence_penalty and frequency_penalty must be in [-2, 2]")
+		}
+	}
 	tok, err := mh.tokenizer()
 	if err != nil {
 		return 0, err
@@ -75,7 +83,12 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	res, err := gen.Run(in.ctx, mh.m.Backend, mh.m.Info.ID, tok, gen.Request{
 		Prompt: prompt, PromptIDs: ids, AddBOS: tok.AddBOSDefault(), ParseSpecial: true,
 		MaxTokens: maxTokens, NCtx: nCtx, Sample: sampleParams(gp.SampleParams), Stop: gp.Stop,
+		Logprobs: gp.Logprobs, TopLogprobs: gp.TopLogprobs,
+		PresencePenalty: gp.PresencePenalty, FrequencyPenalty: gp.FrequencyPenalty,
 	}, in.stdout)
+	for _, lp := range res.Logprobs {
+		in.logprobs = append(in.logprobs, tokenLogprob(lp))
+	}
 	in.generated += len(res.IDs)
 	in.decoded += len(res.PromptIDs) + max(len(res.IDs)-1, 0)
 	in.promptTokens += len(res.PromptIDs)
@@ -84,4 +97,29 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		return 0, fmt.Errorf("generate: %w", err)
 	}
 	return int32(len(res.IDs)), nil
+}
+
+// TokenLogprob is the log-probability of one generated token under the
+// model's distribution (the log-softmax of the raw logits), with the most
+// likely alternatives at its position, most likely first.
+type TokenLogprob struct {
+	ID      int32     `json:"id"`
+	Bytes   []byte    `json:"bytes"` // the token's piece of output text
+	Logprob float32   `json:"logprob"`
+	Top     []TopProb `json:"top,omitempty"`
+}
+
+// TopProb is one alternative of a TokenLogprob.
+type TopProb struct {
+	ID      int32   `json:"id"`
+	Bytes   []byte  `json:"bytes"`
+	Logprob float32 `json:"logprob"`
+}
+
+func tokenLogprob(lp gen.TokenLogprob) TokenLogprob {
+	out := TokenLogprob{ID: lp.ID, Bytes: lp.Bytes, Logprob: lp.Logprob}
+	for _, t := range lp.Top {
+		out.Top = append(out.Top, TopProb(t))
+	}
+	return out
 }

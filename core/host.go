@@ -149,6 +149,10 @@ type RunResult struct {
 	// "length" (max_tokens), "eos", "stop" (a stop string) or "context"
 	// (the session is full); "" when the run did not generate.
 	StopReason string `json:"stop_reason,omitempty"`
+	// Logprobs holds, for the realm_host_generate calls that asked for
+	// them (GenerateParams.Logprobs / TopLogprobs), one entry per
+	// generated token, in order.
+	Logprobs []TokenLogprob `json:"logprobs,omitempty"`
 	// OutputBytes is how much the guest wrote to stdout.
 	OutputBytes int64 `json:"output_bytes"`
 	// Duration is the run's wall time; Instantiate the part before
@@ -366,6 +370,7 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		res.TokensDecoded = inst.decoded
 		res.PromptTokens = inst.promptTokens
 		res.StopReason = inst.stopReason
+		res.Logprobs = inst.logprobs
 		res.OutputBytes = inst.stdout.n
 		res.HostCalls = inst.calls
 	}()

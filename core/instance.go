@@ -39,6 +39,7 @@ type instance struct {
 	// (RunResult.PromptTokens, RunResult.StopReason).
 	promptTokens int
 	stopReason   string
+	logprobs     []TokenLogprob // RunResult.Logprobs
 
 	lastErr     string
 	generated   int

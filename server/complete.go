@@ -33,7 +33,8 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	}
 	model, backend := "", ""
 	status := http.StatusOK
-	defer func() { s.metrics.request(endpoint, model, backend, status) }()
+	label := endpointLabelOf(r.Context(), endpoint) // another API's, served here (ollama.go)
+	defer func() { s.metrics.request(label, model, backend, status) }()
 	fail := func(e *apiError) {
 		status = e.status
 		kind := e.kind
@@ -127,6 +128,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 
 	g := p.guest
 	g.Endpoint, g.Model = endpoint, p.model
+	toolFmt := "" // the tool-call format to parse the answer in
 	if chat {
 		var tmplText string
 		if lm.Meta != nil {
@@ -141,7 +143,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 			eos = tk.Token(tk.EOS())
 		}
 		addBOS := tk.AddBOSDefault()
-		prompt, aerr := chatPrompt(ctx, tmplText, bos, eos, addBOS, p.messages)
+		prompt, aerr := chatPromptTools(ctx, tmplText, bos, eos, addBOS, p.messages, p.tools)
 		if aerr != nil {
 			if aerr.status == statusClientGone {
 				status = statusClientGone
@@ -153,6 +155,9 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		}
 		g.Prompt = prompt
 		g.Messages = p.messages
+		if p.tools != nil {
+			toolFmt = toolFormat(tmplText)
+		}
 	} else {
 		g.Prompt = p.prompt
 	}
@@ -191,7 +196,7 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		return
 	}
 	out := &output{
-		w: w, rc: w.rc, stream: g.Stream, chat: chat,
+		w: w, rc: w.rc, stream: g.Stream && toolFmt == "", chat: chat, // a tool call is whole before it is sent
 		id: newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat]), created: time.Now().Unix(), model: p.model,
 		onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
 		onError: func(err error) { cancel(fmt.Errorf("writing to the client: %w", err)) },
@@ -237,16 +242,27 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	}
 	finish := finishReason(res, generated, g.MaxTokens)
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
+	if toolFmt != "" {
+		s.answerTools(out, toolFmt, finish, u, g, p, res, backend)
+		return
+	}
 	if g.Stream {
+		if g.Logprobs {
+			out.logprobs = logprobsObject(res.Logprobs, chat) // all of them, on the chunk with finish_reason
+		}
 		out.finish(finish, u, p.includeUsage)
 		return
 	}
 	text := out.buf.String()
 	var choice map[string]any
+	var lp any
+	if g.Logprobs {
+		lp = logprobsObject(res.Logprobs, chat)
+	}
 	if chat {
-		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": nil, "finish_reason": finish}
+		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": finish}
 	} else {
-		choice = map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": finish}
+		choice = map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": finish}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": out.id, "object": out.object(false), "created": out.created, "model": p.model,
@@ -340,6 +356,8 @@ type output struct {
 	firstAt time.Time
 	chunker UTF8Chunker
 	buf     bytes.Buffer
+
+	logprobs any // sent on the chunk with the finish reason
 }
 
 func (o *output) object(chunk bool) string {
@@ -402,16 +420,16 @@ func (o *output) begin() error {
 // chunk builds one streamed object with one choice; text completions
 // carry text where chat carries a delta.
 func (o *output) chunk(delta map[string]any, finish string, u *usage) map[string]any {
-	var fr any
+	var fr, lp any
 	if finish != "" {
-		fr = finish
+		fr, lp = finish, o.logprobs
 	}
 	var choice map[string]any
 	if o.chat {
-		choice = map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": fr}
+		choice = map[string]any{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fr}
 	} else {
 		text, _ := delta["content"].(string)
-		choice = map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": fr}
+		choice = map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": fr}
 	}
 	c := map[string]any{"id": o.id, "object": o.object(true), "created": o.created, "model": o.model, "choices": []any{choice}}
 	if u != nil {

@@ -33,7 +33,14 @@ type completionRequest struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N *int `json:"n"`
+	N                *int     `json:"n"`
+	Logprobs         rawRef   `json:"logprobs"` // chat: a boolean; completions: 0–5
+	TopLogprobs      *int     `json:"top_logprobs"`
+	PresencePenalty  *float64 `json:"presence_penalty"`
+	FrequencyPenalty *float64 `json:"frequency_penalty"`
+	User             string   `json:"user"` // the end user's id: accepted, not used
+	Tools            rawRef   `json:"tools"`
+	ToolChoice       rawRef   `json:"tool_choice"`
 }
 
 // rawRef is a JSON value kept as a reference into the request body,
@@ -69,6 +76,14 @@ type GuestRequest struct {
 	Seed          uint64    `json:"seed,omitempty"`
 	Stop          []string  `json:"stop,omitempty"`
 	Stream        bool      `json:"stream"`
+	// Logprobs and TopLogprobs ask the host's generate for each token's
+	// log-probability and its top alternatives (core.RunResult.Logprobs);
+	// the penalties are OpenAI's presence and frequency penalties. The
+	// names are those of abi.GenerateParams, so a guest passes them on.
+	Logprobs         bool    `json:"logprobs,omitempty"`
+	TopLogprobs      int     `json:"top_logprobs,omitempty"`
+	PresencePenalty  float32 `json:"presence_penalty,omitempty"`
+	FrequencyPenalty float32 `json:"frequency_penalty,omitempty"`
 }
 
 // DefaultMaxTokens is max_tokens when a request sets none: the host's.
@@ -117,6 +132,9 @@ var fieldRange = map[string]string{
 	"max_completion_tokens": "an integer ≥ 1",
 	"seed":                  "a 64-bit integer",
 	"n":                     "1",
+	"presence_penalty":      "between -2 and 2",
+	"frequency_penalty":     "between -2 and 2",
+	"top_logprobs":          "an integer between 0 and 20",
 }
 
 // parsed is a validated request.
@@ -125,13 +143,17 @@ type parsed struct {
 	model        string
 	messages     []Message
 	prompt       string
-	maxTokens    int // 0: not set
+	maxTokens    int    // 0: not set
+	tools        []byte // the tools to render (chat), nil: none
 	guest        GuestRequest
 	includeUsage bool
 }
 
 // parseRequest decodes and validates a request body.
 func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
+	if e := checkFields(body, chat); e != nil {
+		return nil, e
+	}
 	var r completionRequest
 	// Unmarshal, not a Decoder: a Decoder copies the body into a
 	// buffer of its own, and rawRef keeps references into body.
@@ -166,6 +188,11 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 			return nil, err
 		}
 		p.messages = msgs
+		tools, e := parseTools(r.Tools, r.ToolChoice)
+		if e != nil {
+			return nil, e
+		}
+		p.tools = tools
 	} else {
 		if len(r.Prompt) == 0 || string(r.Prompt) == "null" {
 			return nil, badRequest("prompt", "prompt is required")
@@ -225,6 +252,21 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		}
 		g.RepeatPenalty = float32(*r.RepeatPenalty)
 	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+		dst  *float32
+	}{{"presence_penalty", r.PresencePenalty, &g.PresencePenalty}, {"frequency_penalty", r.FrequencyPenalty, &g.FrequencyPenalty}} {
+		if f.v != nil {
+			if !(*f.v >= -2 && *f.v <= 2) {
+				return nil, badRequest(f.name, "%s must be between -2 and 2, got %g", f.name, *f.v)
+			}
+			*f.dst = float32(*f.v)
+		}
+	}
+	if e := parseLogprobs(r.Logprobs, r.TopLogprobs, chat, g); e != nil {
+		return nil, e
+	}
 	if r.Seed != nil {
 		g.Seed = uint64(*r.Seed)
 	} else {
@@ -253,9 +295,11 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 // type "text" (other part types are refused).
 func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 	var in []struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-		Name    string          `json:"name"`
+		Role       string          `json:"role"`
+		Content    json.RawMessage `json:"content"`
+		Name       string          `json:"name"`
+		ToolCalls  json.RawMessage `json:"tool_calls"`
+		ToolCallID string          `json:"tool_call_id"`
 	}
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, badRequest("messages", "messages must be an array of {role, content} objects: %v", err)
@@ -293,7 +337,14 @@ func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 		} else if m.Role != "assistant" {
 			return nil, badRequest(param+".content", "content is required")
 		}
-		out = append(out, Message{Role: m.Role, Content: text, Name: m.Name})
+		calls, e := normalizeToolCalls(m.ToolCalls, param+".tool_calls")
+		if e != nil {
+			return nil, e
+		}
+		if calls != nil && m.Role != "assistant" {
+			return nil, badRequest(param+".tool_calls", "only assistant messages carry tool_calls")
+		}
+		out = append(out, Message{Role: m.Role, Content: text, Name: m.Name, ToolCalls: calls, ToolCallID: m.ToolCallID})
 	}
 	return out, nil
 }

@@ -286,6 +286,8 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 //	POST /v1/chat/completions, POST /v1/completions
 //	POST /v1/apps/{app}/chat/completions, POST /v1/apps/{app}/completions
 //	GET  /v1/models, GET /v1/models/{model}
+//	Ollama's API (ollama.go): POST /api/chat, /api/generate, /api/show;
+//	GET /api/tags, /api/ps, /api/version
 //	GET  /health, GET /metrics (API key needed when keys are configured,
 //	unless Options.PublicProbes)
 func (s *Server) Handler() http.Handler {
@@ -294,6 +296,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, false, "") }))
 	mux.HandleFunc("POST /v1/apps/{app}/chat/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, true, r.PathValue("app")) }))
 	mux.HandleFunc("POST /v1/apps/{app}/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, false, r.PathValue("app")) }))
+	mux.HandleFunc("POST /api/chat", s.auth(func(w http.ResponseWriter, r *http.Request) { s.ollamaGenerate(w, r, true) }))
+	mux.HandleFunc("POST /api/generate", s.auth(func(w http.ResponseWriter, r *http.Request) { s.ollamaGenerate(w, r, false) }))
+	mux.HandleFunc("GET /api/tags", s.auth(s.ollamaTags))
+	mux.HandleFunc("GET /api/ps", s.auth(s.ollamaPS))
+	mux.HandleFunc("POST /api/show", s.auth(s.ollamaShow))
+	mux.HandleFunc("GET /api/version", s.auth(s.ollamaVersion))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{model}", s.auth(s.getModel))
 	probe := s.auth
@@ -320,8 +328,11 @@ func allowedMethod(p string) string {
 	case p == "/v1/chat/completions", p == "/v1/completions",
 		strings.HasPrefix(p, "/v1/apps/") && strings.HasSuffix(p, "/completions"):
 		return http.MethodPost
-	case p == "/v1/models", strings.HasPrefix(p, "/v1/models/"), p == "/health", p == "/metrics":
+	case p == "/v1/models", strings.HasPrefix(p, "/v1/models/"), p == "/health", p == "/metrics",
+		p == "/api/tags", p == "/api/ps", p == "/api/version":
 		return http.MethodGet
+	case p == "/api/chat", p == "/api/generate", p == "/api/show":
+		return http.MethodPost
 	}
 	return ""
 }
@@ -375,6 +386,9 @@ func endpointOf(r *http.Request) string {
 		return "completions"
 	case strings.HasPrefix(r.URL.Path, "/v1/models"):
 		return "models"
+	case r.URL.Path == "/api/chat", r.URL.Path == "/api/generate", r.URL.Path == "/api/show",
+		r.URL.Path == "/api/tags", r.URL.Path == "/api/ps", r.URL.Path == "/api/version":
+		return "ollama_" + strings.TrimPrefix(r.URL.Path, "/api/") // a fixed set: bounded labels
 	}
 	return "other"
 }

@@ -26,13 +26,23 @@ type Message = chat.Message
 // the conversation through raise_exception is the request's (400, code
 // chat_template_rejected).
 func chatPrompt(ctx context.Context, tmplText, bos, eos string, addBOS bool, msgs []Message) (string, *apiError) {
+	return chatPromptTools(ctx, tmplText, bos, eos, addBOS, msgs, nil)
+}
+
+// chatPromptTools is chatPrompt with the request's tools (JSON, nil:
+// none) for the template to render; a template that teaches no
+// tool-call format this server parses refuses them (400).
+func chatPromptTools(ctx context.Context, tmplText, bos, eos string, addBOS bool, msgs []Message, tools []byte) (string, *apiError) {
+	if tools != nil && toolFormat(tmplText) == "" {
+		return "", badRequest("tools", "this model's chat template does not render tools (no tool-call format Realm parses: Hermes/Qwen <tool_call> or Llama 3.x JSON)")
+	}
 	if tmplText == "" {
 		return renderFallback(msgs), nil
 	}
 	// Templates come from model files: render in a child process, so a
 	// runaway one costs a bounded time and memory (see chat.RenderIsolated).
 	prompt, err := chat.RenderIsolated(ctx, tmplText, chat.Options{BOS: bos, EOS: eos, AddBOS: addBOS},
-		chat.Input{Messages: msgs, AddGenerationPrompt: true})
+		chat.Input{Messages: msgs, Tools: tools, AddGenerationPrompt: true})
 	if err != nil {
 		var re *chat.RaiseError
 		switch {

@@ -46,6 +46,44 @@ type Request struct {
 	Sample backends.SampleParams
 	// Stop strings end the generation; the text never includes them.
 	Stop []string
+	// Logprobs asks for the log-probability of each generated token
+	// (Result.Logprobs) and TopLogprobs for that many most likely
+	// alternatives at each position (0–MaxTopLogprobs).
+	Logprobs    bool
+	TopLogprobs int
+	// PresencePenalty and FrequencyPenalty (OpenAI's, −2 to 2) lower the
+	// logit of every token already generated: by PresencePenalty once and
+	// by FrequencyPenalty per occurrence, before the sampler's chain.
+	PresencePenalty, FrequencyPenalty float32
+}
+
+// MaxTopLogprobs caps Request.TopLogprobs (OpenAI's limit).
+const MaxTopLogprobs = 20
+
+// TokenLogprob is the log-probability of one generated token under the
+// model's distribution (log-softmax of the raw logits, before
+// penalties, temperature and truncation), with the most likely
+// alternatives at its position, most likely first.
+type TokenLogprob struct {
+	ID      int32     `json:"id"`
+	Bytes   []byte    `json:"bytes"` // the token's piece of output text
+	Logprob float32   `json:"logprob"`
+	Top     []TopProb `json:"top,omitempty"`
+}
+
+// TopProb is one alternative of a TokenLogprob.
+type TopProb struct {
+	ID      int32   `json:"id"`
+	Bytes   []byte  `json:"bytes"`
+	Logprob float32 `json:"logprob"`
+}
+
+// hostSampled reports whether the request needs the logits on the host:
+// logprobs and the OpenAI penalties are computed here, and the token is
+// then drawn with the same sampler the backends use (package sample),
+// so one seed gives one answer either way.
+func (r *Request) hostSampled() bool {
+	return r.Logprobs || r.TopLogprobs > 0 || r.PresencePenalty != 0 || r.FrequencyPenalty != 0
 }
 
 // Result is the outcome of a generation.
@@ -57,7 +95,10 @@ type Result struct {
 	// Text is the generated text, up to (not including) a stop string.
 	Text string
 	// StopReason is StopLength, StopEOS, StopString or StopContext.
-	StopReason       string
+	StopReason string
+	// Logprobs holds one entry per token of IDs when Request.Logprobs
+	// or TopLogprobs asked for them.
+	Logprobs         []TokenLogprob
 	TimeToFirstToken time.Duration
 	Duration         time.Duration
 }
@@ -96,6 +137,14 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 			return res, fmt.Errorf("gen: %w: empty stop string", backends.ErrInvalidArgument)
 		}
 	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > MaxTopLogprobs {
+		return res, fmt.Errorf("gen: %w: top_logprobs must be in [0, %d], got %d", backends.ErrInvalidArgument, MaxTopLogprobs, req.TopLogprobs)
+	}
+	for _, v := range []float32{req.PresencePenalty, req.FrequencyPenalty} {
+		if !(v >= -2 && v <= 2) {
+			return res, fmt.Errorf("gen: %w: presence and frequency penalties must be in [-2, 2], got %g", backends.ErrInvalidArgument, v)
+		}
+	}
 
 	sid, err := b.OpenSession(ctx, model, req.NCtx)
 	if err != nil {
@@ -110,7 +159,22 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 	st := &streamer{out: out, stops: req.Stop, dec: tokenizer.NewStreamer(tok)}
 	defer func() { res.Text = st.text.String()[:st.textLen()]; res.Duration = time.Since(start) }()
 
-	d, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: ids, Want: backends.WantSample, Sample: req.Sample})
+	hs := newHostSampler(&req, tok, ids)
+	next := func(tokens []int32) (int32, *TokenLogprob, error) {
+		if hs == nil {
+			d, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: tokens, Want: backends.WantSample, Sample: req.Sample})
+			if err != nil {
+				return 0, nil, err
+			}
+			return d.Token, nil, nil
+		}
+		d, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: tokens, Want: backends.WantLogits})
+		if err != nil {
+			return 0, nil, err
+		}
+		return hs.sample(d.Logits)
+	}
+	t, lp, err := next(ids)
 	if err != nil {
 		if errors.Is(err, backends.ErrContextFull) {
 			return res, fmt.Errorf("gen: the prompt of %d tokens does not fit the context: %w", len(ids), err)
@@ -118,13 +182,18 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 		return res, fmt.Errorf("gen: prefill: %w", err)
 	}
 	res.TimeToFirstToken = time.Since(start)
-	t := d.Token
 	for {
 		if tok.IsEOG(t) {
 			res.StopReason = StopEOS
 			break
 		}
 		res.IDs = append(res.IDs, t)
+		if hs != nil {
+			hs.accept(t)
+			if lp != nil {
+				res.Logprobs = append(res.Logprobs, *lp)
+			}
+		}
 		stopped, err := st.add(st.dec.Add(t))
 		if err != nil {
 			return res, err
@@ -137,7 +206,7 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 			res.StopReason = StopLength
 			break
 		}
-		d, err = b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{t}, Want: backends.WantSample, Sample: req.Sample})
+		t, lp, err = next([]int32{t})
 		if errors.Is(err, backends.ErrContextFull) {
 			res.StopReason = StopContext
 			break
@@ -145,7 +214,6 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 		if err != nil {
 			return res, fmt.Errorf("gen: decode: %w", err)
 		}
-		t = d.Token
 	}
 	stopped, err := st.add(st.dec.Flush())
 	if err != nil {

@@ -33,15 +33,15 @@ var templateModels = map[string]string{
 	"stories-bigout":  "{% for i in range(200) %}{% for j in range(100) %}{{ messages[0].content * 100 }}{% endfor %}{% endfor %}",
 }
 
-// writeTemplateModels writes templateModels into dir from the stories
-// model at src.
-func writeTemplateModels(dir, src string) error {
+// writeTemplateModels writes models (name → chat template) into dir
+// from the stories model at src.
+func writeTemplateModels(dir, src string, models map[string]string) error {
 	m, err := gguf.Open(src)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	for name, tmpl := range templateModels {
+	for name, tmpl := range models {
 		f := *m.File
 		f.Metadata = append([]gguf.KV{}, m.File.Metadata...)
 		f.Metadata = append(f.Metadata, gguf.KV{Key: "tokenizer.chat_template", Value: gguf.NewString(tmpl)})
@@ -128,6 +128,14 @@ func TestChatTemplate(t *testing.T) {
 // checked exactly by TestEndpoints).
 func startTemplateServer(t *testing.T) *httptest.Server {
 	t.Helper()
+	return startModelsServer(t, templateModels, "")
+}
+
+// startModelsServer starts a server over its own runtime whose models
+// directory holds models (name → chat template), with the app blocks
+// of appsCfg (HCL) besides the default chat app.
+func startModelsServer(t *testing.T, templates map[string]string, appsCfg string) *httptest.Server {
+	t.Helper()
 	src, err := refdata.Path("models", "stories260K.gguf")
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +145,7 @@ func startTemplateServer(t *testing.T) *httptest.Server {
 	if err := os.MkdirAll(models, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeTemplateModels(models, src); err != nil {
+	if err := writeTemplateModels(models, src, templates); err != nil {
 		t.Fatal(err)
 	}
 	cfg := fmt.Sprintf(`
@@ -147,7 +155,8 @@ backend "reference" {
   arch     = "any"
   priority = 10
 }
-`, models, filepath.Join(testEnv.dir, "bin", "realm-backend-reference"))
+%s
+`, models, filepath.Join(testEnv.dir, "bin", "realm-backend-reference"), appsCfg)
 	cfgPath := filepath.Join(dir, "plugins.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,14 @@ type nodeResult struct {
 			TotalTokens      int `json:"total_tokens"`
 		}
 	}
+	Logprobs struct {
+		Text    string
+		Content []chatLogprob
+	}
+	Refused *struct {
+		Status int
+		Param  string
+	}
 	Completion struct {
 		Text   string
 		Finish string
@@ -91,6 +99,21 @@ func TestOpenAINodeClient(t *testing.T) {
 	}
 	if c.Usage == nil || c.Usage.CompletionTokens != 24 || c.Usage.TotalTokens != c.Usage.PromptTokens+24 || c.Usage.PromptTokens < 5 {
 		t.Errorf("node chat usage: %+v", c.Usage)
+	}
+	// The chat with logprobs: one entry per token, the tokens spelling
+	// the text, the greedy token the most likely.
+	var joined strings.Builder
+	for _, e := range res.Logprobs.Content {
+		joined.WriteString(e.Token)
+		if len(e.TopLogprobs) != 2 || e.TopLogprobs[0].Token != e.Token || e.Logprob > 0 {
+			t.Errorf("node logprobs entry %+v", e)
+		}
+	}
+	if len(res.Logprobs.Content) != 8 || joined.String() != res.Logprobs.Text {
+		t.Errorf("node logprobs: %+v", res.Logprobs)
+	}
+	if r := res.Refused; r == nil || r.Status != 400 || r.Param != "response_format" {
+		t.Errorf("node response_format: %+v", r)
 	}
 	// The completion: greedy, so the reference continuation.
 	want := ", there was a little girl named Lily"

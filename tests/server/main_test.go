@@ -55,7 +55,8 @@ func setup() (func(*testing.M) int, error) {
 		return nil, err
 	}
 	bin := filepath.Join(dir, "bin")
-	if err := servetest.Build(bin, servetest.Reference, servetest.Chat, servetest.LongGen); err != nil {
+	if err := servetest.Build(bin, servetest.Reference, servetest.Chat, servetest.LongGen,
+		servetest.Target{Out: "echo.wasm", Pkg: "./tests/server/testdata/echo", WASM: true}); err != nil {
 		return nil, err
 	}
 	models := filepath.Join(dir, "models")

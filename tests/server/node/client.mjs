@@ -1,5 +1,6 @@
 // Drives realm serve with the official openai client: one streamed chat
-// completion and one non-streamed completion, greedy. Prints one JSON
+// completion, one non-streamed completion and a chat with logprobs,
+// greedy; and a request with a field the server does not implement. Prints one JSON
 // object with what it received; the Go test (tests/server) checks it.
 //
 //   node client.mjs http://127.0.0.1:PORT/v1 MODEL
@@ -28,4 +29,19 @@ for await (const chunk of stream) {
 }
 const comp = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 40, temperature: 0 });
 out.completion = { text: comp.choices[0].text, finish: comp.choices[0].finish_reason, usage: comp.usage, object: comp.object };
+const lp = await client.chat.completions.create({
+  model,
+  messages: [{ role: "user", content: "Tell me a story." }],
+  max_tokens: 8,
+  temperature: 0,
+  logprobs: true,
+  top_logprobs: 2,
+});
+out.logprobs = { text: lp.choices[0].message.content, content: lp.choices[0].logprobs?.content ?? null };
+try {
+  await client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_object" } });
+  out.refused = null;
+} catch (e) {
+  out.refused = { status: e.status, param: e.param ?? e.error?.param ?? null };
+}
 console.log(JSON.stringify(out));

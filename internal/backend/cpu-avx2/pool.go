@@ -1,45 +1,91 @@
 package cpuavx2
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // spinFor is how long an idle worker (and the caller waiting for the
-// workers) polls before blocking: generation runs one short operation
-// after another, and a futex wake-up of a sleeping thread costs tens of
-// microseconds on this VM (an idle vCPU must be woken by the
-// hypervisor), more than many of the operations themselves. 2 ms also
-// bridges the round trip between two tokens through the plugin
-// boundary (0.3–1 ms): with 50 µs the workers slept between tokens and
-// tg32 through the plugin was 5–7% slower (Q4_0, 2 threads: 35.2–36.6
-// vs 38.1–39.2 t/s). The cost is at most 2 ms of one core per thread
-// after the last operation of a burst.
+// workers) polls before blocking on a quiet machine: generation runs one
+// short operation after another, and a futex wake-up of a sleeping
+// thread costs tens of microseconds on this VM (an idle vCPU must be
+// woken by the hypervisor), more than many of the operations
+// themselves. 2 ms also bridges the round trip between two tokens
+// through the plugin boundary (0.3–1 ms): with 50 µs the workers slept
+// between tokens and tg32 through the plugin was 5–7% slower (Q4_0, 2
+// threads: 35.2–36.6 vs 38.1–39.2 t/s). The cost is at most 2 ms of one
+// core per thread after the last operation of a burst.
 const spinFor = 2 * time.Millisecond
 
+// busySpinFor replaces spinFor while the machine is oversubscribed
+// (another process wants the pool's cores): a spinning thread then takes
+// the core from a thread that has work (one of ours, descheduled, or
+// the process that competes), so it gives the core up quickly.
+const busySpinFor = 30 * time.Microsecond
+
+// busyHold is how long the pool stays in its busy-machine mode after it
+// last saw busyPreempts preemptions of its threads within busyWindow: a
+// thread that shares its core with a busy process is preempted every
+// few milliseconds, while on a quiet machine a rare preemption (a kernel
+// thread, the plugin's own runtime) must not leave the quiet mode.
+const (
+	busyHold     = 250 * time.Millisecond
+	busyWindow   = 100 * time.Millisecond
+	busyPreempts = 3
+)
+
+// Bits of pool.state: the job generation (high 32 bits), whether the
+// current job is open to workers that have not joined it yet, and how
+// many workers are running it.
+const (
+	stateOpen   = 1 << 31
+	stateActive = stateOpen - 1
+	stateGen    = 1 << 32
+)
+
 // pool is a persistent set of worker goroutines. The caller of run takes
-// part as worker 0, so a pool of n threads starts n−1 goroutines. Idle
-// workers poll for spinFor after each job, then block on a condition
-// variable: spinning is bounded.
+// part as worker 0, so a pool of n threads starts n−1 goroutines. A job
+// hands out its work through a shared counter; a worker joins a job only
+// while the caller is still working on it, so work that a descheduled
+// worker has not started is done by the threads that run, and the caller
+// waits only for workers in the middle of an item. Idle threads poll for
+// spinFor (busySpinFor on a busy machine) after each job, then block:
+// spinning is bounded.
 type pool struct {
 	n int
 
 	runMu sync.Mutex // serializes run calls
 
-	mu      sync.Mutex
-	wake    *sync.Cond    // signalled when a new job is posted or on close
-	done    *sync.Cond    // signalled when the last worker finishes a job
-	gen     atomic.Uint64 // job generation; changes under mu
-	job     func(worker int)
-	pending atomic.Int32 // workers still running the current job
-	closed  atomic.Bool  // changes under mu
-	exited  sync.WaitGroup
+	mu     sync.Mutex
+	wake   *sync.Cond // signalled when a new job is posted or on close
+	done   *sync.Cond // signalled when the last joined worker leaves a closed job
+	state  atomic.Uint64
+	job    func(worker int) // written while no worker can join
+	closed atomic.Bool      // changes under mu
+	exited sync.WaitGroup
+
+	// busyUntil is the monotonic time (ns since start) until which the
+	// machine counts as oversubscribed: a thread of the pool was
+	// preempted while it had work or was spinning.
+	busyUntil atomic.Int64
+	start     time.Time
+	// Preemptions seen since winStart (ns since start).
+	winStart, winCount atomic.Int64
+
+	// beforeJoin, when set (tests), is called by a worker that has seen
+	// a new job, before it tries to join it: a stand-in for a thread
+	// that the OS deschedules at that moment.
+	beforeJoin func(worker int)
 }
 
 // newPool starts a pool of n threads (n ≥ 1).
-func newPool(n int) *pool {
-	p := &pool{n: n}
+func newPool(n int) *pool { return newPoolHooked(n, nil) }
+
+// newPoolHooked is newPool with pool.beforeJoin set.
+func newPoolHooked(n int, beforeJoin func(worker int)) *pool {
+	p := &pool{n: n, start: time.Now(), beforeJoin: beforeJoin}
 	p.wake = sync.NewCond(&p.mu)
 	p.done = sync.NewCond(&p.mu)
 	for i := 1; i < n; i++ {
@@ -49,18 +95,77 @@ func newPool(n int) *pool {
 	return p
 }
 
-// spinUntil polls cond for at most spinFor and reports whether it became
-// true.
-func spinUntil(cond func() bool) bool {
+// busy reports whether the machine counts as oversubscribed now.
+func (p *pool) busy() bool {
+	return int64(time.Since(p.start)) < p.busyUntil.Load()
+}
+
+// preempted records k preemptions of a thread of the pool; busyPreempts
+// within busyWindow switch the pool into its busy-machine mode for
+// busyHold. (Racing callers may lose a count: the figure is a heuristic.)
+func (p *pool) preempted(k int64) {
+	now := int64(time.Since(p.start))
+	if now-p.winStart.Load() > int64(busyWindow) {
+		p.winStart.Store(now)
+		p.winCount.Store(0)
+	}
+	if p.winCount.Add(k) >= busyPreempts {
+		p.busyUntil.Store(now + int64(busyHold))
+	}
+}
+
+// watch follows one OS thread's involuntary context switch count: a
+// change means the thread was preempted, i.e. another thread wanted its
+// core.
+type watch struct {
+	csw int64 // count when last read; −1: none
+	at  int64 // when (ns since the pool's start)
+}
+
+// look reads the count and reports the preemptions since the last look
+// to the pool, if that look was recent enough to tell.
+func (p *pool) look(w *watch) {
+	c := involuntarySwitches()
+	now := int64(time.Since(p.start))
+	if w.csw >= 0 && c > w.csw && now-w.at <= int64(busyWindow) {
+		p.preempted(c - w.csw)
+	}
+	w.csw, w.at = c, now
+}
+
+// spinUntil polls cond for at most spinFor (busySpinFor on a busy
+// machine) and reports whether it became true. w follows the calling
+// thread (nil: the caller, whose goroutine may change threads between
+// calls; then only preemptions during this spin count).
+func (p *pool) spinUntil(cond func() bool, w *watch) bool {
 	var t0 time.Time
+	var local watch
+	if w == nil {
+		local.csw = -1
+		w = &local
+	}
+	limit := spinFor
 	for i := 0; ; i++ {
 		if cond() {
 			return true
 		}
-		if i&63 == 63 {
-			if t0.IsZero() {
-				t0 = time.Now()
-			} else if time.Since(t0) > spinFor {
+		if i&63 != 63 {
+			continue
+		}
+		if t0.IsZero() {
+			t0 = time.Now()
+			p.look(w)
+			if p.busy() {
+				limit = busySpinFor
+			}
+			continue
+		}
+		if time.Since(t0) > limit {
+			return false
+		}
+		if i&1023 == 1023 && limit == spinFor {
+			// Preempted while spinning: another thread wants this core.
+			if p.look(w); p.busy() {
 				return false
 			}
 		}
@@ -69,10 +174,15 @@ func spinUntil(cond func() bool) bool {
 
 func (p *pool) worker(id int) {
 	defer p.exited.Done()
-	var seen uint64
-	posted := func() bool { return p.gen.Load() != seen || p.closed.Load() }
+	// One OS thread per worker, so that its context switch counter
+	// describes it across jobs.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var seen uint64 // generation of the last job looked at
+	w := watch{csw: -1}
+	posted := func() bool { return p.state.Load()/stateGen != seen || p.closed.Load() }
 	for {
-		if !spinUntil(posted) {
+		if !p.spinUntil(posted, &w) {
 			p.mu.Lock()
 			for !posted() {
 				p.wake.Wait()
@@ -82,10 +192,27 @@ func (p *pool) worker(id int) {
 		if p.closed.Load() {
 			return
 		}
-		seen = p.gen.Load()
-		p.job(id) // written before gen changed; stable until pending is 0
-
-		if p.pending.Add(-1) == 0 {
+		if p.beforeJoin != nil {
+			p.beforeJoin(id)
+		}
+		// Join the job if it is still open.
+		joined := false
+		for {
+			s := p.state.Load()
+			seen = s / stateGen
+			if s&stateOpen == 0 {
+				break // the caller finished it alone
+			}
+			if p.state.CompareAndSwap(s, s+1) {
+				joined = true
+				break
+			}
+		}
+		if !joined {
+			continue
+		}
+		p.job(id) // written before the job opened; stable until it closes with no one active
+		if s := p.state.Add(^uint64(0)); s&stateOpen == 0 && s&stateActive == 0 {
 			p.mu.Lock()
 			p.done.Signal()
 			p.mu.Unlock()
@@ -93,8 +220,10 @@ func (p *pool) worker(id int) {
 	}
 }
 
-// run executes job on every thread of the pool (worker ids 0..n−1) and
-// returns when all of them have returned.
+// run executes job on the caller (worker id 0) and on every worker that
+// joins before the caller returns from it (ids 1..n−1), and returns when
+// all of them have returned. job must hand out its work through shared
+// state so that any subset of the threads completes it.
 func (p *pool) run(job func(worker int)) {
 	if p.n == 1 {
 		job(0)
@@ -102,30 +231,47 @@ func (p *pool) run(job func(worker int)) {
 	}
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
-	p.mu.Lock()
 	if p.closed.Load() {
-		// After close only the caller is left: it does all the work
-		// (every job hands out its items through a shared counter).
-		p.mu.Unlock()
+		// After close only the caller is left: it does all the work.
 		job(0)
 		return
 	}
+	// No worker is active and none can join (the previous job is
+	// closed), so job can be replaced.
 	p.job = job
-	p.pending.Store(int32(p.n - 1))
-	p.gen.Add(1)
+	gen := p.state.Load()/stateGen + 1
+	p.state.Store(gen*stateGen | stateOpen)
+	p.mu.Lock()
 	p.wake.Broadcast()
 	p.mu.Unlock()
 
 	job(0)
 
-	finished := func() bool { return p.pending.Load() == 0 }
-	if !spinUntil(finished) {
+	// Close the job: workers that have not joined yet skip it.
+	s := p.state.And(^uint64(stateOpen)) &^ stateOpen
+	if s&stateActive == 0 {
+		return
+	}
+	finished := func() bool { return p.state.Load()&stateActive == 0 }
+	if !p.spinUntil(finished, nil) {
 		p.mu.Lock()
 		for !finished() {
 			p.done.Wait()
 		}
 		p.mu.Unlock()
 	}
+}
+
+// chunksPerThread is how many work items per thread a streaming
+// operation (generation's matrix–vector products) is cut into: few and
+// long on a quiet machine (each item's start is a prefetch miss), more
+// on a busy one, where a thread may be descheduled in the middle of an
+// item and the others wait for that item only.
+func (p *pool) chunksPerThread() int {
+	if p.busy() {
+		return 16
+	}
+	return 4
 }
 
 // forChunks calls fn(lo, hi) over [0, n) in chunks of at most chunk

@@ -1,0 +1,119 @@
+package cpuavx2
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestPoolCoversEveryItem runs many small and large jobs on pools of 1–4
+// threads: every item is handed out exactly once (run with -race).
+func TestPoolCoversEveryItem(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4} {
+		p := newPool(n)
+		for job := 0; job < 300; job++ {
+			items := 1 + job%97*13
+			hits := make([]atomic.Int32, items)
+			var workers sync.Map
+			p.forChunks(items, 1+job%5, 0, func(worker, lo, hi int) {
+				workers.Store(worker, true)
+				for i := lo; i < hi; i++ {
+					hits[i].Add(1)
+				}
+			})
+			for i := range hits {
+				if h := hits[i].Load(); h != 1 {
+					t.Fatalf("n=%d job %d: item %d done %d times", n, job, i, h)
+				}
+			}
+			workers.Range(func(k, _ any) bool {
+				if w := k.(int); w < 0 || w >= n {
+					t.Fatalf("n=%d: worker id %d", n, w)
+				}
+				return true
+			})
+		}
+		p.close()
+		p.close()
+		// After close the caller does all the work.
+		var sum atomic.Int64
+		p.forChunks(1000, 10, 0, func(_, lo, hi int) { sum.Add(int64(hi - lo)) })
+		if sum.Load() != 1000 {
+			t.Errorf("n=%d after close: %d items", n, sum.Load())
+		}
+	}
+}
+
+// TestPoolDoesNotWaitForDescheduledWorker stalls one worker before it
+// joins a job (as if the OS had descheduled it): the caller must finish
+// every job alone, without waiting for the stalled worker. (The pool
+// that waited for every worker to run each job hung here.)
+func TestPoolDoesNotWaitForDescheduledWorker(t *testing.T) {
+	release := make(chan struct{})
+	var stalled atomic.Bool
+	p := newPoolHooked(2, func(worker int) {
+		if stalled.CompareAndSwap(false, true) {
+			<-release
+		}
+	})
+	defer p.close()
+	done := make(chan int)
+	go func() {
+		// Wait until the worker is stalled, then run jobs.
+		for !stalled.Load() {
+			p.forChunks(64, 1, 0, func(_, _, _ int) {})
+			time.Sleep(time.Millisecond)
+		}
+		var items atomic.Int64
+		for job := 0; job < 200; job++ {
+			p.forChunks(64, 1, 0, func(worker, lo, hi int) {
+				if worker != 0 {
+					t.Errorf("worker %d ran an item while stalled", worker)
+				}
+				items.Add(int64(hi - lo))
+			})
+		}
+		done <- int(items.Load())
+	}()
+	select {
+	case n := <-done:
+		if n != 200*64 {
+			t.Errorf("%d items, want %d", n, 200*64)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("jobs waited for the stalled worker")
+	}
+	close(release)
+	// The released worker must find the jobs closed and keep serving.
+	var items atomic.Int64
+	for job := 0; job < 50; job++ {
+		p.forChunks(256, 1, 0, func(_, lo, hi int) { items.Add(int64(hi - lo)) })
+	}
+	if items.Load() != 50*256 {
+		t.Errorf("after release: %d items", items.Load())
+	}
+}
+
+// TestPoolBusyMode checks the busy-machine switch: a few preemptions do
+// not change the mode, busyPreempts within busyWindow do, and the mode
+// lapses after busyHold.
+func TestPoolBusyMode(t *testing.T) {
+	p := newPool(1)
+	defer p.close()
+	if p.busy() || p.chunksPerThread() != 4 {
+		t.Fatal("new pool in busy mode")
+	}
+	p.preempted(busyPreempts - 1)
+	if p.busy() {
+		t.Fatalf("%d preemptions switched to busy mode", busyPreempts-1)
+	}
+	p.preempted(1)
+	if !p.busy() || p.chunksPerThread() != 16 {
+		t.Fatalf("%d preemptions: busy %v", busyPreempts, p.busy())
+	}
+	p.busyUntil.Store(int64(time.Since(p.start)) - 1)
+	if p.busy() {
+		t.Error("busy mode did not lapse")
+	}
+}

@@ -74,6 +74,13 @@ type pool struct {
 	// Preemptions seen since winStart (ns since start).
 	winStart, winCount atomic.Int64
 
+	// Adaptive thread count on a busy machine (caller only, under
+	// runMu): the caller's own work and its waits for workers in the
+	// middle of an item since winT0; soloUntil (ns since start): until
+	// then jobs run on the caller alone.
+	winT0, jobSum, waitSum time.Duration
+	soloUntil              atomic.Int64
+
 	// beforeJoin, when set (tests), is called by a worker that has seen
 	// a new job, before it tries to join it: a stand-in for a thread
 	// that the OS deschedules at that moment.
@@ -133,6 +140,11 @@ func (p *pool) look(w *watch) {
 	w.csw, w.at = c, now
 }
 
+// lookAfter is how long a spin runs before it reads the thread's
+// context switch count (a system call, ~1 µs): most waits between two
+// operations end sooner and stay free of it.
+const lookAfter = 20 * time.Microsecond
+
 // spinUntil polls cond for at most spinFor (busySpinFor on a busy
 // machine) and reports whether it became true. w follows the calling
 // thread (nil: the caller, whose goroutine may change threads between
@@ -145,6 +157,7 @@ func (p *pool) spinUntil(cond func() bool, w *watch) bool {
 		w = &local
 	}
 	limit := spinFor
+	looked := false
 	for i := 0; ; i++ {
 		if cond() {
 			return true
@@ -154,18 +167,20 @@ func (p *pool) spinUntil(cond func() bool, w *watch) bool {
 		}
 		if t0.IsZero() {
 			t0 = time.Now()
-			p.look(w)
 			if p.busy() {
 				limit = busySpinFor
 			}
 			continue
 		}
-		if time.Since(t0) > limit {
+		el := time.Since(t0)
+		if el > limit {
 			return false
 		}
-		if i&1023 == 1023 && limit == spinFor {
-			// Preempted while spinning: another thread wants this core.
-			if p.look(w); p.busy() {
+		if el > lookAfter && (!looked || i&1023 == 1023) {
+			// Preempted since the last look: another thread wants
+			// this core.
+			looked = true
+			if p.look(w); p.busy() && limit == spinFor {
 				return false
 			}
 		}
@@ -236,6 +251,10 @@ func (p *pool) run(job func(worker int)) {
 		job(0)
 		return
 	}
+	if p.solo() {
+		job(0)
+		return
+	}
 	// No worker is active and none can join (the previous job is
 	// closed), so job can be replaced.
 	p.job = job
@@ -245,21 +264,56 @@ func (p *pool) run(job func(worker int)) {
 	p.wake.Broadcast()
 	p.mu.Unlock()
 
+	t0 := time.Since(p.start)
 	job(0)
+	t1 := time.Since(p.start)
 
 	// Close the job: workers that have not joined yet skip it.
 	s := p.state.And(^uint64(stateOpen)) &^ stateOpen
-	if s&stateActive == 0 {
+	if s&stateActive != 0 {
+		finished := func() bool { return p.state.Load()&stateActive == 0 }
+		if !p.spinUntil(finished, nil) {
+			p.mu.Lock()
+			for !finished() {
+				p.done.Wait()
+			}
+			p.mu.Unlock()
+		}
+	}
+	p.account(t1-t0, time.Since(p.start)-t1)
+}
+
+// Adaptive thread count: on a busy machine a worker is often preempted
+// in the middle of an item, and the caller then waits for the
+// scheduler to run it again. When, over soloWindow, the caller has
+// waited more than half as long as it worked, the workers help less
+// than they cost: jobs run on the caller alone for soloHold, then the
+// pool tries again.
+const (
+	soloWindow = 50 * time.Millisecond
+	soloHold   = 250 * time.Millisecond
+)
+
+// account adds one job's work and wait times of the caller (under
+// runMu) and switches to caller-only jobs when the waits dominate.
+func (p *pool) account(work, wait time.Duration) {
+	p.jobSum += work
+	p.waitSum += wait
+	now := time.Since(p.start)
+	if now-p.winT0 < soloWindow {
 		return
 	}
-	finished := func() bool { return p.state.Load()&stateActive == 0 }
-	if !p.spinUntil(finished, nil) {
-		p.mu.Lock()
-		for !finished() {
-			p.done.Wait()
-		}
-		p.mu.Unlock()
+	// Decide on windows mostly spent in jobs (not after an idle gap or
+	// a solo period).
+	if p.busy() && p.jobSum+p.waitSum >= soloWindow/2 && p.waitSum > p.jobSum/2 {
+		p.soloUntil.Store(int64(now + soloHold))
 	}
+	p.winT0, p.jobSum, p.waitSum = now, 0, 0
+}
+
+// solo reports whether jobs run on the caller alone now.
+func (p *pool) solo() bool {
+	return int64(time.Since(p.start)) < p.soloUntil.Load()
 }
 
 // chunksPerThread is how many work items per thread a streaming

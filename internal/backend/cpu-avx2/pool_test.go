@@ -99,7 +99,7 @@ func TestPoolDoesNotWaitForDescheduledWorker(t *testing.T) {
 // not change the mode, busyPreempts within busyWindow do, and the mode
 // lapses after busyHold.
 func TestPoolBusyMode(t *testing.T) {
-	p := newPool(1)
+	p := newPool(2)
 	defer p.close()
 	if p.busy() || p.chunksPerThread() != 4 {
 		t.Fatal("new pool in busy mode")
@@ -112,8 +112,36 @@ func TestPoolBusyMode(t *testing.T) {
 	if !p.busy() || p.chunksPerThread() != 16 {
 		t.Fatalf("%d preemptions: busy %v", busyPreempts, p.busy())
 	}
+	// Adaptive thread count: waits of more than half the work over a
+	// window switch to caller-only jobs, on a busy machine only.
+	p.winT0 = time.Since(p.start) - soloWindow
+	p.account(20*time.Millisecond, 8*time.Millisecond)
+	if p.solo() {
+		t.Fatal("solo after waits of 40% of the work")
+	}
+	p.winT0 = time.Since(p.start) - soloWindow
+	p.account(2*time.Millisecond, 2*time.Millisecond)
+	if p.solo() {
+		t.Fatal("solo after a window mostly idle")
+	}
+	p.winT0 = time.Since(p.start) - soloWindow
+	p.account(20*time.Millisecond, 15*time.Millisecond)
+	if !p.solo() {
+		t.Fatal("not solo after waits of 75% of the work")
+	}
+	var workers atomic.Int32
+	p.forChunks(100, 1, 0, func(worker, _, _ int) { workers.Store(int32(worker) + 1) })
+	if workers.Load() != 1 {
+		t.Errorf("solo job ran on worker %d", workers.Load()-1)
+	}
+	p.soloUntil.Store(0)
 	p.busyUntil.Store(int64(time.Since(p.start)) - 1)
 	if p.busy() {
 		t.Error("busy mode did not lapse")
+	}
+	p.winT0 = time.Since(p.start) - soloWindow
+	p.account(20*time.Millisecond, 15*time.Millisecond)
+	if p.solo() {
+		t.Error("solo on a quiet machine")
 	}
 }

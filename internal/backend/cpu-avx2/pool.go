@@ -74,13 +74,6 @@ type pool struct {
 	// Preemptions seen since winStart (ns since start).
 	winStart, winCount atomic.Int64
 
-	// Adaptive thread count on a busy machine (caller only, under
-	// runMu): the caller's own work and its waits for workers in the
-	// middle of an item since winT0; soloUntil (ns since start): until
-	// then jobs run on the caller alone.
-	winT0, jobSum, waitSum time.Duration
-	soloUntil              atomic.Int64
-
 	// beforeJoin, when set (tests), is called by a worker that has seen
 	// a new job, before it tries to join it: a stand-in for a thread
 	// that the OS deschedules at that moment.
@@ -251,7 +244,13 @@ func (p *pool) run(job func(worker int)) {
 		job(0)
 		return
 	}
-	if p.solo() {
+	if p.busy() {
+		// Adaptive thread count: on a busy machine a worker is often
+		// preempted in the middle of an item and the caller then
+		// waits for the scheduler to run it again, while wake-ups of
+		// the workers take the core from the caller. The caller works
+		// alone until the busy mode lapses (busyHold after the last
+		// burst of preemptions), then the pool tries again.
 		job(0)
 		return
 	}
@@ -264,56 +263,21 @@ func (p *pool) run(job func(worker int)) {
 	p.wake.Broadcast()
 	p.mu.Unlock()
 
-	t0 := time.Since(p.start)
 	job(0)
-	t1 := time.Since(p.start)
 
 	// Close the job: workers that have not joined yet skip it.
 	s := p.state.And(^uint64(stateOpen)) &^ stateOpen
-	if s&stateActive != 0 {
-		finished := func() bool { return p.state.Load()&stateActive == 0 }
-		if !p.spinUntil(finished, nil) {
-			p.mu.Lock()
-			for !finished() {
-				p.done.Wait()
-			}
-			p.mu.Unlock()
-		}
-	}
-	p.account(t1-t0, time.Since(p.start)-t1)
-}
-
-// Adaptive thread count: on a busy machine a worker is often preempted
-// in the middle of an item, and the caller then waits for the
-// scheduler to run it again. When, over soloWindow, the caller has
-// waited more than half as long as it worked, the workers help less
-// than they cost: jobs run on the caller alone for soloHold, then the
-// pool tries again.
-const (
-	soloWindow = 50 * time.Millisecond
-	soloHold   = 250 * time.Millisecond
-)
-
-// account adds one job's work and wait times of the caller (under
-// runMu) and switches to caller-only jobs when the waits dominate.
-func (p *pool) account(work, wait time.Duration) {
-	p.jobSum += work
-	p.waitSum += wait
-	now := time.Since(p.start)
-	if now-p.winT0 < soloWindow {
+	if s&stateActive == 0 {
 		return
 	}
-	// Decide on windows mostly spent in jobs (not after an idle gap or
-	// a solo period).
-	if p.busy() && p.jobSum+p.waitSum >= soloWindow/2 && p.waitSum > p.jobSum/2 {
-		p.soloUntil.Store(int64(now + soloHold))
+	finished := func() bool { return p.state.Load()&stateActive == 0 }
+	if !p.spinUntil(finished, nil) {
+		p.mu.Lock()
+		for !finished() {
+			p.done.Wait()
+		}
+		p.mu.Unlock()
 	}
-	p.winT0, p.jobSum, p.waitSum = now, 0, 0
-}
-
-// solo reports whether jobs run on the caller alone now.
-func (p *pool) solo() bool {
-	return int64(time.Since(p.start)) < p.soloUntil.Load()
 }
 
 // chunksPerThread is how many work items per thread a streaming

@@ -74,6 +74,14 @@ type pool struct {
 	// Preemptions seen since winStart (ns since start).
 	winStart, winCount atomic.Int64
 
+	// Adaptive thread count on a busy machine (see soloNow), under amu.
+	amu     sync.Mutex
+	phase   int           // −1: quiet; 0: timing the pool; 1: timing the caller alone; 2: using the faster
+	phaseT0 time.Duration // start of the phase (since start)
+	items   int64         // work items handed to forChunks in this phase
+	rates   [2]float64    // items per second of phases 0 and 1
+	useSolo bool
+
 	// beforeJoin, when set (tests), is called by a worker that has seen
 	// a new job, before it tries to join it: a stand-in for a thread
 	// that the OS deschedules at that moment.
@@ -85,7 +93,7 @@ func newPool(n int) *pool { return newPoolHooked(n, nil) }
 
 // newPoolHooked is newPool with pool.beforeJoin set.
 func newPoolHooked(n int, beforeJoin func(worker int)) *pool {
-	p := &pool{n: n, start: time.Now(), beforeJoin: beforeJoin}
+	p := &pool{n: n, start: time.Now(), beforeJoin: beforeJoin, phase: -1}
 	p.wake = sync.NewCond(&p.mu)
 	p.done = sync.NewCond(&p.mu)
 	for i := 1; i < n; i++ {
@@ -244,16 +252,6 @@ func (p *pool) run(job func(worker int)) {
 		job(0)
 		return
 	}
-	if p.busy() {
-		// Adaptive thread count: on a busy machine a worker is often
-		// preempted in the middle of an item and the caller then
-		// waits for the scheduler to run it again, while wake-ups of
-		// the workers take the core from the caller. The caller works
-		// alone until the busy mode lapses (busyHold after the last
-		// burst of preemptions), then the pool tries again.
-		job(0)
-		return
-	}
 	// No worker is active and none can join (the previous job is
 	// closed), so job can be replaced.
 	p.job = job
@@ -280,6 +278,56 @@ func (p *pool) run(job func(worker int)) {
 	}
 }
 
+// Phases of the adaptive thread count: each mode is timed for
+// phaseTime, then the faster is used for useTime.
+const (
+	phaseTime = 100 * time.Millisecond
+	useTime   = 400 * time.Millisecond
+)
+
+// soloNow counts an operation of n items and reports whether it runs on
+// the caller alone. On a quiet machine never. On a busy one a worker is
+// often preempted in the middle of an item, the caller then waits for
+// the scheduler to run it again, and waking the workers takes cores from
+// the caller: whether the pool still beats the caller alone depends on
+// how busy the machine is (measured on 2 cores: 1.5× with a few
+// intermittent processes, 0.1× beside one that never sleeps). So the
+// pool times both: phaseTime with its workers, phaseTime without, then
+// useTime with the faster, and again. The operations of a model repeat
+// token after token, so items per second compare the two.
+func (p *pool) soloNow(n int) bool {
+	busy := p.busy()
+	p.amu.Lock()
+	defer p.amu.Unlock()
+	if !busy {
+		p.phase = -1
+		return false
+	}
+	now := time.Since(p.start)
+	if p.phase < 0 {
+		p.phase, p.phaseT0, p.items = 0, now, 0
+	}
+	p.items += int64(n)
+	if el := now - p.phaseT0; el >= phaseTime && p.phase < 2 || el >= useTime {
+		switch p.phase {
+		case 0, 1:
+			p.rates[p.phase] = float64(p.items) / el.Seconds()
+			p.phase++
+			p.useSolo = p.rates[1] > p.rates[0]
+		default:
+			p.phase = 0
+		}
+		p.phaseT0, p.items = now, 0
+	}
+	switch p.phase {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	return p.useSolo
+}
+
 // chunksPerThread is how many work items per thread a streaming
 // operation (generation's matrix–vector products) is cut into: few and
 // long on a quiet machine (each item's start is a prefetch miss), more
@@ -302,7 +350,7 @@ func (p *pool) forChunks(n, chunk, minPar int, fn func(worker, lo, hi int)) {
 	if chunk < 1 {
 		chunk = 1
 	}
-	if p.n == 1 || n <= chunk || n < minPar {
+	if p.n == 1 || p.soloNow(n) || n <= chunk || n < minPar {
 		fn(0, 0, n)
 		return
 	}

@@ -112,14 +112,43 @@ func TestPoolBusyMode(t *testing.T) {
 	if !p.busy() || p.chunksPerThread() != 16 {
 		t.Fatalf("%d preemptions: busy %v", busyPreempts, p.busy())
 	}
-	// Adaptive thread count: on a busy machine jobs run on the caller.
+	// Adaptive thread count: the pool's phases time both modes, then use
+	// the faster.
+	if p.soloNow(1) || p.phase != 0 {
+		t.Fatalf("busy: phase %d, want 0 (timing the pool)", p.phase)
+	}
+	p.phaseT0 -= phaseTime
+	p.items = 1000 // 1000 items in phaseTime with the workers
+	if !p.soloNow(0) || p.phase != 1 {
+		t.Fatalf("after phase 0: phase %d, want 1 (timing the caller alone)", p.phase)
+	}
 	var workers atomic.Int32
 	p.forChunks(100, 1, 0, func(worker, _, _ int) { workers.Store(int32(worker) + 1) })
 	if workers.Load() != 1 {
-		t.Errorf("busy: a job ran on worker %d", workers.Load()-1)
+		t.Errorf("timing the caller alone: a job ran on worker %d", workers.Load()-1)
+	}
+	p.phaseT0 -= phaseTime
+	p.items = 3000 // faster alone
+	if !p.soloNow(0) || p.phase != 2 || !p.useSolo {
+		t.Fatalf("after phase 1: phase %d, solo %v; want 2, the caller alone", p.phase, p.useSolo)
+	}
+	p.phaseT0 -= useTime
+	if p.soloNow(0) || p.phase != 0 {
+		t.Fatalf("after using the faster: phase %d, want 0", p.phase)
+	}
+	p.phaseT0 -= phaseTime
+	p.items = 1000
+	p.soloNow(0)
+	p.phaseT0 -= phaseTime
+	p.items = 500 // slower alone
+	if p.soloNow(0) || p.useSolo {
+		t.Fatal("the caller alone was slower but is used")
 	}
 	p.busyUntil.Store(int64(time.Since(p.start)) - 1)
 	if p.busy() {
 		t.Error("busy mode did not lapse")
+	}
+	if p.soloNow(1) || p.phase != -1 {
+		t.Errorf("quiet: phase %d, want −1 (always the pool)", p.phase)
 	}
 }

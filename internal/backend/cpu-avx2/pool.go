@@ -25,15 +25,18 @@ const spinFor = 2 * time.Millisecond
 // the process that competes), so it gives the core up quickly.
 const busySpinFor = 30 * time.Microsecond
 
-// busyHold is how long the pool stays in its busy-machine mode after it
-// last saw busyPreempts preemptions of its threads within busyWindow: a
-// thread that shares its core with a busy process is preempted every
-// few milliseconds, while on a quiet machine a rare preemption (a kernel
-// thread, the plugin's own runtime) must not leave the quiet mode.
+// busyHold is how long the pool stays in its busy-machine mode after a
+// worker last found itself runnable but not running for more than
+// busyLost of the time over an interval of at least busyMinInterval: a
+// thread that shares its core with a process that never sleeps waits
+// for a third to a half of the time, while the short preemptions of a
+// quiet machine (the plugin's own runtime threads, the client) cost it
+// a few percent.
 const (
-	busyHold     = 250 * time.Millisecond
-	busyWindow   = 100 * time.Millisecond
-	busyPreempts = 3
+	busyHold        = 250 * time.Millisecond
+	busyLost        = 0.2
+	busyMinInterval = 5 * time.Millisecond
+	busyMaxInterval = 500 * time.Millisecond
 )
 
 // Bits of pool.state: the job generation (high 32 bits), whether the
@@ -71,8 +74,6 @@ type pool struct {
 	// preempted while it had work or was spinning.
 	busyUntil atomic.Int64
 	start     time.Time
-	// Preemptions seen since winStart (ns since start).
-	winStart, winCount atomic.Int64
 
 	// Adaptive thread count on a busy machine (see soloNow), under amu.
 	amu     sync.Mutex
@@ -108,37 +109,30 @@ func (p *pool) busy() bool {
 	return int64(time.Since(p.start)) < p.busyUntil.Load()
 }
 
-// preempted records k preemptions of a thread of the pool; busyPreempts
-// within busyWindow switch the pool into its busy-machine mode for
-// busyHold. (Racing callers may lose a count: the figure is a heuristic.)
-func (p *pool) preempted(k int64) {
-	now := int64(time.Since(p.start))
-	if now-p.winStart.Load() > int64(busyWindow) {
-		p.winStart.Store(now)
-		p.winCount.Store(0)
-	}
-	if p.winCount.Add(k) >= busyPreempts {
-		p.busyUntil.Store(now + int64(busyHold))
-	}
-}
-
-// watch follows one OS thread's involuntary context switch count: a
-// change means the thread was preempted, i.e. another thread wanted its
-// core.
+// watch follows one worker's OS thread: its CPU time and the wall time
+// at the last look, and the time it slept voluntarily since. Wall time
+// that is neither CPU time nor sleep is time the thread was runnable
+// but not running: another thread had its core.
 type watch struct {
-	csw int64 // count when last read; −1: none
-	at  int64 // when (ns since the pool's start)
+	cpu, wall, slept time.Duration // cpu < 0: unknown
 }
 
-// look reads the count and reports the preemptions since the last look
-// to the pool, if that look was recent enough to tell.
+// look ends an interval of w and switches the pool into its busy mode
+// when the thread lost more than busyLost of it.
 func (p *pool) look(w *watch) {
-	c := involuntarySwitches()
-	now := int64(time.Since(p.start))
-	if w.csw >= 0 && c > w.csw && now-w.at <= int64(busyWindow) {
-		p.preempted(c - w.csw)
+	cpu := osThreadCPU()
+	wall := time.Since(p.start)
+	if w.cpu >= 0 && cpu >= 0 {
+		iv := wall - w.wall
+		if iv >= busyMinInterval && iv <= busyMaxInterval {
+			if lost := iv - (cpu - w.cpu) - w.slept; float64(lost) > busyLost*float64(iv) {
+				p.busyUntil.Store(int64(wall + busyHold))
+			}
+		} else if iv < busyMinInterval {
+			return // extend the interval
+		}
 	}
-	w.csw, w.at = c, now
+	w.cpu, w.wall, w.slept = cpu, wall, 0
 }
 
 // lookAfter is how long a spin runs before it reads the thread's
@@ -149,14 +143,9 @@ const lookAfter = 20 * time.Microsecond
 // spinUntil polls cond for at most spinFor (busySpinFor on a busy
 // machine) and reports whether it became true. w follows the calling
 // thread (nil: the caller, whose goroutine may change threads between
-// calls; then only preemptions during this spin count).
+// calls; it does not look).
 func (p *pool) spinUntil(cond func() bool, w *watch) bool {
 	var t0 time.Time
-	var local watch
-	if w == nil {
-		local.csw = -1
-		w = &local
-	}
 	limit := spinFor
 	looked := false
 	for i := 0; ; i++ {
@@ -177,9 +166,7 @@ func (p *pool) spinUntil(cond func() bool, w *watch) bool {
 		if el > limit {
 			return false
 		}
-		if el > lookAfter && (!looked || i&1023 == 1023) {
-			// Preempted since the last look: another thread wants
-			// this core.
+		if w != nil && el > lookAfter && (!looked || i&1023 == 1023) {
 			looked = true
 			if p.look(w); p.busy() && limit == spinFor {
 				return false
@@ -195,15 +182,17 @@ func (p *pool) worker(id int) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var seen uint64 // generation of the last job looked at
-	w := watch{csw: -1}
+	w := watch{cpu: -1}
 	posted := func() bool { return p.state.Load()/stateGen != seen || p.closed.Load() }
 	for {
 		if !p.spinUntil(posted, &w) {
+			t0 := time.Now()
 			p.mu.Lock()
 			for !posted() {
 				p.wake.Wait()
 			}
 			p.mu.Unlock()
+			w.slept += time.Since(t0)
 		}
 		if p.closed.Load() {
 			return

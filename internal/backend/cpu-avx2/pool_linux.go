@@ -1,13 +1,17 @@
 package cpuavx2
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
 
-// involuntarySwitches returns how many times the calling OS thread was
-// preempted (getrusage RUSAGE_THREAD ru_nivcsw), or −1 when unknown.
-func involuntarySwitches() int64 {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
+	"golang.org/x/sys/unix"
+)
+
+// osThreadCPU returns the CPU time of the calling OS thread, or −1 when
+// unknown.
+func osThreadCPU() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
 		return -1
 	}
-	return ru.Nivcsw
+	return time.Duration(ts.Nano())
 }

@@ -2,6 +2,8 @@
 
 package cpuavx2
 
-// involuntarySwitches returns −1: the count is read on Linux only, so
-// elsewhere the pool keeps its quiet-machine spinning.
-func involuntarySwitches() int64 { return -1 }
+import "time"
+
+// osThreadCPU returns −1: the thread's CPU time is read on Linux only, so
+// elsewhere the pool keeps its quiet-machine behaviour.
+func osThreadCPU() time.Duration { return -1 }

@@ -1,6 +1,7 @@
 package cpuavx2
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,22 +96,32 @@ func TestPoolDoesNotWaitForDescheduledWorker(t *testing.T) {
 	}
 }
 
-// TestPoolBusyMode checks the busy-machine switch: a few preemptions do
-// not change the mode, busyPreempts within busyWindow do, and the mode
-// lapses after busyHold.
+// TestPoolBusyMode checks the busy-machine switch: a worker interval
+// spent running or sleeping does not change the mode, one that lost more
+// than busyLost of its wall time does, and the mode lapses after
+// busyHold.
 func TestPoolBusyMode(t *testing.T) {
 	p := newPool(2)
 	defer p.close()
 	if p.busy() || p.chunksPerThread() != 4 {
 		t.Fatal("new pool in busy mode")
 	}
-	p.preempted(busyPreempts - 1)
-	if p.busy() {
-		t.Fatalf("%d preemptions switched to busy mode", busyPreempts-1)
+	if osThreadCPU() < 0 {
+		t.Skip("no thread CPU clock")
 	}
-	p.preempted(1)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// 10 ms of wall time, all of it asleep: not lost.
+	w := watch{cpu: osThreadCPU(), wall: time.Since(p.start) - 10*time.Millisecond, slept: 10 * time.Millisecond}
+	p.look(&w)
+	if p.busy() {
+		t.Fatal("an interval asleep switched to busy mode")
+	}
+	// 10 ms of wall time, neither running nor asleep: lost.
+	w = watch{cpu: osThreadCPU(), wall: time.Since(p.start) - 10*time.Millisecond}
+	p.look(&w)
 	if !p.busy() || p.chunksPerThread() != 16 {
-		t.Fatalf("%d preemptions: busy %v", busyPreempts, p.busy())
+		t.Fatalf("an interval lost: busy %v", p.busy())
 	}
 	// Adaptive thread count: the pool's phases time both modes, then use
 	// the faster.

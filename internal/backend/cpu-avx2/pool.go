@@ -27,12 +27,16 @@ const busySpinFor = 30 * time.Microsecond
 
 // busyHold is how long the pool stays in its busy-machine mode after a
 // worker last found itself runnable but not running for more than
-// busyLost of the time over an interval of at least busyMinInterval: a
+// busyLost of the time in busyIntervals intervals in a row, each of at
+// least busyMinInterval: a
 // thread that shares its core with a process that never sleeps waits
 // for a third to a half of the time, while the short preemptions of a
 // quiet machine (the plugin's own runtime threads, the client) cost it
-// a few percent.
+// a few percent, and an occasional longer preemption (another process
+// that runs a while, then sleeps) does not repeat interval after
+// interval.
 const (
+	busyIntervals   = 3
 	busyHold        = 250 * time.Millisecond
 	busyLost        = 0.2
 	busyMinInterval = 5 * time.Millisecond
@@ -115,6 +119,7 @@ func (p *pool) busy() bool {
 // but not running: another thread had its core.
 type watch struct {
 	cpu, wall, slept time.Duration // cpu < 0: unknown
+	lossy            int           // intervals in a row that lost more than busyLost
 }
 
 // look ends an interval of w and switches the pool into its busy mode
@@ -126,10 +131,16 @@ func (p *pool) look(w *watch) {
 		iv := wall - w.wall
 		if iv >= busyMinInterval && iv <= busyMaxInterval {
 			if lost := iv - (cpu - w.cpu) - w.slept; float64(lost) > busyLost*float64(iv) {
-				p.busyUntil.Store(int64(wall + busyHold))
+				if w.lossy++; w.lossy >= busyIntervals {
+					p.busyUntil.Store(int64(wall + busyHold))
+				}
+			} else {
+				w.lossy = 0
 			}
 		} else if iv < busyMinInterval {
 			return // extend the interval
+		} else {
+			w.lossy = 0 // too long ago to tell
 		}
 	}
 	w.cpu, w.wall, w.slept = cpu, wall, 0

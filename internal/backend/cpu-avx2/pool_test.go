@@ -117,11 +117,28 @@ func TestPoolBusyMode(t *testing.T) {
 	if p.busy() {
 		t.Fatal("an interval asleep switched to busy mode")
 	}
-	// 10 ms of wall time, neither running nor asleep: lost.
-	w = watch{cpu: osThreadCPU(), wall: time.Since(p.start) - 10*time.Millisecond}
-	p.look(&w)
-	if !p.busy() || p.chunksPerThread() != 16 {
-		t.Fatalf("an interval lost: busy %v", p.busy())
+	// 10 ms of wall time, neither running nor asleep: lost; busy after
+	// busyIntervals such intervals in a row.
+	w = watch{}
+	for i := 1; i <= busyIntervals; i++ {
+		w.cpu, w.wall = osThreadCPU(), time.Since(p.start)-10*time.Millisecond
+		p.look(&w)
+		if p.busy() != (i == busyIntervals) {
+			t.Fatalf("%d lost intervals: busy %v", i, p.busy())
+		}
+		if i == 1 {
+			// An interval asleep in between starts the count again.
+			w.cpu, w.wall, w.slept = osThreadCPU(), time.Since(p.start)-10*time.Millisecond, 10*time.Millisecond
+			p.look(&w)
+			if w.lossy != 0 {
+				t.Fatalf("lossy = %d after an interval asleep", w.lossy)
+			}
+			w.cpu, w.wall = osThreadCPU(), time.Since(p.start)-10*time.Millisecond
+			p.look(&w)
+		}
+	}
+	if p.chunksPerThread() != 16 {
+		t.Fatal("busy: not 16 chunks per thread")
 	}
 	// Adaptive thread count: the pool's phases time both modes, then use
 	// the faster.

@@ -282,7 +282,7 @@ func (p *pool) run(job func(worker int)) {
 // phaseTime, then the faster is used for useTime.
 const (
 	phaseTime = 100 * time.Millisecond
-	useTime   = 400 * time.Millisecond
+	useTime   = 900 * time.Millisecond
 )
 
 // soloNow counts an operation of n items and reports whether it runs on
@@ -314,6 +314,13 @@ func (p *pool) soloNow(n int) bool {
 			p.rates[p.phase] = float64(p.items) / el.Seconds()
 			p.phase++
 			p.useSolo = p.rates[1] > p.rates[0]
+			if p.phase == 2 && p.useSolo {
+				// The workers sleep while the caller works alone, so
+				// they cannot tell whether the machine is still busy:
+				// the busy mode lasts until the next timing of the
+				// pool, where they look again.
+				p.busyUntil.Store(int64(now + useTime + phaseTime))
+			}
 		default:
 			p.phase = 0
 		}

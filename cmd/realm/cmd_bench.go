@@ -268,8 +268,8 @@ func benchTests(ctx context.Context, bn *benchRunner, base benchResult, nPrompt,
 
 // measure runs one test in a session of exactly depth + np + ng
 // positions (np or ng is 0) whose depth is filled once.
-func (bn *benchRunner) measure(ctx context.Context, base benchResult, np, ng, depth, reps, pid int) (benchResult, error) {
-	ds, err := bn.open(ctx, depth, np+ng)
+func (r *benchRunner) measure(ctx context.Context, base benchResult, np, ng, depth, reps, pid int) (benchResult, error) {
+	ds, err := r.open(ctx, depth, np+ng)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -279,36 +279,36 @@ func (bn *benchRunner) measure(ctx context.Context, base benchResult, np, ng, de
 			return 0, err
 		}
 		if np > 0 {
-			return bn.ppIn(ctx, ds.sid, np)
+			return r.ppIn(ctx, ds.sid, np)
 		}
-		return bn.tgIn(ctx, ds.sid, ng)
+		return r.tgIn(ctx, ds.sid, ng)
 	}
 	if _, err := run(ctx); err != nil { // warm-up
 		return benchResult{}, err
 	}
-	r := base
-	r.NPrompt, r.NGen, r.NDepth = np, ng, depth
+	res := base
+	res.NPrompt, res.NGen, res.NDepth = np, ng, depth
 	cpu0 := processCPU(pid)
 	for i := 0; i < reps; i++ {
 		d, err := run(ctx)
 		if err != nil {
 			return benchResult{}, err
 		}
-		r.SamplesNs = append(r.SamplesNs, d.Nanoseconds())
-		r.SamplesTs = append(r.SamplesTs, float64(np+ng)/d.Seconds())
+		res.SamplesNs = append(res.SamplesNs, d.Nanoseconds())
+		res.SamplesTs = append(res.SamplesTs, float64(np+ng)/d.Seconds())
 	}
 	if cpu := processCPU(pid) - cpu0; cpu0 > 0 && cpu > 0 {
-		r.CPUTs = float64((np+ng)*reps) / cpu.Seconds()
+		res.CPUTs = float64((np+ng)*reps) / cpu.Seconds()
 	}
 	var ns []float64
-	for _, v := range r.SamplesNs {
+	for _, v := range res.SamplesNs {
 		ns = append(ns, float64(v))
 	}
 	avg, sd := meanStddev(ns)
-	r.AvgNs, r.StddevNs = int64(avg), int64(sd)
-	r.AvgTs, r.StddevTs = meanStddev(r.SamplesTs)
-	r.PluginRSS = processRSS(pid)
-	return r, nil
+	res.AvgNs, res.StddevNs = int64(avg), int64(sd)
+	res.AvgTs, res.StddevTs = meanStddev(res.SamplesTs)
+	res.PluginRSS = processRSS(pid)
+	return res, nil
 }
 
 // benchRunner runs the pp and tg tests.

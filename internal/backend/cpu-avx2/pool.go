@@ -28,13 +28,12 @@ const busySpinFor = 30 * time.Microsecond
 // busyHold is how long the pool stays in its busy-machine mode after a
 // worker last found itself runnable but not running for more than
 // busyLost of the time in busyIntervals intervals in a row, each of at
-// least busyMinInterval: a
-// thread that shares its core with a process that never sleeps waits
-// for a third to a half of the time, while the short preemptions of a
-// quiet machine (the plugin's own runtime threads, the client) cost it
-// a few percent, and an occasional longer preemption (another process
-// that runs a while, then sleeps) does not repeat interval after
-// interval.
+// least busyMinInterval: a thread that shares its core with a process
+// that never sleeps waits for a third to a half of the time, while the
+// short preemptions of a quiet machine (the plugin's own runtime
+// threads, the client) cost it a few percent, and an occasional longer
+// one (another process that runs a while, then sleeps) does not repeat
+// interval after interval.
 const (
 	busyIntervals   = 3
 	busyHold        = 250 * time.Millisecond
@@ -74,8 +73,7 @@ type pool struct {
 	exited sync.WaitGroup
 
 	// busyUntil is the monotonic time (ns since start) until which the
-	// machine counts as oversubscribed: a thread of the pool was
-	// preempted while it had work or was spinning.
+	// machine counts as oversubscribed (see busyHold and soloNow).
 	busyUntil atomic.Int64
 	start     time.Time
 

@@ -28,19 +28,22 @@ import (
 // field names so that the two tools' outputs can be compared by one
 // script.
 type benchResult struct {
-	ModelFilename string    `json:"model_filename"`
-	ModelType     string    `json:"model_type"`
-	ModelSize     int64     `json:"model_size"`
-	NPrompt       int       `json:"n_prompt"`
-	NGen          int       `json:"n_gen"`
-	NThreads      int       `json:"n_threads"`
-	Backends      string    `json:"backends"`
-	AvgNs         int64     `json:"avg_ns"`
-	StddevNs      int64     `json:"stddev_ns"`
-	AvgTs         float64   `json:"avg_ts"`
-	StddevTs      float64   `json:"stddev_ts"`
-	SamplesNs     []int64   `json:"samples_ns"`
-	SamplesTs     []float64 `json:"samples_ts"`
+	ModelFilename string `json:"model_filename"`
+	ModelType     string `json:"model_type"`
+	ModelSize     int64  `json:"model_size"`
+	NPrompt       int    `json:"n_prompt"`
+	NGen          int    `json:"n_gen"`
+	// NDepth is the number of tokens already in the KV cache when the
+	// test's timed part starts (llama-bench's -d).
+	NDepth    int       `json:"n_depth"`
+	NThreads  int       `json:"n_threads"`
+	Backends  string    `json:"backends"`
+	AvgNs     int64     `json:"avg_ns"`
+	StddevNs  int64     `json:"stddev_ns"`
+	AvgTs     float64   `json:"avg_ts"`
+	StddevTs  float64   `json:"stddev_ts"`
+	SamplesNs []int64   `json:"samples_ns"`
+	SamplesTs []float64 `json:"samples_ts"`
 	// TTFTMs is the time from the start of `realm bench` to the first
 	// generated token (plugin start, model load and one decode).
 	TTFTMs float64 `json:"ttft_ms"`
@@ -66,6 +69,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		model   = fs.String("m", "", "GGUF model file (required)")
 		nPrompt = fs.Int("p", 128, "prompt tokens of the pp test (0: skip)")
 		nGen    = fs.Int("n", 32, "generated tokens of the tg test (0: skip)")
+		depth   = fs.Int("d", 0, "tokens already in the KV cache before each test's timed part (llama-bench's depth)")
 		threads = fs.Int("t", 0, "compute threads of the plugin (0: the configuration's setting)")
 		reps    = fs.Int("r", 5, "repetitions of each test (after one warm-up run)")
 		asJSON  = fs.Bool("json", false, "print a JSON array, one object per test (llama-bench field names)")
@@ -74,7 +78,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	)
 	rf := addRuntimeFlags(fs, withBackend)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json] [--via-wasm [--wasm FILE]]")
+		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-d 0] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json] [--via-wasm [--wasm FILE]]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -87,8 +91,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	case *model == "":
 		fs.Usage()
 		return errors.New("bench: -m MODEL is required")
-	case *nPrompt < 0 || *nGen < 0 || *reps < 1 || *threads < 0:
-		return errors.New("bench: -p, -n, -t must be ≥ 0 and -r ≥ 1")
+	case *nPrompt < 0 || *nGen < 0 || *depth < 0 || *reps < 1 || *threads < 0:
+		return errors.New("bench: -p, -n, -d, -t must be ≥ 0 and -r ≥ 1")
 	case *nPrompt == 0 && *nGen == 0:
 		return errors.New("bench: nothing to run (-p 0 and -n 0)")
 	}
@@ -118,7 +122,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer func() { _ = b.UnloadModel(context.WithoutCancel(ctx), mi.ID) }()
 
-	bn := &benchRunner{b: b, model: mi.ID, nVocab: mi.NVocab, nCtx: *nPrompt + *nGen + 1}
+	bn := &benchRunner{b: b, model: mi.ID, nVocab: mi.NVocab, nCtxTrain: mi.NCtxTrain}
 	// Time to first token: one single-token decode right after loading.
 	if _, err := bn.tg(ctx, 1); err != nil {
 		return fmt.Errorf("bench: first token: %w", err)
@@ -133,43 +137,9 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		Backends:      name,
 		TTFTMs:        float64(ttft.Microseconds()) / 1000,
 	}
-	var results []benchResult
-	for _, test := range []struct {
-		np, ng int
-		run    func(context.Context) (time.Duration, error)
-	}{
-		{*nPrompt, 0, func(ctx context.Context) (time.Duration, error) { return bn.pp(ctx, *nPrompt) }},
-		{0, *nGen, func(ctx context.Context) (time.Duration, error) { return bn.tg(ctx, *nGen) }},
-	} {
-		if test.np+test.ng == 0 {
-			continue
-		}
-		if _, err := test.run(ctx); err != nil { // warm-up
-			return fmt.Errorf("bench: %w", err)
-		}
-		r := base
-		r.NPrompt, r.NGen = test.np, test.ng
-		cpu0 := processCPU(sup.PID())
-		for i := 0; i < *reps; i++ {
-			d, err := test.run(ctx)
-			if err != nil {
-				return fmt.Errorf("bench: %w", err)
-			}
-			r.SamplesNs = append(r.SamplesNs, d.Nanoseconds())
-			r.SamplesTs = append(r.SamplesTs, float64(test.np+test.ng)/d.Seconds())
-		}
-		if cpu := processCPU(sup.PID()) - cpu0; cpu0 > 0 && cpu > 0 {
-			r.CPUTs = float64((test.np+test.ng)**reps) / cpu.Seconds()
-		}
-		var ns []float64
-		for _, v := range r.SamplesNs {
-			ns = append(ns, float64(v))
-		}
-		avg, sd := meanStddev(ns)
-		r.AvgNs, r.StddevNs = int64(avg), int64(sd)
-		r.AvgTs, r.StddevTs = meanStddev(r.SamplesTs)
-		r.PluginRSS = processRSS(sup.PID())
-		results = append(results, r)
+	results, err := benchTests(ctx, bn, base, *nPrompt, *nGen, *depth, *reps, sup.PID())
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	if *viaWasm {
 		// The guest loads the model again by name: release this load
@@ -177,13 +147,13 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		if err := b.UnloadModel(ctx, mi.ID); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		wr, err := benchViaWasm(ctx, b, name, abs, *wasmArg, *nPrompt, *nGen, *reps, log, env)
+		wr, err := benchViaWasm(ctx, b, name, abs, *wasmArg, *nPrompt, *nGen, *depth, *reps, log, env)
 		if err != nil {
 			return fmt.Errorf("bench --via-wasm: %w", err)
 		}
 		for _, w := range wr {
 			r := base
-			r.NPrompt, r.NGen, r.ViaWasm = w.np, w.ng, true
+			r.NPrompt, r.NGen, r.NDepth, r.ViaWasm = w.np, w.ng, *depth, true
 			r.SamplesNs = w.ns
 			var ns []float64
 			for _, v := range w.ns {
@@ -267,29 +237,142 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
-// benchRunner runs the pp and tg tests in fresh sessions.
-type benchRunner struct {
-	b      backends.Backend
-	model  backends.ModelID
-	nVocab int
-	nCtx   int
+// benchTests runs the pp test (nPrompt tokens in one batch) and the tg
+// test (nGen single-token decodes), each after depth tokens already in
+// the KV cache, with one warm-up and reps timed repetitions, and returns
+// a result for each test that has tokens. pid is the plugin's process
+// for the CPU-time and RSS figures (0: none).
+func benchTests(ctx context.Context, bn *benchRunner, base benchResult, nPrompt, nGen, depth, reps, pid int) ([]benchResult, error) {
+	// Each test runs in its own session of exactly depth + its tokens
+	// positions (like llama-bench), so pp at the training context
+	// (-p 2048 on a model trained on 2048) fits.
+	tests := []struct{ np, ng int }{{nPrompt, 0}, {0, nGen}}
+	for _, t := range tests {
+		if need := depth + t.np + t.ng; t.np+t.ng > 0 && bn.nCtxTrain > 0 && need > bn.nCtxTrain {
+			return nil, fmt.Errorf("depth %d + %d test tokens = %d exceeds the model's training context %d", depth, t.np+t.ng, need, bn.nCtxTrain)
+		}
+	}
+	var results []benchResult
+	for _, test := range tests {
+		if test.np+test.ng == 0 {
+			continue
+		}
+		r, err := bn.measure(ctx, base, test.np, test.ng, depth, reps, pid)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
 }
 
-// pp decodes a batch of n fixed pseudo-random tokens in a fresh session
-// and returns the time of that decode (the greedy token of the last
-// position is sampled in the plugin, so no logits cross the wire).
-func (r *benchRunner) pp(ctx context.Context, n int) (time.Duration, error) {
-	sid, err := r.b.OpenSession(ctx, r.model, r.nCtx)
+// measure runs one test in a session of exactly depth + np + ng
+// positions (np or ng is 0) whose depth is filled once.
+func (r *benchRunner) measure(ctx context.Context, base benchResult, np, ng, depth, reps, pid int) (benchResult, error) {
+	ds, err := r.open(ctx, depth, np+ng)
 	if err != nil {
-		return 0, err
+		return benchResult{}, err
 	}
-	defer func() { _ = r.b.CloseSession(context.WithoutCancel(ctx), sid) }()
+	defer ds.close(ctx)
+	run := func(ctx context.Context) (time.Duration, error) {
+		if err := ds.rewind(ctx); err != nil {
+			return 0, err
+		}
+		if np > 0 {
+			return r.ppIn(ctx, ds.sid, np)
+		}
+		return r.tgIn(ctx, ds.sid, ng)
+	}
+	if _, err := run(ctx); err != nil { // warm-up
+		return benchResult{}, err
+	}
+	res := base
+	res.NPrompt, res.NGen, res.NDepth = np, ng, depth
+	cpu0 := processCPU(pid)
+	for i := 0; i < reps; i++ {
+		d, err := run(ctx)
+		if err != nil {
+			return benchResult{}, err
+		}
+		res.SamplesNs = append(res.SamplesNs, d.Nanoseconds())
+		res.SamplesTs = append(res.SamplesTs, float64(np+ng)/d.Seconds())
+	}
+	if cpu := processCPU(pid) - cpu0; cpu0 > 0 && cpu > 0 {
+		res.CPUTs = float64((np+ng)*reps) / cpu.Seconds()
+	}
+	var ns []float64
+	for _, v := range res.SamplesNs {
+		ns = append(ns, float64(v))
+	}
+	avg, sd := meanStddev(ns)
+	res.AvgNs, res.StddevNs = int64(avg), int64(sd)
+	res.AvgTs, res.StddevTs = meanStddev(res.SamplesTs)
+	res.PluginRSS = processRSS(pid)
+	return res, nil
+}
+
+// benchRunner runs the pp and tg tests.
+type benchRunner struct {
+	b         backends.Backend
+	model     backends.ModelID
+	nVocab    int
+	nCtxTrain int // 0: unknown
+}
+
+// benchTokens returns n fixed pseudo-random tokens below nVocab, starting
+// the generator from seed (the same sequence as the bench guest's).
+func benchTokens(n, nVocab int, seed uint32) []int32 {
 	toks := make([]int32, n)
-	x := uint32(12345)
+	x := seed
 	for i := range toks {
 		x = x*1664525 + 1013904223
-		toks[i] = int32((x >> 8) % uint32(max(r.nVocab, 1)))
+		toks[i] = int32((x >> 8) % uint32(max(nVocab, 1)))
 	}
+	return toks
+}
+
+// depthSession is a session of depth + n positions whose first depth
+// positions are filled once (untimed) and kept across the repetitions:
+// rewind truncates it back to depth before each one.
+type depthSession struct {
+	b     backends.Backend
+	sid   backends.SessionID
+	depth int
+}
+
+// open starts a session of exactly depth + n positions and decodes depth
+// pseudo-random tokens into it (a seed different from the pp test's, so
+// that the pp batch does not repeat the context).
+func (r *benchRunner) open(ctx context.Context, depth, n int) (*depthSession, error) {
+	sid, err := r.b.OpenSession(ctx, r.model, depth+n)
+	if err != nil {
+		return nil, err
+	}
+	ds := &depthSession{b: r.b, sid: sid, depth: depth}
+	if depth > 0 {
+		toks := benchTokens(depth, r.nVocab, 777)
+		if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantNone}); err != nil {
+			ds.close(ctx)
+			return nil, fmt.Errorf("filling %d tokens of depth: %w", depth, err)
+		}
+	}
+	return ds, nil
+}
+
+// rewind drops every position after the depth.
+func (d *depthSession) rewind(ctx context.Context) error {
+	return d.b.Truncate(ctx, d.sid, d.depth)
+}
+
+func (d *depthSession) close(ctx context.Context) {
+	_ = d.b.CloseSession(context.WithoutCancel(ctx), d.sid)
+}
+
+// ppIn decodes a batch of n fixed pseudo-random tokens in session sid
+// and returns the time of that decode (the greedy token of the last
+// position is sampled in the plugin, so no logits cross the wire).
+func (r *benchRunner) ppIn(ctx context.Context, sid backends.SessionID, n int) (time.Duration, error) {
+	toks := benchTokens(n, r.nVocab, 12345)
 	t0 := time.Now()
 	if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample, Sample: backends.SampleParams{Temperature: 0}}); err != nil {
 		return 0, err
@@ -297,14 +380,9 @@ func (r *benchRunner) pp(ctx context.Context, n int) (time.Duration, error) {
 	return time.Since(t0), nil
 }
 
-// tg decodes n tokens one at a time in a fresh session, feeding back
-// each greedy token, and returns the total time.
-func (r *benchRunner) tg(ctx context.Context, n int) (time.Duration, error) {
-	sid, err := r.b.OpenSession(ctx, r.model, r.nCtx)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = r.b.CloseSession(context.WithoutCancel(ctx), sid) }()
+// tgIn decodes n tokens one at a time in session sid, feeding back each
+// greedy token, and returns the total time.
+func (r *benchRunner) tgIn(ctx context.Context, sid backends.SessionID, n int) (time.Duration, error) {
 	tok := int32(1)
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
@@ -315,6 +393,16 @@ func (r *benchRunner) tg(ctx context.Context, n int) (time.Duration, error) {
 		tok = res.Token
 	}
 	return time.Since(t0), nil
+}
+
+// tg decodes n tokens one at a time in a fresh session of n positions.
+func (r *benchRunner) tg(ctx context.Context, n int) (time.Duration, error) {
+	ds, err := r.open(ctx, 0, n)
+	if err != nil {
+		return 0, err
+	}
+	defer ds.close(ctx)
+	return r.tgIn(ctx, ds.sid, n)
 }
 
 // modelType describes a model like llama-bench ("llama 1.1B Q4_0"): the
@@ -378,6 +466,9 @@ func printBench(env *cliEnv, results []benchResult, ttft time.Duration) error {
 		if r.NGen > 0 {
 			test = fmt.Sprintf("tg%d", r.NGen)
 		}
+		if r.NDepth > 0 {
+			test += fmt.Sprintf(" @ d%d", r.NDepth)
+		}
 		if r.ViaWasm {
 			test += " (wasm)"
 		}
@@ -411,7 +502,7 @@ type wasmTest struct {
 // benchViaWasm runs the bench guest (examples/bench) on backend b in a
 // Realm host, with the model file at path served under a temporary name,
 // and returns its pp and tg timings.
-func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wasmPath string, nPrompt, nGen, reps int, log hclog.Logger, env *cliEnv) ([]wasmTest, error) {
+func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wasmPath string, nPrompt, nGen, depth, reps int, log hclog.Logger, env *cliEnv) ([]wasmTest, error) {
 	if wasmPath == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -447,7 +538,7 @@ func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wa
 	var out bytes.Buffer
 	res, err := host.Run(ctx, core.RunRequest{
 		Wasm: wasm, Name: filepath.Base(wasmPath),
-		Args:   []string{name, strconv.Itoa(nPrompt), strconv.Itoa(nGen), strconv.Itoa(reps)},
+		Args:   []string{name, strconv.Itoa(nPrompt), strconv.Itoa(nGen), strconv.Itoa(reps), strconv.Itoa(depth)},
 		Stdout: &out, Stderr: env.Stderr,
 		Policy: core.Policy{Timeout: time.Hour},
 	})

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -111,7 +114,7 @@ func TestBenchViaWasm(t *testing.T) {
 	be := engine.NewBackend(reference.New(), engine.Options{Name: "reference"})
 	var stderr bytes.Buffer
 	env := &cliEnv{Stdout: io.Discard, Stderr: &stderr, Getenv: func(string) string { return "" }}
-	tests, err := benchViaWasm(context.Background(), be, "reference", model, wasm, 8, 4, 2, hclog.NewNullLogger(), env)
+	tests, err := benchViaWasm(context.Background(), be, "reference", model, wasm, 8, 4, 3, 2, hclog.NewNullLogger(), env)
 	if err != nil {
 		t.Fatalf("benchViaWasm: %v\nstderr: %s", err, stderr.String())
 	}
@@ -123,7 +126,7 @@ func TestBenchViaWasm(t *testing.T) {
 			t.Errorf("test %+v: want 2 positive timings", tc)
 		}
 	}
-	if _, err := benchViaWasm(context.Background(), be, "reference", model, filepath.Join(dir, "missing.wasm"), 8, 4, 2, hclog.NewNullLogger(), env); err == nil || !strings.Contains(err.Error(), "examples/bench") {
+	if _, err := benchViaWasm(context.Background(), be, "reference", model, filepath.Join(dir, "missing.wasm"), 8, 4, 0, 2, hclog.NewNullLogger(), env); err == nil || !strings.Contains(err.Error(), "examples/bench") {
 		t.Errorf("missing guest: error %v, want a hint to build it", err)
 	}
 }
@@ -136,6 +139,127 @@ func TestHCLString(t *testing.T) {
 	} {
 		if got := hclString(in); got != want {
 			t.Errorf("hclString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// recordingBackend records the sizes of the sessions opened and the
+// session length after each decode.
+type recordingBackend struct {
+	backends.Backend
+	mu     sync.Mutex
+	nCtx   []int
+	nPast  []int
+	trunc  []int
+	decode [][]int32
+}
+
+func (r *recordingBackend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int) (backends.SessionID, error) {
+	r.mu.Lock()
+	r.nCtx = append(r.nCtx, nCtx)
+	r.mu.Unlock()
+	return r.Backend.OpenSession(ctx, id, nCtx)
+}
+
+func (r *recordingBackend) Decode(ctx context.Context, req backends.DecodeRequest) (*backends.DecodeResult, error) {
+	res, err := r.Backend.Decode(ctx, req)
+	if err == nil {
+		r.mu.Lock()
+		r.nPast = append(r.nPast, res.NPast)
+		r.mu.Unlock()
+	}
+	return res, err
+}
+
+func (r *recordingBackend) Truncate(ctx context.Context, id backends.SessionID, n int) error {
+	r.mu.Lock()
+	r.trunc = append(r.trunc, n)
+	r.mu.Unlock()
+	return r.Backend.Truncate(ctx, id, n)
+}
+
+// TestBenchDepthAndContextLimit runs benchTests on the in-process
+// reference engine with stories260K: pp at exactly the training context
+// (which failed when the session was sized pp + tg + 1), and pp/tg at a
+// depth, where every timed decode must start after depth tokens.
+func TestBenchDepthAndContextLimit(t *testing.T) {
+	src, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rec := &recordingBackend{Backend: engine.NewBackend(reference.New(), engine.Options{Name: "reference"})}
+	mi, err := rec.LoadModel(ctx, backends.LoadRequest{Path: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.NCtxTrain <= 0 || mi.NCtxTrain > 4096 {
+		t.Fatalf("n_ctx_train = %d, want a small positive training context", mi.NCtxTrain)
+	}
+	bn := &benchRunner{b: rec, model: mi.ID, nVocab: mi.NVocab, nCtxTrain: mi.NCtxTrain}
+
+	// pp at the limit, with a tg test beside it.
+	res, err := benchTests(ctx, bn, benchResult{}, mi.NCtxTrain, 4, 0, 1, 0)
+	if err != nil {
+		t.Fatalf("pp%d on a model trained on %d: %v", mi.NCtxTrain, mi.NCtxTrain, err)
+	}
+	if len(res) != 2 || res[0].NPrompt != mi.NCtxTrain || res[1].NGen != 4 || res[0].NDepth != 0 {
+		t.Fatalf("results = %+v", res)
+	}
+	if want := []int{mi.NCtxTrain, 4}; !slices.Equal(rec.nCtx, want) {
+		t.Errorf("session sizes %v, want %v", rec.nCtx, want)
+	}
+
+	// Depth: the pp decode ends at depth + np, each tg decode after it.
+	const depth, np, ng, reps = 40, 8, 3, 2
+	rec.nCtx, rec.nPast, rec.trunc = nil, nil, nil
+	res, err = benchTests(ctx, bn, benchResult{}, np, ng, depth, reps, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].NDepth != depth || res[1].NDepth != depth || len(res[0].SamplesNs) != reps {
+		t.Fatalf("results = %+v", res)
+	}
+	if want := []int{depth + np, depth + ng}; !slices.Equal(rec.nCtx, want) {
+		t.Errorf("session sizes %v, want %v", rec.nCtx, want)
+	}
+	var want []int
+	want = append(want, depth) // fill
+	for range 1 + reps {       // warm-up + reps
+		want = append(want, depth+np)
+	}
+	want = append(want, depth)
+	for range 1 + reps {
+		for i := 1; i <= ng; i++ {
+			want = append(want, depth+i)
+		}
+	}
+	if !slices.Equal(rec.nPast, want) {
+		t.Errorf("session lengths after each decode %v, want %v", rec.nPast, want)
+	}
+	for _, n := range rec.trunc {
+		if n != depth {
+			t.Errorf("truncated to %d, want %d", n, depth)
+		}
+	}
+
+	// Beyond the training context: a clear error before any session.
+	rec.nCtx = nil
+	if _, err := benchTests(ctx, bn, benchResult{}, 8, 0, mi.NCtxTrain, 1, 0); err == nil || !strings.Contains(err.Error(), "exceeds the model's training context") {
+		t.Errorf("depth at the limit + pp8: error %v", err)
+	}
+	if len(rec.nCtx) != 0 {
+		t.Errorf("sessions opened before the error: %v", rec.nCtx)
+	}
+
+	// The JSON names llama-bench uses.
+	b, err := json.Marshal(res[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{`"n_depth":40`, `"n_gen":3`, `"n_prompt":0`} {
+		if !strings.Contains(string(b), f) {
+			t.Errorf("JSON %s lacks %s", b, f)
 		}
 	}
 }

@@ -5,11 +5,13 @@
 // from WebAssembly through the Realm ABI, so the ABI's overhead shows
 // beside the direct figures.
 //
-//	realm run bench.wasm -- MODEL_NAME N_PROMPT N_GEN REPS
+//	realm run bench.wasm -- MODEL_NAME N_PROMPT N_GEN REPS [DEPTH]
 //
-// For each test (pp: one N_PROMPT-token decode in a fresh session; tg:
-// N_GEN single-token decodes, each greedy token fed back) it runs one
-// warm-up and REPS timed repetitions, then prints one JSON object to
+// For each test (pp: one N_PROMPT-token decode; tg: N_GEN single-token
+// decodes, each greedy token fed back), in a session of exactly DEPTH +
+// the test's tokens positions whose first DEPTH positions are filled once
+// (untimed) and truncated back to before each run, it runs one warm-up
+// and REPS timed repetitions, then prints one JSON object to
 // stdout: {"pp_ns": [...], "tg_ns": [...]} (wall nanoseconds per
 // repetition; a test with 0 tokens has an empty list).
 package main
@@ -40,10 +42,10 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) != 4 {
-		return errors.New("usage: bench MODEL_NAME N_PROMPT N_GEN REPS")
+	if len(args) != 4 && len(args) != 5 {
+		return errors.New("usage: bench MODEL_NAME N_PROMPT N_GEN REPS [DEPTH]")
 	}
-	var n [3]int
+	var n [4]int
 	for i, a := range args[1:] {
 		v, err := strconv.Atoi(a)
 		if err != nil || v < 0 {
@@ -51,7 +53,7 @@ func run(args []string) error {
 		}
 		n[i] = v
 	}
-	nPrompt, nGen, reps := n[0], n[1], n[2]
+	nPrompt, nGen, reps, depth := n[0], n[1], n[2], n[3]
 	if reps < 1 {
 		return errors.New("REPS must be ≥ 1")
 	}
@@ -64,47 +66,64 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	nCtx := nPrompt + nGen + 1
 	var res result
 	for _, t := range []struct {
 		n   int
-		run func() (time.Duration, error)
+		run func(*guest.Session) (time.Duration, error)
 		out *[]int64
 	}{
-		{nPrompt, func() (time.Duration, error) { return pp(m, nCtx, nPrompt, info.NVocab) }, &res.PPNs},
-		{nGen, func() (time.Duration, error) { return tg(m, nCtx, nGen) }, &res.TGNs},
+		{nPrompt, func(s *guest.Session) (time.Duration, error) { return pp(s, nPrompt, info.NVocab) }, &res.PPNs},
+		{nGen, func(s *guest.Session) (time.Duration, error) { return tg(s, nGen) }, &res.TGNs},
 	} {
 		*t.out = []int64{}
 		if t.n == 0 {
 			continue
 		}
+		s, err := m.NewSession(depth + t.n)
+		if err != nil {
+			return err
+		}
+		if depth > 0 {
+			if _, err := s.Decode(tokens(depth, info.NVocab, 777)); err != nil {
+				s.Close()
+				return fmt.Errorf("filling %d tokens of depth: %w", depth, err)
+			}
+		}
 		for i := 0; i <= reps; i++ { // i == 0: warm-up
-			d, err := t.run()
+			if err := s.Truncate(depth); err != nil {
+				s.Close()
+				return err
+			}
+			d, err := t.run(s)
 			if err != nil {
+				s.Close()
 				return err
 			}
 			if i > 0 {
 				*t.out = append(*t.out, d.Nanoseconds())
 			}
 		}
+		s.Close()
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-// pp decodes n pseudo-random tokens (the same sequence as the direct
-// path) as one batch in a fresh session and samples the greedy token.
-func pp(m *guest.Model, nCtx, n, nVocab int) (time.Duration, error) {
-	s, err := m.NewSession(nCtx)
-	if err != nil {
-		return 0, err
-	}
-	defer s.Close()
+// tokens returns n pseudo-random tokens below nVocab from seed (the
+// same sequences as the direct path's).
+func tokens(n, nVocab int, seed uint32) []int32 {
 	toks := make([]int32, n)
-	x := uint32(12345)
+	x := seed
 	for i := range toks {
 		x = x*1664525 + 1013904223
 		toks[i] = int32((x >> 8) % uint32(max(nVocab, 1)))
 	}
+	return toks
+}
+
+// pp decodes n pseudo-random tokens (the same sequence as the direct
+// path) as one batch and samples the greedy token.
+func pp(s *guest.Session, n, nVocab int) (time.Duration, error) {
+	toks := tokens(n, nVocab, 12345)
 	t0 := time.Now()
 	if _, err := s.Decode(toks); err != nil {
 		return 0, err
@@ -117,12 +136,7 @@ func pp(m *guest.Model, nCtx, n, nVocab int) (time.Duration, error) {
 
 // tg generates n tokens one decode at a time, feeding back each greedy
 // token.
-func tg(m *guest.Model, nCtx, n int) (time.Duration, error) {
-	s, err := m.NewSession(nCtx)
-	if err != nil {
-		return 0, err
-	}
-	defer s.Close()
+func tg(s *guest.Session, n int) (time.Duration, error) {
 	tok := int32(1)
 	t0 := time.Now()
 	for i := 0; i < n; i++ {

@@ -109,12 +109,15 @@ func u16p(b []byte) *uint16  { return (*uint16)(unsafe.Pointer(unsafe.SliceData(
 // long chunks per thread: each chunk's start is a prefetch miss, and
 // longer runs stream faster (measured: 4 chunks per thread 25.3 GB/s,
 // 8–16 per thread 24.6, 64 per thread 21.7 on 2 threads); dynamic
-// hand-out still evens out a thread that falls behind.
+// hand-out still evens out a thread that falls behind. On a busy
+// machine more, shorter chunks (pool.chunksPerThread): the others then
+// wait at most one short chunk for a thread descheduled inside it.
 func (k *Kernels) rowChunk(rows, batch int) int {
 	if batch > 1 {
 		return 16
 	}
-	return max((rows+4*k.pool.n-1)/(4*k.pool.n), 4)
+	c := k.pool.chunksPerThread() * k.pool.n
+	return max((rows+c-1)/c, 4)
 }
 
 // MatMul computes out[b*w.Rows+r] = Σ_k w[r][k]·x[b*w.Cols+k].

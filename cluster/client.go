@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -160,4 +162,45 @@ func retry[T any](ctx context.Context, f func(context.Context) (T, error)) (T, e
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// ReadMembers returns the state of the workers whose keys are in the
+// bucket now, sorted by id.
+func ReadMembers(ctx context.Context, nc *nats.Conn) ([]WorkerState, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	kv, err := js.KeyValue(ctx, StateBucket)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the state bucket: %w", err)
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listing workers: %w", err)
+	}
+	var out []WorkerState
+	for k := range lister.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue // gone since listed
+		}
+		var st WorkerState
+		if json.Unmarshal(e.Value(), &st) == nil {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// WaitReady waits until a front end created the state bucket (so the
+// apps it publishes are in the object store) or ctx ends.
+func WaitReady(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	_, err = stateBucket(ctx, js, 0, false)
+	return err
 }

@@ -36,6 +36,9 @@ type FrontendConfig struct {
 	// APIKeys, when not empty, guard the endpoints the front end answers
 	// itself (models); completions are checked by the worker.
 	APIKeys []string
+	// Apps are guest modules (name → bytes) published to the cluster's
+	// object store before the front end announces itself (PublishApp).
+	Apps map[string][]byte
 	// Logger receives events (nil: discard).
 	Logger hclog.Logger
 }
@@ -88,12 +91,21 @@ func NewFrontend(ctx context.Context, cfg FrontendConfig) (*Frontend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	f := &Frontend{cfg: cfg, log: log.Named("frontend"), nc: cfg.Conn, js: js,
+		members: map[string]*member{}, synced: make(chan struct{})}
+	// The apps go first: workers fetch them once the state bucket exists.
+	for name, wasm := range cfg.Apps {
+		d, err := f.PublishApp(ctx, name, wasm)
+		if err != nil {
+			return nil, err
+		}
+		f.log.Info("published an app", "app", name, "digest", d)
+	}
 	kv, err := stateBucket(ctx, js, cfg.Replicas, true)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: creating the state bucket: %w", err)
 	}
-	f := &Frontend{cfg: cfg, log: log.Named("frontend"), nc: cfg.Conn, js: js, kv: kv,
-		members: map[string]*member{}, synced: make(chan struct{})}
+	f.kv = kv
 	f.m.init()
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	f.stop = stop

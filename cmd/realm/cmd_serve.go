@@ -32,7 +32,10 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		chatWASM = fs.String("chat-wasm", "", "guest module for the default app when plugins.hcl has no block for it (default: bin/examples/chat.wasm next to the config, then examples/chat.wasm next to the realm binary)")
 		verbose  = fs.Bool("v", false, "log requests, host and plugin events to stderr")
 		cache    = fs.String("cache-dir", "", "keep compiled guests here (default: the user cache dir's realm/wazero)")
+		clus     = fs.Bool("cluster", false, "route requests to workers (realm worker --join) over an embedded NATS server instead of running them here")
+		cf       clusterServeFlags
 	)
+	cf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm serve [--addr 127.0.0.1:8080] [--config plugins.hcl] [--backend NAME] [flags]")
 		fs.PrintDefaults()
@@ -46,6 +49,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return exitCode(2)
+	}
+	if *clus {
+		return runClusterServe(ctx, env, cf, *cfgPath, *addr, *appName, *chatWASM, *verbose)
 	}
 	log := cliLogger(env, hclog.Info, *verbose)
 	rt, err := openRuntime(ctx, env, *cfgPath, *pin, 0, log)

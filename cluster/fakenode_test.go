@@ -6,43 +6,54 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // fakeNode is a test backend: an OpenAI handler that emits tokens at a
-// fixed rate per node (a shared ticker: one token per tick across all its
-// streams, like a device with a fixed throughput) using almost no CPU.
-// Each token is "<id>:<i>:<unix-nanos> " so tests see which worker
-// served and when the token left it.
+// fixed rate per node (one token per period across all its streams, like
+// a device with a fixed throughput) using almost no CPU. Each token
+// takes the next free slot of the node's schedule; a stream woken late
+// by a busy machine does not lose its slot (up to 50ms of catch-up), so
+// the rate measured is the system's, not the scheduler's jitter. Each
+// token is "<id>:<i>:<unix-nanos> " so tests see which worker served and
+// when the token left it.
 type fakeNode struct {
 	id               string
 	loaded, loadable []string
 	prefill          time.Duration
-	tokens           chan struct{}
+	period           time.Duration
 	slots            chan struct{} // MaxConcurrent
 	emitted          atomic.Int64
+
+	mu   sync.Mutex
+	next time.Time
 }
 
-func newFakeNode(ctx context.Context, id string, loaded, loadable []string, rate int, maxConc int, prefill time.Duration) *fakeNode {
-	n := &fakeNode{id: id, loaded: loaded, loadable: loadable, prefill: prefill,
-		tokens: make(chan struct{}), slots: make(chan struct{}, maxConc)}
-	go func() {
-		t := time.NewTicker(time.Second / time.Duration(rate))
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				select {
-				case n.tokens <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	return n
+func newFakeNode(_ context.Context, id string, loaded, loadable []string, rate int, maxConc int, prefill time.Duration) *fakeNode {
+	return &fakeNode{id: id, loaded: loaded, loadable: loadable, prefill: prefill,
+		period: time.Second / time.Duration(rate), slots: make(chan struct{}, maxConc)}
+}
+
+// slot waits for the next token slot of the node.
+func (n *fakeNode) slot(ctx context.Context) error {
+	n.mu.Lock()
+	now := time.Now()
+	if floor := now.Add(-50 * time.Millisecond); n.next.Before(floor) {
+		n.next = floor
+	}
+	n.next = n.next.Add(n.period)
+	at := n.next
+	n.mu.Unlock()
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (n *fakeNode) State(context.Context) NodeState {
@@ -88,9 +99,7 @@ func (n *fakeNode) complete(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	var text []byte
 	for i := range req.MaxTokens {
-		select {
-		case <-n.tokens:
-		case <-ctx.Done():
+		if n.slot(ctx) != nil {
 			return
 		}
 		n.emitted.Add(1)

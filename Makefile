@@ -20,7 +20,7 @@ MODEL     ?= stories260k
 PROMPT    ?= Once upon a time
 TOKENS    ?= 200
 
-.PHONY: all build plugins examples run test test-go test-neon conformance deps vet fuzz loadtest generate clean
+.PHONY: all build plugins examples run test test-go test-neon conformance deps vet fuzz loadtest generate clean cluster-demo
 
 all: build
 
@@ -77,6 +77,10 @@ conformance: build
 # A bounded local load test of realm serve: 64 clients for 30 s on loopback.
 loadtest:
 	$(GO) test -count=1 -timeout 5m -run TestLoad -v ./tests/server -load
+
+# A front end and two workers on loopback stream a story (realm serve --cluster, realm worker).
+cluster-demo: $(BIN)/realm $(BIN)/realm-backend-reference $(BIN)/examples/chat.wasm $(BIN)/examples/generate.wasm
+	BIN=$(BIN) scripts/cluster-demo.sh
 
 fuzz:
 	$(GO) test ./gguf -run '^$$' -fuzz FuzzRead -fuzztime 60s

@@ -25,6 +25,10 @@ type inProcess struct {
 }
 
 func newInProcess(t *testing.T, ctx context.Context, workers int, rate, conc int) *inProcess {
+	return newInProcessHB(t, ctx, workers, rate, conc, 0, Heartbeat)
+}
+
+func newInProcessHB(t *testing.T, ctx context.Context, workers int, rate, conc int, prefill, hb time.Duration) *inProcess {
 	t.Helper()
 	s := startServers(t, 1)[0]
 	nc, err := Connect(ctx, "fe", s.ClientURL(), Security{})
@@ -32,7 +36,7 @@ func newInProcess(t *testing.T, ctx context.Context, workers int, rate, conc int
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	fe, err := NewFrontend(ctx, FrontendConfig{Conn: nc})
+	fe, err := NewFrontend(ctx, FrontendConfig{Conn: nc, Heartbeat: hb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +50,7 @@ func newInProcess(t *testing.T, ctx context.Context, workers int, rate, conc int
 		t.Cleanup(wnc.Close)
 		nctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		w, err := NewWorker(ctx, WorkerConfig{ID: id, Conn: wnc, Node: newFakeNode(nctx, id, nil, []string{"m"}, rate, conc, 0)})
+		w, err := NewWorker(ctx, WorkerConfig{ID: id, Conn: wnc, Node: newFakeNode(nctx, id, nil, []string{"m"}, rate, conc, prefill), Heartbeat: hb})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,4 +177,24 @@ func TestAddedLatency(t *testing.T) {
 	t.Logf("time to first token p50: direct %v, cluster %v (added %v)", pct(dT, .5), pct(cT, .5), pct(cT, .5)-pct(dT, .5))
 	t.Logf("token delivery (emitted → client) p50: direct %v, cluster %v (added %v); p99: direct %v, cluster %v",
 		pct(dK, .5), pct(cK, .5), pct(cK, .5)-pct(dK, .5), pct(dK, .99), pct(cK, .99))
+}
+
+// TestHeartbeatsDuringPrefill: a first token 10 heartbeats late is no
+// lost worker, because heartbeats flow while nothing else does.
+func TestHeartbeatsDuringPrefill(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const hb = 50 * time.Millisecond
+	c := newInProcessHB(t, ctx, 1, 1000, 4, 10*hb, hb)
+	n := 0
+	if err := streamTokens(ctx, c.url, 5, func(tok string, _ time.Time) {
+		if strings.HasPrefix(tok, "w1:") {
+			n++
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 {
+		t.Errorf("%d tokens after a prefill of 10 heartbeats, want 5", n)
+	}
 }

@@ -20,7 +20,7 @@ MODEL     ?= stories260k
 PROMPT    ?= Once upon a time
 TOKENS    ?= 200
 
-.PHONY: all build plugins examples run test test-go test-neon conformance deps vet fuzz loadtest generate clean cluster-demo
+.PHONY: all build plugins examples run test test-go test-neon conformance deps vet fuzz loadtest generate clean cluster-demo helm-test
 
 all: build
 
@@ -81,6 +81,11 @@ loadtest:
 # A front end and two workers on loopback stream a story (realm serve --cluster, realm worker).
 cluster-demo: $(BIN)/realm $(BIN)/realm-backend-reference $(BIN)/examples/chat.wasm $(BIN)/examples/generate.wasm
 	BIN=$(BIN) scripts/cluster-demo.sh
+
+# Render deploy/helm/realm with the Helm library and decode every manifest
+# (a module of its own: Helm and the Kubernetes types stay out of go.mod).
+helm-test:
+	cd deploy/helm/charttest && $(GO) test -count=1 ./...
 
 fuzz:
 	$(GO) test ./gguf -run '^$$' -fuzz FuzzRead -fuzztime 60s

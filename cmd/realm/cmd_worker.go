@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,6 +35,7 @@ func runWorker(ctx context.Context, env *cliEnv, args []string) error {
 		cache    = fs.String("cache-dir", "", "keep compiled guests and fetched apps here (default: the user cache dir's realm)")
 		drain    = fs.Duration("drain-timeout", 5*time.Minute, "how long SIGTERM waits for running requests")
 		verbose  = fs.Bool("v", false, "log requests, host and plugin events to stderr")
+		httpAddr = fs.String("http", "", "serve this worker's GET /health and /metrics here (for probes and scrapers; \"\": off)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm worker --join nats://HOST:PORT [--config plugins.hcl] [--id NAME] [flags]")
@@ -118,6 +120,21 @@ func runWorker(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	log.Info("worker joined the cluster", "id", *id, "nats", nc.ConnectedUrlRedacted(), "backend", rt.Decision.Chosen)
+	if *httpAddr != "" {
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			w.Close()
+			return err
+		}
+		h := srv.Handler()
+		mux := http.NewServeMux()
+		mux.Handle("GET /health", h)
+		mux.Handle("GET /metrics", h)
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		log.Info("worker health and metrics", "addr", "http://"+ln.Addr().String())
+	}
 	<-ctx.Done()
 	log.Info("draining: no new requests; waiting for the running ones", "timeout", *drain)
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), *drain)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -245,6 +246,11 @@ func (f *Frontend) choose(model string, hashes []string, exclude map[string]bool
 		return "", false
 	}
 	byID[c.ID].inflight++
+	// The worker loads the model now: until its state says otherwise,
+	// the next requests for it follow (they would wait for the same load).
+	if model != "" && !slices.Contains(c.Loaded, model) {
+		c.Loaded = append(slices.Clip(c.Loaded), model)
+	}
 	return c.ID, true
 }
 
@@ -486,8 +492,17 @@ func (r *response) writeTo(w http.ResponseWriter) {
 // try runs the request on worker id.
 func (f *Frontend) try(ctx context.Context, w http.ResponseWriter, env *envelope, id string) *response {
 	env.Stream = subjectPrefix + "stream." + nuid.Next()
-	frames := make(chan *nats.Msg, 4096)
-	sub, err := f.nc.ChanSubscribe(env.Stream, frames)
+	// Frames wait in the subscription's unbounded pending queue while the
+	// client reads slowly (a channel subscription would drop them).
+	frames := make(chan *nats.Msg)
+	quit := make(chan struct{})
+	defer close(quit)
+	sub, err := f.nc.Subscribe(env.Stream, func(m *nats.Msg) {
+		select {
+		case frames <- m:
+		case <-quit:
+		}
+	})
 	if err != nil {
 		return &response{outcome: refused, err: err}
 	}

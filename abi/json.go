@@ -40,8 +40,8 @@ type GenerateParams struct {
 	SampleParams
 	MaxTokens int      `json:"max_tokens,omitempty"`
 	Stop      []string `json:"stop,omitempty"`
-	// NCtx is the session's context size (0: the model's, capped by
-	// the policy).
+	// NCtx is the session's context size (0: the prompt's tokens plus
+	// max_tokens, rounded up to 256, capped by the model and the policy).
 	NCtx int `json:"n_ctx,omitempty"`
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 )
 
@@ -65,9 +64,12 @@ type Info struct {
 	ProtocolVersion int         `json:"protocol_version"`
 	Features        []string    `json:"features"` // CPU features the kernels were compiled for and use
 	Types           []gguf.Type `json:"types"`    // weight types with native kernels
-	Ops             []string    `json:"ops"`      // tensor ops TensorOp accepts
-	Devices         []Device    `json:"devices,omitempty"`
-	Threads         int         `json:"threads"`
+	// Ops lists the tensor ops TensorOp accepts, then (CPU engine and
+	// vulkan) "graph.NAME" for each op of the model graph the backend
+	// executes and "arch.NAME" for each general.architecture it runs.
+	Ops     []string `json:"ops"`
+	Devices []Device `json:"devices,omitempty"`
+	Threads int      `json:"threads"`
 }
 
 // Device describes an accelerator a backend uses (empty for CPU backends).
@@ -115,7 +117,7 @@ type DecodeRequest struct {
 	Session SessionID
 	Tokens  []int32
 	Want    Want
-	Sample  sample.Params
+	Sample  SampleParams
 }
 
 // DecodeResult is the outcome of a Decode.
@@ -149,6 +151,43 @@ const (
 	OpMul       = "mul"       // inputs: a, b (same shape)
 	OpAttention = "attention" // inputs: q [HeadDim, NHead, Batch], k, v [HeadDim, NHeadKV, ctx]; Params attention fields
 )
+
+// OpSpec is one tensor op: its name and how many inputs it takes.
+type OpSpec struct {
+	Name   string
+	Inputs int
+}
+
+// OpSpecs lists every tensor op TensorOp knows, in a fixed order: the
+// one list the host (core), the engine and the backends take their ops
+// from.
+func OpSpecs() []OpSpec {
+	return []OpSpec{
+		{OpMatMul, 2}, {OpGetRows, 1}, {OpRMSNorm, 2}, {OpRoPE, 1}, {OpSoftmax, 1},
+		{OpSiLUMul, 2}, {OpSiLU, 1}, {OpAdd, 2}, {OpMul, 2}, {OpAttention, 3},
+	}
+}
+
+// Ops lists the names of OpSpecs.
+func Ops() []string {
+	specs := OpSpecs()
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// OpInputs returns how many inputs op takes, and false for an op that
+// is not one of OpSpecs.
+func OpInputs(op string) (int, bool) {
+	for _, s := range OpSpecs() {
+		if s.Name == op {
+			return s.Inputs, true
+		}
+	}
+	return 0, false
+}
 
 // OpParams are the scalar parameters of a TensorOp.
 type OpParams struct {

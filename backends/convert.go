@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 
 	pb "github.com/realmrt/realm/backends/proto"
@@ -117,7 +116,7 @@ func modelInfoFromPB(in *pb.ModelInfo) (*ModelInfo, error) {
 	return out, nil
 }
 
-func sampleToPB(p sample.Params) *pb.SampleParams {
+func sampleToPB(p SampleParams) *pb.SampleParams {
 	return &pb.SampleParams{
 		Temperature:   p.Temperature,
 		TopK:          clampInt32(p.TopK),
@@ -129,8 +128,8 @@ func sampleToPB(p sample.Params) *pb.SampleParams {
 	}
 }
 
-func sampleFromPB(p *pb.SampleParams) sample.Params {
-	return sample.Params{
+func sampleFromPB(p *pb.SampleParams) SampleParams {
+	return SampleParams{
 		Temperature:   p.GetTemperature(),
 		TopK:          int(p.GetTopK()),
 		TopP:          p.GetTopP(),

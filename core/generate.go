@@ -49,18 +49,40 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		}
 		maxTokens = min(maxTokens, left)
 	}
-	nCtx, err := in.contextSize(mh.m, uint32(gp.NCtx))
-	if err != nil {
+	var ids []int32
+	var nCtx int
+	if gp.NCtx == 0 {
+		// Sized from the request, not the model's training context (a
+		// 32k-context model would reserve 512 MiB of KV for "Hi").
+		if ids, err = tok.Encode(prompt, tok.AddBOSDefault(), true); err != nil {
+			return 0, errf(abi.ErrnoInval, "generate: tokenize prompt: %v", err)
+		}
+		need := (len(ids) + maxTokens + kvGranule - 1) / kvGranule * kvGranule
+		nCtx = min(need, in.contextLimit(mh.m))
+		if d := in.policy.DefaultContext; d > 0 && d < nCtx && d >= len(ids)+maxTokens {
+			nCtx = d
+		}
+	} else if nCtx, err = in.contextSize(mh.m, uint32(gp.NCtx)); err != nil {
 		return 0, err
 	}
+	nCtx, kv, unkv, err := in.reserveKV(mh.m, nCtx, false)
+	if err != nil {
+		return 0, fmt.Errorf("generate: %w", err)
+	}
+	defer func() {
+		in.kvBytes -= kv
+		unkv()
+	}()
 	// The shared generation loop: prefill, then one token per decode,
 	// sampled in the backend, streamed through the run's stdout writer.
 	res, err := gen.Run(in.ctx, mh.m.Backend, mh.m.Info.ID, tok, gen.Request{
-		Prompt: prompt, AddBOS: tok.AddBOSDefault(), ParseSpecial: true,
+		Prompt: prompt, PromptIDs: ids, AddBOS: tok.AddBOSDefault(), ParseSpecial: true,
 		MaxTokens: maxTokens, NCtx: nCtx, Sample: sampleParams(gp.SampleParams), Stop: gp.Stop,
 	}, in.stdout)
 	in.generated += len(res.IDs)
 	in.decoded += len(res.PromptIDs) + max(len(res.IDs)-1, 0)
+	in.promptTokens += len(res.PromptIDs)
+	in.stopReason = res.StopReason
 	if err != nil {
 		return 0, fmt.Errorf("generate: %w", err)
 	}

@@ -32,6 +32,7 @@ const (
 	DefaultTimeout     = 5 * time.Minute
 	DefaultMaxOutput   = 64 << 20
 	DefaultTensorBytes = 256 << 20
+	DefaultKVBytes     = 2 << 30
 	// maxCompiled is how many compiled guests each runtime keeps.
 	maxCompiled  = 32
 	wasmPageSize = 65536
@@ -77,16 +78,32 @@ type Policy struct {
 	MaxTokens int
 	// MaxContext caps a session's context size; 0 leaves the model's.
 	MaxContext int
+	// DefaultContext is the size of a session opened with n_ctx 0 (0:
+	// as large as MaxContext, the model and MaxKVBytes allow). A server
+	// sets it from the request (prompt + max_tokens). realm_host_generate
+	// with n_ctx 0 sizes its session from the prompt and max_tokens.
+	DefaultContext int
+	// MaxKVBytes caps the KV cache bytes of the run's open sessions
+	// together (DefaultKVBytes when 0), estimated at f32 from the model's
+	// shape; a session opened with n_ctx 0 is shrunk to fit it.
+	MaxKVBytes int64
 	// Timeout is the run's wall-clock limit (DefaultTimeout when 0).
 	Timeout time.Duration
 	// MemoryBytes caps the guest's linear memory (DefaultMemoryBytes
-	// when 0), rounded down to 64 KiB pages.
+	// when 0), rounded down to 64 KiB pages. It covers the guest only:
+	// what the host holds for the run is capped by MaxTensorBytes, the
+	// plugin's KV caches by MaxKVBytes.
 	MemoryBytes uint64
 	// MaxOutput caps the bytes written to stdout (DefaultMaxOutput when
 	// 0); going past it ends the run with ErrOutputLimit.
 	MaxOutput int64
-	// MaxTensorBytes caps the host memory the run's tensors hold
-	// (DefaultTensorBytes when 0).
+	// MaxTensorBytes caps the host memory held for the run outside the
+	// guest (DefaultTensorBytes when 0): tensor data, each session's
+	// logits and token history, and the transient copies of a tensor op
+	// (its encoded inputs and its result), checked before the op runs.
+	// Per-call copies bounded by the ABI's own limits (strings, JSON,
+	// token lists) and the compiled guest (shared between runs) are not
+	// counted.
 	MaxTensorBytes int64
 }
 
@@ -125,6 +142,13 @@ type RunResult struct {
 	TokensGenerated int `json:"tokens_generated"`
 	// TokensDecoded counts tokens fed to the backend (prompts included).
 	TokensDecoded int `json:"tokens_decoded"`
+	// PromptTokens counts the prompt tokens of the run's
+	// realm_host_generate calls, as the host tokenized them.
+	PromptTokens int `json:"prompt_tokens"`
+	// StopReason is why the run's last realm_host_generate ended:
+	// "length" (max_tokens), "eos", "stop" (a stop string) or "context"
+	// (the session is full); "" when the run did not generate.
+	StopReason string `json:"stop_reason,omitempty"`
 	// OutputBytes is how much the guest wrote to stdout.
 	OutputBytes int64 `json:"output_bytes"`
 	// Duration is the run's wall time; Instantiate the part before
@@ -340,6 +364,8 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		res.Duration = time.Since(start)
 		res.TokensGenerated = inst.generated
 		res.TokensDecoded = inst.decoded
+		res.PromptTokens = inst.promptTokens
+		res.StopReason = inst.stopReason
 		res.OutputBytes = inst.stdout.n
 		res.HostCalls = inst.calls
 	}()
@@ -354,9 +380,9 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		defer lw.flush()
 		stderr = lw
 	}
-	stdin := req.Stdin
-	if stdin == nil {
-		stdin = eofReader{}
+	var stdin io.Reader = eofReader{}
+	if req.Stdin != nil {
+		stdin = ctxReader{ctx: runCtx, r: req.Stdin, onCut: inst.markCut}
 	}
 	name := req.Name
 	if name == "" {
@@ -368,7 +394,8 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 		WithStdin(stdin).
 		WithStdout(inst.stdout).
 		WithStderr(stderr).
-		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithSysWalltime().WithSysNanotime().
+		WithNanosleep(ctxSleep(runCtx, inst.markCut)).
 		WithRandSource(cryptoRand{})
 	for _, kv := range req.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -399,19 +426,27 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 			res.ExitCode = -1
 			return res, fmt.Errorf("%w: instantiate: %w", ErrInvalidModule, err)
 		}
-		return res, h.runError(ctx, runCtx, res, err)
+		return res, h.runError(ctx, runCtx, res, err, inst.cut.Load())
 	}
 	defer guestMod.Close(context.WithoutCancel(ctx))
 	_, err = guestMod.ExportedFunction("_start").Call(callCtx)
-	return res, h.runError(ctx, runCtx, res, err)
+	return res, h.runError(ctx, runCtx, res, err, inst.cut.Load())
 }
 
 // runError turns the outcome of _start into the run's exit code and error.
-func (h *Host) runError(parent, runCtx context.Context, res *RunResult, err error) error {
+// cut reports that the run's end (deadline, cancellation, output limit)
+// interrupted the guest in a host call, a sleep or a read: a guest that
+// then returns normally did not finish its work, and the run is
+// reported with the cause, not as a success.
+func (h *Host) runError(parent, runCtx context.Context, res *RunResult, err error, cut bool) error {
+	cause := context.Cause(runCtx)
 	if err == nil {
+		if cut && runCtx.Err() != nil {
+			res.ExitCode = -1
+			return h.ctxError(parent, cause, errors.New("the guest returned after the run was interrupted"))
+		}
 		return nil
 	}
-	cause := context.Cause(runCtx)
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {
@@ -476,6 +511,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxTensorBytes <= 0 {
 		p.MaxTensorBytes = DefaultTensorBytes
+	}
+	if p.MaxKVBytes <= 0 {
+		p.MaxKVBytes = DefaultKVBytes
 	}
 	return p
 }

@@ -14,46 +14,73 @@ import (
 	"github.com/realmrt/realm/abi"
 )
 
-// hostFunc is one host function as data: its ABI name, parameter names
-// (all i32; names ending in "ptr", "len", "cap", "n" or "flags" are
-// traced unsigned, handles signed) and its implementation, which
-// returns a non-negative result or an error mapped to -errno.
+// hostFunc is one host function as data: its ABI name and parameters
+// (from abi.Functions) and its implementation, which returns a
+// non-negative result or an error mapped to -errno.
 type hostFunc struct {
 	name   string
-	params []string
-	impl   func(in *instance, mem api.Memory, p []uint64) (int32, error)
+	params []abi.Param
+	impl   hostImpl
 }
 
-// fn builds a hostFunc entry.
-func fn(name string, impl func(in *instance, mem api.Memory, p []uint64) (int32, error), params ...string) hostFunc {
-	return hostFunc{name: name, params: params, impl: impl}
-}
+// hostImpl implements a host function over its raw i32 parameters.
+type hostImpl func(in *instance, mem api.Memory, p []uint64) (int32, error)
 
-// hostFuncs is the ABI, in abi.Funcs order.
-func hostFuncs() []hostFunc {
-	return []hostFunc{
-		fn(abi.FuncLoadModelByName, loadModelByName, "name_ptr", "name_len"),
-		fn(abi.FuncUnloadModel, unloadModel, "model"),
-		fn(abi.FuncListModels, listModels, "out_ptr", "out_cap"),
-		fn(abi.FuncModelInfo, modelInfo, "model", "out_ptr", "out_cap"),
-		fn(abi.FuncTokenize, tokenize, "model", "text_ptr", "text_len", "flags", "out_ptr", "out_cap"),
-		fn(abi.FuncDetokenize, detokenize, "model", "ids_ptr", "n_ids", "flags", "out_ptr", "out_cap"),
-		fn(abi.FuncSessionOpen, sessionOpen, "model", "n_ctx"),
-		fn(abi.FuncSessionDecode, sessionDecode, "session", "ids_ptr", "n_ids"),
-		fn(abi.FuncSessionLogits, sessionLogits, "session", "out_ptr", "out_cap"),
-		fn(abi.FuncSessionSample, sessionSample, "session", "params_ptr", "params_len"),
-		fn(abi.FuncSessionTruncate, sessionTruncate, "session", "n"),
-		fn(abi.FuncSessionClose, sessionClose, "session"),
-		fn(abi.FuncGenerate, generate, "model", "prompt_ptr", "prompt_len", "params_ptr", "params_len"),
-		fn(abi.FuncTensorFromWeight, tensorFromWeight, "model", "name_ptr", "name_len"),
-		fn(abi.FuncTensorFromData, tensorFromData, "data_ptr", "n", "shape_ptr", "n_dims"),
-		fn(abi.FuncTensorOp, tensorOp, "op_ptr", "op_len", "inputs_ptr", "n_inputs", "params_ptr", "params_len"),
-		fn(abi.FuncTensorShape, tensorShape, "tensor", "out_ptr", "out_cap"),
-		fn(abi.FuncTensorRead, tensorRead, "tensor", "out_ptr", "out_cap"),
-		fn(abi.FuncTensorFree, tensorFree, "tensor"),
-		fn(abi.FuncLog, hostLog, "level", "msg_ptr", "msg_len"),
-		fn(abi.FuncLastError, lastError, "out_ptr", "out_cap"),
+// hostImpls maps every abi function to its implementation and the
+// number of parameters that implementation reads (pinned equal to the
+// abi table by TestHostImplsMatchABI).
+func hostImpls() map[string]struct {
+	impl    hostImpl
+	nParams int
+} {
+	type entry = struct {
+		impl    hostImpl
+		nParams int
 	}
+	return map[string]entry{
+		abi.FuncLoadModelByName:  {loadModelByName, 2},
+		abi.FuncUnloadModel:      {unloadModel, 1},
+		abi.FuncListModels:       {listModels, 2},
+		abi.FuncModelInfo:        {modelInfo, 3},
+		abi.FuncTokenize:         {tokenize, 6},
+		abi.FuncDetokenize:       {detokenize, 6},
+		abi.FuncSessionOpen:      {sessionOpen, 2},
+		abi.FuncSessionDecode:    {sessionDecode, 3},
+		abi.FuncSessionLogits:    {sessionLogits, 3},
+		abi.FuncSessionSample:    {sessionSample, 3},
+		abi.FuncSessionTruncate:  {sessionTruncate, 2},
+		abi.FuncSessionClose:     {sessionClose, 1},
+		abi.FuncGenerate:         {generate, 5},
+		abi.FuncTensorFromWeight: {tensorFromWeight, 3},
+		abi.FuncTensorFromData:   {tensorFromData, 4},
+		abi.FuncTensorOp:         {tensorOp, 6},
+		abi.FuncTensorShape:      {tensorShape, 3},
+		abi.FuncTensorRead:       {tensorRead, 3},
+		abi.FuncTensorFree:       {tensorFree, 1},
+		abi.FuncLog:              {hostLog, 3},
+		abi.FuncLastError:        {lastError, 2},
+	}
+}
+
+// hostFuncs is the ABI, in abi.Functions order: names and parameters
+// come from the abi table, implementations from hostImpls. A function
+// the host does not implement fails every call with ENOTSUP (a test
+// keeps that from shipping).
+func hostFuncs() []hostFunc {
+	impls := hostImpls()
+	fs := abi.Functions()
+	out := make([]hostFunc, len(fs))
+	for i, f := range fs {
+		impl := impls[f.Name].impl
+		if impl == nil {
+			name := f.Name
+			impl = func(*instance, api.Memory, []uint64) (int32, error) {
+				return 0, errf(abi.ErrnoNotsup, "%s: not implemented by this host", name)
+			}
+		}
+		out[i] = hostFunc{name: f.Name, params: f.Params, impl: impl}
+	}
+	return out
 }
 
 // exportHostFuncs instantiates the "env" module in rt: every entry of
@@ -67,7 +94,7 @@ func (h *Host) exportHostFuncs(ctx context.Context, rt wazero.Runtime) error {
 		}
 		b.NewFunctionBuilder().
 			WithGoModuleFunction(h.wrap(f), types, []api.ValueType{api.ValueTypeI32}).
-			WithParameterNames(f.params...).
+			WithParameterNames(paramNames(f.params)...).
 			WithResultNames("result").
 			Export(f.name)
 	}
@@ -75,6 +102,14 @@ func (h *Host) exportHostFuncs(ctx context.Context, rt wazero.Runtime) error {
 		return fmt.Errorf("core: host module: %w", err)
 	}
 	return nil
+}
+
+func paramNames(ps []abi.Param) []string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	return names
 }
 
 // wrap adapts an entry to wazero: finds the run's instance, traces,
@@ -111,6 +146,7 @@ func (in *instance) call(f hostFunc, mem api.Memory, stack []uint64) (r int32) {
 		}
 	}()
 	if err := in.ctx.Err(); err != nil {
+		in.markCut()
 		return in.fail(errf(abi.ErrnoCanceled, "%s: run cancelled: %v", f.name, err))
 	}
 	if mem == nil {
@@ -118,6 +154,9 @@ func (in *instance) call(f hostFunc, mem api.Memory, stack []uint64) (r int32) {
 	}
 	r, err := f.impl(in, mem, stack[:len(f.params)])
 	if err != nil {
+		if in.ctx.Err() != nil {
+			in.markCut()
+		}
 		return in.fail(err)
 	}
 	return r
@@ -134,9 +173,9 @@ func (in *instance) traceCall(f hostFunc, stack []uint64) {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString(p)
+		sb.WriteString(p.Name)
 		sb.WriteByte('=')
-		if signedParam(p) {
+		if p.Type.Signed() {
 			sb.WriteString(strconv.Itoa(int(api.DecodeI32(stack[i]))))
 		} else {
 			sb.WriteString(strconv.FormatUint(uint64(api.DecodeU32(stack[i])), 10))
@@ -144,14 +183,6 @@ func (in *instance) traceCall(f hostFunc, stack []uint64) {
 	}
 	sb.WriteString(")\n")
 	in.trace.Write([]byte(sb.String()))
-}
-
-func signedParam(name string) bool {
-	switch name {
-	case "model", "session", "tensor", "level":
-		return true
-	}
-	return false
 }
 
 func u32(v uint64) uint32 { return api.DecodeU32(v) }

@@ -55,7 +55,7 @@ func unloadModel(in *instance, _ api.Memory, p []uint64) (int32, error) {
 			if err := s.m.Backend.CloseSession(in.ctx, s.id); err != nil {
 				in.host.log.Debug("closing session on unload", "error", err)
 			}
-			in.sessions.del(sh)
+			in.dropSession(sh, s)
 		}
 	}
 	for th, t := range in.tensors.m {
@@ -94,7 +94,7 @@ func modelInfo(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}
 	m := mh.m
 	info := abi.ModelInfo{
-		Name: m.Name, Arch: m.Info.Arch, Backend: m.BackendName,
+		Name: m.Name, Arch: m.Info.Arch, Backend: m.serving(),
 		NCtxTrain: m.Info.NCtxTrain, NVocab: m.Info.NVocab, NEmbd: m.Info.NEmbd,
 		NLayer: m.Info.NLayer, NHead: m.Info.NHead, NHeadKV: m.Info.NHeadKV, NFF: m.Info.NFF,
 		TensorTypes: m.Info.TensorTypes, WeightBytes: m.Info.WeightBytes, EOG: []int32{},

@@ -12,7 +12,7 @@ import (
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 func (in *instance) session(h int32) (*sessionHandle, error) {
@@ -23,23 +23,70 @@ func (in *instance) session(h int32) (*sessionHandle, error) {
 	return s, nil
 }
 
+// contextLimit is the largest context a session of m may have.
+func (in *instance) contextLimit(m *Model) int {
+	return ContextLimit(m.Info.NCtxTrain, in.policy)
+}
+
 // contextSize resolves a requested context size against the model and
-// the policy (0 = as large as allowed).
+// the policy (0 = the policy's DefaultContext, else as large as allowed).
 func (in *instance) contextSize(m *Model, req uint32) (int, error) {
-	limit := m.Info.NCtxTrain
-	if limit <= 0 {
-		limit = 4096
-	}
-	if in.policy.MaxContext > 0 && in.policy.MaxContext < limit {
-		limit = in.policy.MaxContext
-	}
+	limit := in.contextLimit(m)
 	if req == 0 {
+		if d := in.policy.DefaultContext; d > 0 && d < limit {
+			return d, nil
+		}
 		return limit, nil
 	}
 	if uint64(req) > uint64(limit) {
 		return 0, errf(abi.ErrnoInval, "context size %d exceeds the limit of %d", req, limit)
 	}
 	return int(req), nil
+}
+
+// kvGranule rounds default context sizes.
+const kvGranule = 256
+
+// reserveKV counts the KV cache of a session of nCtx positions against
+// the run's MaxKVBytes and the Models' shared budget (when it keeps
+// one). With shrink set (the guest left the size to the host) a size
+// that does not fit is lowered to what does, in kvGranule steps. It
+// returns the size, the bytes counted and the function that gives them
+// back.
+func (in *instance) reserveKV(m *Model, nCtx int, shrink bool) (int, int64, func(), error) {
+	per := m.kvPerPos()
+	left := in.policy.MaxKVBytes - in.kvBytes
+	if per > 0 && int64(nCtx)*per > left {
+		fit := int(max(left, 0) / per)
+		if shrink && fit >= kvGranule {
+			nCtx = fit / kvGranule * kvGranule
+		} else {
+			return 0, 0, nil, errf(abi.ErrnoNomem, "a session of %d positions needs %d bytes of KV cache; the run has %d of %d left (open sessions hold %d)",
+				nCtx, int64(nCtx)*per, max(left, 0), in.policy.MaxKVBytes, in.kvBytes)
+		}
+	}
+	kv := int64(nCtx) * per
+	unkv := func() {}
+	if r, ok := in.host.cfg.Models.(KVReserver); ok && kv > 0 {
+		rel, err := r.ReserveKV(in.ctx, kv)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("KV cache of %d positions: %w", nCtx, err)
+		}
+		unkv = rel
+	}
+	in.kvBytes += kv
+	return nCtx, kv, unkv, nil
+}
+
+// dropSession forgets a session and gives back its KV and host bytes.
+func (in *instance) dropSession(h int32, s *sessionHandle) {
+	in.sessions.del(h)
+	in.kvBytes -= s.kv
+	in.tensorBytes -= s.host
+	if s.unkv != nil {
+		s.unkv()
+		s.unkv = nil
+	}
 }
 
 func sessionOpen(in *instance, _ api.Memory, p []uint64) (int32, error) {
@@ -54,11 +101,27 @@ func sessionOpen(in *instance, _ api.Memory, p []uint64) (int32, error) {
 	if len(in.sessions.m) >= maxHandles {
 		return 0, errf(abi.ErrnoNomem, "too many open sessions (%d)", maxHandles)
 	}
+	nCtx, kv, unkv, err := in.reserveKV(mh.m, nCtx, u32(p[1]) == 0)
+	if err != nil {
+		return 0, err
+	}
+	// The host keeps the last logits and the token history of each
+	// session: counted with the run's other host memory.
+	host := 4 * (int64(max(mh.m.Info.NVocab, 0)) + int64(nCtx))
+	if in.tensorBytes+host > in.policy.MaxTensorBytes {
+		in.kvBytes -= kv
+		unkv()
+		return 0, errf(abi.ErrnoNomem, "a session's logits and history (%d bytes) exceed the run's host memory budget (%d of %d used)",
+			host, in.tensorBytes, in.policy.MaxTensorBytes)
+	}
 	id, err := mh.m.Backend.OpenSession(in.ctx, mh.m.Info.ID, nCtx)
 	if err != nil {
+		in.kvBytes -= kv
+		unkv()
 		return 0, fmt.Errorf("open session: %w", err)
 	}
-	h, _ := in.sessions.add(&sessionHandle{model: i32(p[0]), m: mh.m, id: id, nCtx: nCtx})
+	in.tensorBytes += host
+	h, _ := in.sessions.add(&sessionHandle{model: i32(p[0]), m: mh.m, id: id, nCtx: nCtx, kv: kv, unkv: unkv, host: host})
 	return h, nil
 }
 
@@ -88,6 +151,9 @@ func sessionDecode(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}
 	res, err := s.m.Backend.Decode(in.ctx, backends.DecodeRequest{Session: s.id, Tokens: ids, Want: backends.WantLogits})
 	if err != nil {
+		if len(ids) == 1 {
+			in.generated-- // nothing was generated: the token is not spent
+		}
 		return 0, fmt.Errorf("decode: %w", err)
 	}
 	in.decoded += len(ids)
@@ -141,8 +207,8 @@ func readJSON(mem api.Memory, ptr, n uint32, v any, what string) error {
 	return nil
 }
 
-func sampleParams(p abi.SampleParams) sample.Params {
-	return sample.Params{
+func sampleParams(p abi.SampleParams) backends.SampleParams {
+	return backends.SampleParams{
 		Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, MinP: p.MinP,
 		RepeatPenalty: p.RepeatPenalty, RepeatLastN: p.RepeatLastN, Seed: p.Seed,
 	}
@@ -196,7 +262,7 @@ func sessionClose(in *instance, _ api.Memory, p []uint64) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	in.sessions.del(h)
+	in.dropSession(h, s)
 	if err := s.m.Backend.CloseSession(in.ctx, s.id); err != nil {
 		return 0, fmt.Errorf("close session: %w", err)
 	}

@@ -91,13 +91,8 @@ func checkShape(dims []int32, n uint64) ([]int, error) {
 
 // isTensorOp reports whether op is one of the ops the ABI routes.
 func isTensorOp(op string) bool {
-	switch op {
-	case backends.OpMatMul, backends.OpGetRows, backends.OpRMSNorm, backends.OpRoPE,
-		backends.OpSoftmax, backends.OpSiLUMul, backends.OpSiLU, backends.OpAdd,
-		backends.OpMul, backends.OpAttention:
-		return true
-	}
-	return false
+	_, ok := backends.OpInputs(op)
+	return ok
 }
 
 func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
@@ -125,6 +120,8 @@ func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		NHead: op2.NHead, NHeadKV: op2.NHeadKV, HeadDim: op2.HeadDim, StartPos: op2.StartPos, Scale: op2.Scale,
 	}}
 	var be backends.Backend
+	var data []*tensorHandle // by input; nil for weights
+	sent := uint64(4 * (len(req.Params.IDs) + len(req.Params.Pos)))
 	for _, h := range hs {
 		t, err := in.tensor(h)
 		if err != nil {
@@ -137,8 +134,11 @@ func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
 				return 0, errf(abi.ErrnoInval, "%s: inputs are weights of models in different backends", op)
 			}
 			be = t.m.Backend
+			data = append(data, nil)
 		} else {
-			ref.Type, ref.Data = gguf.TypeF32, gguf.F32Bytes(t.data)
+			ref.Type = gguf.TypeF32
+			sent += uint64(len(t.data)) * 4
+			data = append(data, t)
 		}
 		req.Inputs = append(req.Inputs, ref)
 	}
@@ -147,6 +147,15 @@ func tensorOp(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	}
 	if be == nil {
 		return 0, errf(abi.ErrnoNotsup, "%s: no backend: load a model first", op)
+	}
+	// Checked from the shapes before anything is copied or computed.
+	if err := in.checkOpSize(req, sent); err != nil {
+		return 0, err
+	}
+	for i, t := range data {
+		if t != nil {
+			req.Inputs[i].Data = gguf.F32Bytes(t.data)
+		}
 	}
 	return in.runOp(be, req)
 }
@@ -160,6 +169,65 @@ func (in *instance) anyBackend() backends.Backend {
 		}
 	}
 	return be
+}
+
+// msgSlack is room left in a gRPC message for everything but tensor
+// data (shapes, names, framing).
+const msgSlack = 64 << 10
+
+// opOutputElems is the number of values op produces, from the input
+// shapes alone (the shapes the backends document on the Op constants),
+// so that the budget is checked before the backend computes or
+// allocates anything.
+func opOutputElems(req backends.TensorOpRequest) uint64 {
+	elems := func(shape []int) uint64 {
+		n := uint64(1)
+		for _, d := range shape {
+			n *= uint64(max(d, 0))
+		}
+		return n
+	}
+	in0 := req.Inputs[0].Shape
+	switch req.Op {
+	case backends.OpMatMul: // [cols, rows] × [cols, batch] → [rows, batch]
+		if len(req.Inputs) < 2 || len(in0) == 0 || in0[0] <= 0 {
+			return 0
+		}
+		cols := uint64(in0[0])
+		return elems(in0) / cols * (elems(req.Inputs[1].Shape) / cols)
+	case backends.OpGetRows: // [cols, rows], IDs → [cols, len(IDs)]
+		if len(in0) == 0 {
+			return 0
+		}
+		return uint64(max(in0[0], 0)) * uint64(len(req.Params.IDs))
+	}
+	// Elementwise, norms, rope, softmax, attention: the shape of the
+	// (largest) input.
+	var n uint64
+	for _, r := range req.Inputs {
+		n = max(n, elems(r.Shape))
+	}
+	return n
+}
+
+// checkOpSize refuses an op whose request or result would exceed the
+// run's tensor budget or the plugin boundary's message limit. The
+// budget counts the result and the encoded copies of the inputs, which
+// the host holds while the op runs.
+func (in *instance) checkOpSize(req backends.TensorOpRequest, sent uint64) error {
+	out := opOutputElems(req) * 4
+	left := uint64(max(in.policy.MaxTensorBytes-in.tensorBytes, 0))
+	if out+sent > left {
+		return errf(abi.ErrnoNomem, "%s: the result (%d bytes) and the inputs' copies (%d bytes) exceed the run's tensor budget (%d of %d bytes left)",
+			req.Op, out, sent, left, in.policy.MaxTensorBytes)
+	}
+	if out > backends.MaxMessageBytes-msgSlack {
+		return errf(abi.Errno2big, "%s: the result (%d bytes) exceeds the backend message limit (%d bytes)", req.Op, out, backends.MaxMessageBytes)
+	}
+	if sent > backends.MaxMessageBytes-msgSlack {
+		return errf(abi.Errno2big, "%s: the inputs (%d bytes) exceed the backend message limit (%d bytes)", req.Op, sent, backends.MaxMessageBytes)
+	}
+	return nil
 }
 
 func (in *instance) runOp(be backends.Backend, req backends.TensorOpRequest) (int32, error) {
@@ -225,6 +293,9 @@ func tensorRead(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		n := int64(rows) * int64(t.shape[0])
 		if n*4 > in.policy.MaxTensorBytes-in.tensorBytes {
 			return 0, errf(abi.ErrnoNomem, "tensor read: %d elements exceed the run's tensor budget", n)
+		}
+		if n*4 > backends.MaxMessageBytes-msgSlack {
+			return 0, errf(abi.Errno2big, "tensor read: %d elements exceed the backend message limit (%d bytes)", n, backends.MaxMessageBytes)
 		}
 		req := backends.TensorOpRequest{Op: backends.OpGetRows, Inputs: []backends.TensorRef{{Model: t.m.Info.ID, Name: t.name, Shape: t.shape}}}
 		if len(t.shape) == 1 {

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // instanceKey finds a run's instance in the context of its host calls.
@@ -33,13 +34,25 @@ type instance struct {
 	sessions table[*sessionHandle]
 	tensors  table[*tensorHandle]
 
+	// promptTokens and stopReason are what generate reports
+	// (RunResult.PromptTokens, RunResult.StopReason).
+	promptTokens int
+	stopReason   string
+
 	lastErr     string
 	generated   int
 	decoded     int
-	tensorBytes int64
+	tensorBytes int64 // host bytes held for the run (Policy.MaxTensorBytes)
+	kvBytes     int64 // of the open sessions (Policy.MaxKVBytes)
 	calls       int64
 	logBytes    int64
+	// cut is set when the run's end interrupted the guest inside a host
+	// call, a sleep or a stdin read (see Host.runError).
+	cut atomic.Bool
 }
+
+// markCut records that the run's end interrupted the guest.
+func (in *instance) markCut() { in.cut.Store(true) }
 
 // maxLogBytes caps what one run may send to the host log through
 // realm_host_log (stderr has its own cap).
@@ -58,6 +71,9 @@ type sessionHandle struct {
 	logits  []float32
 	sampler *sample.Sampler
 	history []int32
+	kv      int64  // bytes counted in instance.kvBytes
+	unkv    func() // gives the KV reservation back to the Models
+	host    int64  // logits and history bytes counted in instance.tensorBytes
 }
 
 type tensorHandle struct {
@@ -111,7 +127,7 @@ func (in *instance) release(ctx context.Context) {
 		if err := s.m.Backend.CloseSession(ctx, s.id); err != nil {
 			in.host.log.Debug("closing session at end of run", "error", err)
 		}
-		in.sessions.del(h)
+		in.dropSession(h, s)
 	}
 	for h := range in.tensors.m {
 		in.tensors.del(h)

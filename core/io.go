@@ -2,9 +2,11 @@ package core
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -104,3 +106,60 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 type cryptoRand struct{}
 
 func (cryptoRand) Read(p []byte) (int, error) { return rand.Read(p) }
+
+// ctxSleep returns the guest's nanosleep (WASI poll_oneoff clock
+// subscriptions, a Go guest's time.Sleep): it sleeps until ns have
+// passed or ctx is done, whichever comes first, and calls onCut when
+// ctx ended the sleep. wazero's own sleep ignores the context, so a
+// guest asleep for an hour would outlive its deadline, its caller and
+// SIGINT; with this it wakes, and WithCloseOnContextDone ends it at its
+// next function call.
+func ctxSleep(ctx context.Context, onCut func()) func(ns int64) {
+	return func(ns int64) {
+		if ns <= 0 {
+			return
+		}
+		t := time.NewTimer(time.Duration(ns))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			onCut()
+		}
+	}
+}
+
+// ctxReader makes the guest's stdin reads end with ctx: each Read runs
+// in its own goroutine (a terminal's stdin blocks until a line is
+// typed), and a done ctx fails the read at once. The abandoned read
+// finishes in the background and its bytes are dropped with the run.
+type ctxReader struct {
+	ctx   context.Context
+	r     io.Reader
+	onCut func()
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		c.onCut()
+		return 0, err
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	buf := make([]byte, len(p))
+	ch := make(chan result, 1)
+	go func() {
+		n, err := c.r.Read(buf)
+		ch <- result{n, err}
+	}()
+	select {
+	case r := <-ch:
+		copy(p, buf[:r.n])
+		return r.n, r.err
+	case <-c.ctx.Done():
+		c.onCut()
+		return 0, c.ctx.Err()
+	}
+}

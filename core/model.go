@@ -18,6 +18,30 @@ type Models interface {
 	List(ctx context.Context) ([]string, error)
 }
 
+// KVReserver is implemented by a Models that counts KV cache memory
+// against a shared budget (the loader's model cache): the host reserves
+// a session's KV bytes before opening it and releases them when it
+// closes. The error wraps backends.ErrOutOfMemory when they do not fit.
+type KVReserver interface {
+	ReserveKV(ctx context.Context, bytes int64) (release func(), err error)
+}
+
+// kvBytes estimates the KV cache of a session of nCtx positions: K and V,
+// f32, n_layer × n_ctx × (n_head_kv × head_dim). Backends storing f16
+// use half; the estimate bounds them.
+func (m *Model) kvBytes(nCtx int) int64 {
+	return int64(nCtx) * m.kvPerPos()
+}
+
+func (m *Model) kvPerPos() int64 {
+	i := m.Info
+	if i.NHead <= 0 || i.NLayer <= 0 {
+		return 0
+	}
+	kvDim := int64(max(i.NHeadKV, 1)) * int64(i.NEmbd/i.NHead)
+	return 2 * 4 * int64(i.NLayer) * kvDim
+}
+
 // Model is a model loaded in a backend, as the host functions need it.
 type Model struct {
 	// Name is the registry name.
@@ -44,4 +68,19 @@ func (m *Model) shape(name string) ([]int, bool) {
 	}
 	s, ok := m.Info.TensorShapes[name]
 	return s, ok
+}
+
+// activer is a backend that can name the plugin serving it now (a
+// supervisor that may have fallen back to another plugin, or back).
+type activer interface{ Active() string }
+
+// serving names the backend serving the model now: the supervisor's
+// live plugin when it can say, else BackendName (fixed at load time).
+func (m *Model) serving() string {
+	if a, ok := m.Backend.(activer); ok {
+		if n := a.Active(); n != "" {
+			return n
+		}
+	}
+	return m.BackendName
 }

@@ -45,6 +45,8 @@ func paramCount(module, name string) (int, int) {
 		return 4, 1
 	case "proc_exit":
 		return 1, 0
+	case "poll_oneoff", "fd_read":
+		return 4, 1
 	}
 	panic("unknown import " + name)
 }

@@ -79,6 +79,10 @@ func blockDecoder(t Type) func(y []float32, b []byte) {
 		return dequantQ6_K
 	case TypeQ8_K:
 		return dequantQ8_K
+	case TypeIQ4_NL:
+		return dequantIQ4_NL
+	case TypeIQ4_XS:
+		return dequantIQ4_XS
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 func CanQuantize(t Type) bool {
 	switch t {
 	case TypeF32, TypeF16, TypeBF16, TypeQ4_0, TypeQ4_1, TypeQ5_0, TypeQ5_1, TypeQ8_0,
-		TypeQ4_K, TypeQ6_K, TypeQ8_K:
+		TypeQ4_K, TypeQ5_K, TypeQ6_K, TypeQ8_K, TypeIQ4_NL, TypeIQ4_XS:
 		return true
 	}
 	return false
@@ -20,7 +20,9 @@ func CanQuantize(t Type) bool {
 // encoded size of len(src) elements (see Type.RowBytes).
 //
 // The 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) follow ggml's
-// reference rounding so that results match llama-quantize. Q4_K and Q6_K
+// reference rounding so that results match llama-quantize; so do Q5_K,
+// IQ4_NL and IQ4_XS, which follow ggml's searches without an importance
+// matrix (see quant_q5k.go and iq4.go). Q4_K and Q6_K
 // search each sub-block's scale (and min) by least squares over a set of
 // candidate scales; Q8_K is the activation encoding described in
 // FORMATS.md.
@@ -60,8 +62,14 @@ func Quantize(dst []byte, src []float32, t Type) error {
 		fn = quantQ8_0
 	case TypeQ4_K:
 		fn = quantQ4_K
+	case TypeQ5_K:
+		fn = quantQ5_K
 	case TypeQ6_K:
 		fn = quantQ6_K
+	case TypeIQ4_NL:
+		fn = quantIQ4_NL
+	case TypeIQ4_XS:
+		fn = quantIQ4_XS
 	case TypeQ8_K:
 		fn = quantQ8_K
 	}
@@ -189,28 +197,50 @@ func quantQ5_1(b []byte, x []float32) {
 	binary.LittleEndian.PutUint32(b[4:], qh)
 }
 
-// quantQ8_K: iscale = -127/max for the signed extreme, q = min(127,
-// round-half-even(iscale*x)), d = 1/iscale, bsums over each 16.
+// quantQ8_K packs QuantizeQ8KBlock's output: d f32, 256 int8 quants,
+// 16 int16 block sums.
 func quantQ8_K(b []byte, x []float32) {
+	var q [256]int8
+	var bsums [16]int16
+	d := QuantizeQ8KBlock(q[:], bsums[:], x)
+	binary.LittleEndian.PutUint32(b, math.Float32bits(d))
+	for j, v := range q {
+		b[4+j] = byte(v)
+	}
+	for j, s := range bsums {
+		binary.LittleEndian.PutUint16(b[260+2*j:], uint16(s))
+	}
+}
+
+// QuantizeQ8KBlock quantizes one 256-element block of activations to
+// Q8_K in the split form SIMD kernels keep it in: the quants into q[:256],
+// the sum of each 16 quants into bsums[:16], and the scale d returned.
+// iscale = −127/m for the element m of largest magnitude (with its
+// sign), q = min(127, round-half-even(iscale·x)), d = 1/iscale; an
+// all-zero block gives zeros and d = 0. It is the one scalar Q8_K
+// quantizer: Quantize(…, TypeQ8_K) packs its output, and the backends'
+// vector quantizers are tested bit for bit against it.
+func QuantizeQ8KBlock(q []int8, bsums []int16, x []float32) (d float32) {
+	q, bsums, x = q[:256], bsums[:16], x[:256]
 	maxv, amax := signedMax(x)
 	if amax == 0 {
-		clear(b)
-		return
+		clear(q)
+		clear(bsums)
+		return 0
 	}
 	iscale := -127 / maxv
 	for j, v := range x {
 		p := float32(iscale * v)
-		q := min(127, int(math.RoundToEven(float64(p))))
-		b[4+j] = byte(int8(q))
+		q[j] = int8(min(127, int(math.RoundToEven(float64(p)))))
 	}
-	for j := 0; j < 16; j++ {
-		s := 0
-		for l := 0; l < 16; l++ {
-			s += int(int8(b[4+16*j+l]))
+	for j := range bsums {
+		var s int16
+		for _, v := range q[16*j : 16*j+16] {
+			s += int16(v)
 		}
-		binary.LittleEndian.PutUint16(b[260+2*j:], uint16(int16(s)))
+		bsums[j] = s
 	}
-	binary.LittleEndian.PutUint32(b, math.Float32bits(1/iscale))
+	return 1 / iscale
 }
 
 func clampInt(v, lo, hi int) int {

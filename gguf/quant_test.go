@@ -44,6 +44,7 @@ func TestQuantizeRoundTrip(t *testing.T) {
 		{TypeQ6_K, 0.0235},
 		{TypeQ5_0, 0.062}, {TypeQ5_1, 0.048},
 		{TypeQ4_K, 0.091}, {TypeQ4_0, 0.123}, {TypeQ4_1, 0.099},
+		{TypeQ5_K, 0.046}, {TypeIQ4_NL, 0.102}, {TypeIQ4_XS, 0.103},
 	} {
 		t.Run(tc.t.String(), func(t *testing.T) {
 			n, err := tc.t.RowBytes(int64(len(x)))
@@ -120,7 +121,7 @@ func TestQ4KBeatsNaive(t *testing.T) {
 }
 
 func TestQuantizeEdgeCases(t *testing.T) {
-	for _, typ := range []Type{TypeQ4_0, TypeQ4_1, TypeQ5_0, TypeQ5_1, TypeQ8_0, TypeQ4_K, TypeQ6_K, TypeQ8_K} {
+	for _, typ := range []Type{TypeQ4_0, TypeQ4_1, TypeQ5_0, TypeQ5_1, TypeQ8_0, TypeQ4_K, TypeQ5_K, TypeQ6_K, TypeQ8_K, TypeIQ4_NL, TypeIQ4_XS} {
 		n := typ.BlockElems() * 2
 		for name, x := range map[string][]float32{
 			"zeros":    make([]float32, n),

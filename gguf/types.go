@@ -23,7 +23,13 @@ const (
 	TypeQ5_K Type = 13
 	TypeQ6_K Type = 14
 	TypeQ8_K Type = 15
-	TypeBF16 Type = 30
+	// TypeIQ4_NL is 32-element blocks of 4-bit indices into a fixed
+	// non-linear table (IQ4NLValues) with one f16 scale.
+	TypeIQ4_NL Type = 20
+	// TypeIQ4_XS is 256-element super-blocks of IQ4_NL indices with a
+	// 6-bit scale per 32 elements against one f16 scale.
+	TypeIQ4_XS Type = 23
+	TypeBF16   Type = 30
 )
 
 // typeTraits describes the block layout of one tensor type.
@@ -64,6 +70,10 @@ func (t Type) traits() (typeTraits, bool) {
 		return typeTraits{"Q6_K", 256, 210}, true
 	case TypeQ8_K:
 		return typeTraits{"Q8_K", 256, 292}, true
+	case TypeIQ4_NL:
+		return typeTraits{"IQ4_NL", 32, 18}, true
+	case TypeIQ4_XS:
+		return typeTraits{"IQ4_XS", 256, 136}, true
 	}
 	return typeTraits{}, false
 }
@@ -122,7 +132,7 @@ func ParseType(s string) (Type, error) {
 // AllTypes lists every known type in id order.
 func AllTypes() []Type {
 	return []Type{TypeF32, TypeF16, TypeQ4_0, TypeQ4_1, TypeQ5_0, TypeQ5_1, TypeQ8_0,
-		TypeQ2_K, TypeQ3_K, TypeQ4_K, TypeQ5_K, TypeQ6_K, TypeQ8_K, TypeBF16}
+		TypeQ2_K, TypeQ3_K, TypeQ4_K, TypeQ5_K, TypeQ6_K, TypeQ8_K, TypeIQ4_NL, TypeIQ4_XS, TypeBF16}
 }
 
 // WeightTypes lists the types a weight tensor can have, all of which

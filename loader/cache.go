@@ -40,7 +40,8 @@ type Model struct {
 	Path string
 	// Backend serves the model; Info.ID is its handle there.
 	Backend backends.Backend
-	// BackendName names the backend (as in plugins.hcl).
+	// BackendName names the backend (as in plugins.hcl) that loaded the
+	// model; Serving names the one serving it now.
 	BackendName string
 	// Info is what the backend reported when it loaded the model.
 	Info backends.ModelInfo
@@ -48,9 +49,24 @@ type Model struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Meta is the GGUF header (metadata and tensor infos; no data).
 	Meta *gguf.File
+	// TensorShapes gives each weight's shape (fastest-varying first) by
+	// name, built once from Meta when the model loads.
+	TensorShapes map[string][]int
 	// SizeBytes is what the model counts against the budget: the file
 	// size plus the backend's extra bytes.
 	SizeBytes int64
+}
+
+// Serving names the backend serving the model now: the supervisor's live
+// plugin (which may have fallen back, or back, since the model loaded),
+// else BackendName.
+func (m *Model) Serving() string {
+	if a, ok := m.Backend.(interface{ Active() string }); ok {
+		if n := a.Active(); n != "" {
+			return n
+		}
+	}
+	return m.BackendName
 }
 
 // CacheConfig configures a ModelCache.
@@ -82,10 +98,29 @@ type ModelCache struct {
 
 	mu       sync.Mutex
 	entries  map[string]*cacheEntry
-	used     int64 // bytes of loaded models and of loads in flight
+	used     int64 // bytes of loaded models, loads in flight and KV caches
+	kvBytes  int64 // the KV caches' share of used
 	tick     uint64
 	verified map[string]fileStamp
+	failures map[string]loadFailure // recent failed loads, by name
 	closed   bool
+}
+
+// loadFailure is a failed load, remembered so that a name whose file is
+// broken is not loaded (hashed, parsed) again on every request.
+type loadFailure struct {
+	err error
+	at  time.Time
+	n   int // failures in a row
+}
+
+// failureDelay is how long after its n-th failure in a row a name is
+// loaded again: 1s, doubling, at most 10s.
+func failureDelay(n int) time.Duration {
+	if n >= 5 {
+		return 10 * time.Second
+	}
+	return min(time.Second<<max(n-1, 0), 10*time.Second)
 }
 
 // cacheEntry is one name: loading (model nil, done open) or loaded.
@@ -104,6 +139,13 @@ type cacheEntry struct {
 type fileStamp struct {
 	size  int64
 	mtime time.Time
+	ino   uint64
+	ctime int64
+}
+
+func stampOf(st os.FileInfo) fileStamp {
+	ino, ctime := fileIdentity(st)
+	return fileStamp{st.Size(), st.ModTime(), ino, ctime}
 }
 
 // NewModelCache returns an empty cache.
@@ -117,6 +159,7 @@ func NewModelCache(cfg CacheConfig) *ModelCache {
 		log:      log.Named("models"),
 		entries:  map[string]*cacheEntry{},
 		verified: map[string]fileStamp{},
+		failures: map[string]loadFailure{},
 	}
 }
 
@@ -142,6 +185,12 @@ func (c *ModelCache) Acquire(ctx context.Context, name string) (*Model, error) {
 			e.lastUse = c.tick
 			c.mu.Unlock()
 			return e.model, nil
+		}
+		if f, ok := c.failures[name]; e == nil && ok {
+			if wait := failureDelay(f.n) - time.Since(f.at); wait > 0 {
+				c.mu.Unlock()
+				return nil, fmt.Errorf("loader: %w (failed %v ago; retried in %v)", f.err, time.Since(f.at).Round(time.Millisecond), wait.Round(time.Millisecond))
+			}
 		}
 		if e == nil {
 			e = &cacheEntry{name: name, done: make(chan struct{}), waiters: 1}
@@ -203,11 +252,16 @@ func (c *ModelCache) load(ctx context.Context, e *cacheEntry) (*Model, error) {
 		if c.entries[e.name] == e {
 			delete(c.entries, e.name)
 		}
+		if !isContextErr(err) && !errors.Is(err, ErrCacheClosed) && !errors.Is(err, ErrOverBudget) {
+			f := c.failures[e.name]
+			c.failures[e.name] = loadFailure{err: err, at: time.Now(), n: f.n + 1}
+		}
 		e.err = err
 		close(e.done)
 		c.mu.Unlock()
 		return nil, err
 	}
+	delete(c.failures, e.name)
 	e.model, e.cost = m, cost
 	e.refs = e.waiters
 	c.tick++
@@ -242,10 +296,17 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*Model, int64, er
 	if err != nil {
 		return nil, 0, fmt.Errorf("model %q: tokenizer: %w", name, err)
 	}
-	if err := c.reserve(ctx, name, size); err != nil {
+	if err := c.reserve(ctx, fmt.Sprintf("model %q", name), size); err != nil {
 		return nil, 0, err
 	}
-	info, err := c.cfg.Backend.LoadModel(ctx, backends.LoadRequest{Path: res.Path})
+	var info *backends.ModelInfo
+	if vl, ok := c.cfg.Backend.(VerifyingLoader); ok && res.SHA256 != "" {
+		// The supervisor reloads the model after a plugin restart; it
+		// verifies the file again then, exactly like this first load.
+		info, err = vl.LoadModelVerified(ctx, backends.LoadRequest{Path: res.Path}, func(ctx context.Context) error { return c.verify(ctx, res) })
+	} else {
+		info, err = c.cfg.Backend.LoadModel(ctx, backends.LoadRequest{Path: res.Path})
+	}
 	if err != nil {
 		c.mu.Lock()
 		c.used -= size
@@ -260,15 +321,36 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*Model, int64, er
 		c.mu.Unlock()
 	}
 	return &Model{
-		Name:        name,
-		Path:        res.Path,
-		Backend:     c.cfg.Backend,
-		BackendName: active,
-		Info:        *info,
-		Tokenizer:   tok,
-		Meta:        meta,
-		SizeBytes:   cost,
+		Name:         name,
+		Path:         res.Path,
+		Backend:      c.cfg.Backend,
+		BackendName:  active,
+		Info:         *info,
+		Tokenizer:    tok,
+		Meta:         meta,
+		TensorShapes: tensorShapes(meta),
+		SizeBytes:    cost,
 	}, cost, nil
+}
+
+// VerifyingLoader is a backend that may load a model again by itself
+// (the Supervisor, after a plugin restart): verify runs before each such
+// reload, and a model whose file fails it is not served.
+type VerifyingLoader interface {
+	LoadModelVerified(ctx context.Context, req backends.LoadRequest, verify func(context.Context) error) (*backends.ModelInfo, error)
+}
+
+// tensorShapes maps each tensor of a GGUF header to its shape.
+func tensorShapes(meta *gguf.File) map[string][]int {
+	shapes := make(map[string][]int, len(meta.Tensors))
+	for _, ti := range meta.Tensors {
+		s := make([]int, len(ti.Dims))
+		for i, d := range ti.Dims {
+			s[i] = int(d)
+		}
+		shapes[ti.Name] = s
+	}
+	return shapes
 }
 
 // backendName names the backend serving now.
@@ -280,13 +362,28 @@ func (c *ModelCache) backendName() string {
 }
 
 // reserve counts size bytes against the budget, evicting idle models
-// least recently used first to make room.
+// least recently used first to make room. When even evicting every idle
+// model would not make room, it fails without evicting any.
 func (c *ModelCache) reserve(ctx context.Context, name string, size int64) error {
 	budget := c.cfg.BudgetBytes
 	c.mu.Lock()
 	if budget > 0 && size > budget {
 		c.mu.Unlock()
-		return fmt.Errorf("%w: model %q needs %s, the budget is %s: %w", ErrOverBudget, name, FormatSize(size), FormatSize(budget), backends.ErrOutOfMemory)
+		return fmt.Errorf("%w: %s needs %s, the budget is %s: %w", ErrOverBudget, name, FormatSize(size), FormatSize(budget), backends.ErrOutOfMemory)
+	}
+	if budget > 0 {
+		var idle int64
+		for _, e := range c.entries {
+			if e.model != nil && e.refs == 0 {
+				idle += e.cost
+			}
+		}
+		if c.used-idle+size > budget {
+			used := c.used
+			c.mu.Unlock()
+			return fmt.Errorf("%w: %s needs %s, %s of %s held by models and KV caches in use: %w",
+				ErrOverBudget, name, FormatSize(size), FormatSize(used-idle), FormatSize(budget), backends.ErrOutOfMemory)
+		}
 	}
 	var victims []*Model
 	for budget > 0 && c.used+size > budget {
@@ -303,16 +400,37 @@ func (c *ModelCache) reserve(ctx context.Context, name string, size int64) error
 		c.used -= lru.cost
 		victims = append(victims, lru.model)
 	}
-	if budget > 0 && c.used+size > budget {
-		used := c.used
-		c.mu.Unlock()
-		c.unloadAll(ctx, victims, "evicted")
-		return fmt.Errorf("%w: model %q needs %s, %s of %s held by models in use: %w", ErrOverBudget, name, FormatSize(size), FormatSize(used), FormatSize(budget), backends.ErrOutOfMemory)
-	}
 	c.used += size
 	c.mu.Unlock()
 	c.unloadAll(ctx, victims, "evicted")
 	return nil
+}
+
+// ReserveKV counts bytes of KV cache (a session about to be opened)
+// against the memory budget, evicting idle models least recently used
+// first to make room, and returns the function that gives them back
+// (call it once the session is closed). The error wraps ErrOverBudget
+// and backends.ErrOutOfMemory when they cannot fit. It implements
+// core.KVReserver.
+func (c *ModelCache) ReserveKV(ctx context.Context, bytes int64) (func(), error) {
+	if bytes <= 0 {
+		return func() {}, nil
+	}
+	if err := c.reserve(ctx, "a KV cache of "+FormatSize(bytes), bytes); err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	}
+	c.mu.Lock()
+	c.kvBytes += bytes
+	c.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.used -= bytes
+			c.kvBytes -= bytes
+			c.mu.Unlock()
+		})
+	}, nil
 }
 
 // unloadAll unloads models that were removed from the cache.
@@ -334,7 +452,8 @@ func (c *ModelCache) unload(ctx context.Context, m *Model) error {
 }
 
 // verify checks the file's sha256 against the configured digest, once per
-// file version (size and modification time).
+// file version (size, modification time, inode and inode change time:
+// the fast path; any change and the file is hashed again).
 func (c *ModelCache) verify(ctx context.Context, res Resolved) error {
 	f, err := os.Open(res.Path)
 	if err != nil {
@@ -345,7 +464,7 @@ func (c *ModelCache) verify(ctx context.Context, res Resolved) error {
 	if err != nil {
 		return fmt.Errorf("model %q: %w", res.Name, err)
 	}
-	stamp := fileStamp{st.Size(), st.ModTime()}
+	stamp := stampOf(st)
 	c.mu.Lock()
 	ok := c.verified[res.Path] == stamp
 	c.mu.Unlock()
@@ -424,6 +543,11 @@ func (c *ModelCache) List(ctx context.Context) []ModelEntry {
 		seen[list[i].Name] = true
 		if e := c.entries[list[i].Name]; e != nil && e.model != nil {
 			list[i].Loaded, list[i].Refs = true, e.refs
+			if me, ok := c.cfg.Backend.(interface{ ModelErr(backends.ModelID) error }); ok && list[i].Error == "" {
+				if err := me.ModelErr(e.model.Info.ID); err != nil {
+					list[i].Error = err.Error() // loaded, but lost to a plugin restart
+				}
+			}
 		}
 	}
 	for name, e := range c.entries {
@@ -435,8 +559,15 @@ func (c *ModelCache) List(ctx context.Context) []ModelEntry {
 	return list
 }
 
-// Used returns the bytes counted against the budget (loaded models and
-// loads in flight).
+// KVBytes returns the KV cache bytes reserved with ReserveKV (part of Used).
+func (c *ModelCache) KVBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.kvBytes
+}
+
+// Used returns the bytes counted against the budget (loaded models,
+// loads in flight and reserved KV caches).
 func (c *ModelCache) Used() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -338,6 +338,21 @@ model "mine" {
 		t.Errorf("backend failure: %v", err)
 	}
 	fb.loadErr = nil
+	// A failed load is remembered for a short while: the next request
+	// gets the error without loading again...
+	loads := fb.totalLoads()
+	if _, err := c.Acquire(ctx, "b"); !errors.Is(err, backends.ErrInvalidModel) || !strings.Contains(err.Error(), "retried in") {
+		t.Errorf("right after the failure: %v", err)
+	}
+	if fb.totalLoads() != loads {
+		t.Error("loaded again within the retry delay")
+	}
+	// ...and once the delay has passed, the next request loads it.
+	c.mu.Lock()
+	f := c.failures["b"]
+	f.at = f.at.Add(-failureDelay(f.n))
+	c.failures["b"] = f
+	c.mu.Unlock()
 	if _, err := c.Acquire(ctx, "b"); err != nil {
 		t.Errorf("retry after failure: %v", err)
 	}
@@ -547,5 +562,81 @@ model "stories260k" {
 	}
 	if pr := JudgeBackend(ctx, be, false); pr.Veto != "" {
 		t.Errorf("reference fails the self-test: %s", pr.Veto)
+	}
+}
+
+// TestCacheReserveNoPointlessEviction: a model that cannot fit even
+// after evicting every idle model evicts none (before: every idle model
+// was unloaded first, then the load failed anyway).
+func TestCacheReserveNoPointlessEviction(t *testing.T) {
+	c, fb, size := cacheFixture(t, 0, "")
+	ctx := context.Background()
+	c.cfg.BudgetBytes = 2*size + size/2
+	held, err := c.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Acquire(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Release(idle)
+	// 2·size held or idle; a KV reservation of 1.6·size cannot fit even
+	// with b evicted (size held by a + 1.6·size > 2.5·size).
+	if _, err := c.ReserveKV(ctx, size+size*6/10); !errors.Is(err, ErrOverBudget) || !errors.Is(err, backends.ErrOutOfMemory) {
+		t.Fatalf("oversized KV reservation: %v", err)
+	}
+	if !entryOf(t, c, "b").Loaded || len(fb.unloads) != 0 {
+		t.Fatalf("idle model evicted for a reservation that could not fit (unloads %v)", fb.unloads)
+	}
+	// One that fits after evicting b evicts b and is counted.
+	used := c.Used()
+	release, err := c.ReserveKV(ctx, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entryOf(t, c, "b").Loaded || c.KVBytes() != size || c.Used() != used-size+size {
+		t.Errorf("after reserving: b loaded %v, kv %d, used %d (was %d)", entryOf(t, c, "b").Loaded, c.KVBytes(), c.Used(), used)
+	}
+	// The KV bytes hold the budget: b cannot come back until released.
+	if _, err := c.Acquire(ctx, "b"); !errors.Is(err, ErrOverBudget) {
+		t.Errorf("b while KV holds the room: %v", err)
+	}
+	release()
+	release() // idempotent
+	if c.KVBytes() != 0 {
+		t.Errorf("kv after release: %d", c.KVBytes())
+	}
+	m, err := c.Acquire(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Release(m)
+	c.Release(held)
+}
+
+// activeFake is a backend that names the plugin serving it now.
+type activeFake struct {
+	*fakeBackend
+	active string
+}
+
+func (a activeFake) Active() string { return a.active }
+
+// TestModelServing: a model names the backend serving it now, not the
+// one that loaded it (a supervisor may have fallen back, or back).
+func TestModelServing(t *testing.T) {
+	for _, c := range []struct {
+		be   backends.Backend
+		want string
+	}{
+		{activeFake{newFake(), "reference"}, "reference"},
+		{activeFake{newFake(), ""}, "cpu-avx2"}, // none live: the load-time name
+		{newFake(), "cpu-avx2"},
+	} {
+		m := &Model{Backend: c.be, BackendName: "cpu-avx2"}
+		if got := m.Serving(); got != c.want {
+			t.Errorf("%T: Serving() = %q, want %q", c.be, got, c.want)
+		}
 	}
 }

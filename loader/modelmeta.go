@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"math"
 	"os"
 
 	"github.com/realmrt/realm/backends"
@@ -39,21 +40,11 @@ func describeFile(path string) (typ, arch string, err error) {
 	return quantName(meta), arch, nil
 }
 
-// fileTypeNames names the values of general.file_type (llama.cpp's
-// llama_ftype) that this project can load.
-func fileTypeNames() map[uint64]string {
-	return map[uint64]string{
-		0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-		10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S",
-		15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 21: "Q2_K_S", 32: "BF16",
-	}
-}
-
 // quantName names the quantization of a model: general.file_type when it
 // is set and known, otherwise the tensor type holding the most bytes.
 func quantName(meta *gguf.File) string {
-	if ft, ok := meta.Uint("general.file_type"); ok {
-		if n, ok := fileTypeNames()[ft]; ok {
+	if ft, ok := meta.Uint(gguf.KeyFileType); ok && ft <= math.MaxUint32 {
+		if n, ok := gguf.FileType(ft).Name(); ok {
 			return n
 		}
 	}

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/realmrt/realm/backends"
 )
 
 // Options configures Open.
@@ -44,10 +42,8 @@ type Runtime struct {
 	Machine Machine
 	// Decision is the backend selection and its reasons.
 	Decision Decision
-	// Backend is the supervised plugin (a *Supervisor).
-	Backend backends.Backend
-	// Supervisor is Backend with its supervision methods (Active,
-	// Restarts, ...).
+	// Supervisor is the supervised plugin: a backends.Backend with its
+	// supervision methods (Active, Restarts, ...).
 	Supervisor *Supervisor
 	// Registry resolves model names.
 	Registry *Registry
@@ -106,7 +102,6 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 		Config:     cfg,
 		Machine:    m,
 		Decision:   d,
-		Backend:    sup,
 		Supervisor: sup,
 		Registry:   reg,
 		Models: NewModelCache(CacheConfig{

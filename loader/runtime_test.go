@@ -84,11 +84,11 @@ model "stories260k" {
 	if m.Info.NVocab != 512 || m.BackendName != "reference" || m.Tokenizer == nil {
 		t.Errorf("model = %+v", m.Info)
 	}
-	sid, err := rt.Backend.OpenSession(ctx, m.Info.ID, 32)
+	sid, err := rt.Supervisor.OpenSession(ctx, m.Info.ID, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Backend.CloseSession(ctx, sid); err != nil {
+	if err := rt.Supervisor.CloseSession(ctx, sid); err != nil {
 		t.Fatal(err)
 	}
 	rt.Models.Release(m)
@@ -102,7 +102,7 @@ model "stories260k" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := rt3.Backend.Info(ctx)
+	info, err := rt3.Supervisor.Info(ctx)
 	if err != nil || info.Threads != 3 {
 		t.Errorf("Threads: 3 gave Info %+v, %v", info, err)
 	}

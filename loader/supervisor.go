@@ -40,9 +40,17 @@ type SupervisorConfig struct {
 	// nil: no logging.
 	Logger hclog.Logger
 	// MaxRestarts is how many failures (crashes or failed starts) of one
-	// plugin within RestartWindow are tolerated; one more and the
-	// supervisor falls back to the next PluginSpec. 0: 3; negative: none.
+	// plugin within RestartWindow are tolerated; one more opens that
+	// plugin's circuit breaker and the supervisor falls back to the next
+	// PluginSpec. 0: 3; negative: none.
 	MaxRestarts int
+	// Cooldown is how long a plugin's open breaker stays open before the
+	// plugin is tried again (0: 30s); it doubles with each trip in a row
+	// up to MaxCooldown (0: 5 minutes). A preferred plugin whose breaker
+	// closes is started again and takes over once the running fallback
+	// is idle; when every breaker is open the supervisor reports itself
+	// unavailable and keeps retrying, never giving up.
+	Cooldown, MaxCooldown time.Duration
 	// RestartWindow is the window over which failures count (0: 1 minute).
 	RestartWindow time.Duration
 	// Backoff is the delay before the second attempt after a failure
@@ -50,11 +58,18 @@ type SupervisorConfig struct {
 	// the window up to MaxBackoff. 0: 100ms and 10s.
 	Backoff, MaxBackoff time.Duration
 	// PingInterval is the period of the health ping that finds hung
-	// plugins (0: 1s); PingTimeout bounds one ping (0: 5s). A plugin's
-	// exit is noticed at once, without waiting for a ping.
+	// plugins (0: 1s); PingTimeout bounds one ping (0: 10s); a plugin is
+	// declared hung after PingFailures failed pings in a row (0: 3) while
+	// its process lives and its connection is up. One slow ping is not a
+	// death: a host under pressure (swapping, a GC storm, a CPU-bound
+	// burst) delays pings without the plugin being at fault. A plugin's
+	// exit or broken connection is noticed at once, without pings.
 	PingInterval, PingTimeout time.Duration
+	PingFailures              int
 	// StartTimeout bounds a plugin's start, handshake and Info (0: 10s).
 	StartTimeout time.Duration
+	// UnloadTimeout bounds one UnloadModel (0: 10s).
+	UnloadTimeout time.Duration
 }
 
 // maxErrorLines is how many error lines of a plugin's stderr are kept.
@@ -80,8 +95,17 @@ func (c *SupervisorConfig) withDefaults() SupervisorConfig {
 	def(&out.Backoff, 100*time.Millisecond)
 	def(&out.MaxBackoff, 10*time.Second)
 	def(&out.PingInterval, time.Second)
-	def(&out.PingTimeout, 5*time.Second)
+	def(&out.PingTimeout, 10*time.Second)
+	def(&out.Cooldown, 30*time.Second)
+	def(&out.MaxCooldown, 5*time.Minute)
+	if out.PingFailures <= 0 {
+		out.PingFailures = 3
+	}
+	if out.MaxCooldown < out.Cooldown {
+		out.MaxCooldown = out.Cooldown
+	}
 	def(&out.StartTimeout, 10*time.Second)
+	def(&out.UnloadTimeout, 10*time.Second)
 	if out.MaxBackoff < out.Backoff {
 		out.MaxBackoff = out.Backoff
 	}
@@ -101,8 +125,9 @@ func (c *SupervisorConfig) withDefaults() SupervisorConfig {
 // were opened in, and one from a dead process is rejected with an error
 // wrapping both backends.ErrStaleHandle and backends.ErrBackendCrashed
 // (the session was lost to the crash, however soon the caller comes
-// back). After more than MaxRestarts failures within
-// RestartWindow it falls back to the next PluginSpec.
+// back). After more than MaxRestarts failures within RestartWindow a
+// plugin's circuit breaker opens and the supervisor falls back to the
+// next PluginSpec; recovery is two-way (see SupervisorConfig.Cooldown).
 type Supervisor struct {
 	cfg SupervisorConfig
 	log hclog.Logger
@@ -114,12 +139,11 @@ type Supervisor struct {
 
 	mu          sync.Mutex
 	cur         *instance     // the live plugin; nil while (re)starting
-	ready       chan struct{} // closed when cur is set, failed or closed
-	failed      error         // terminal: no plugin could be started
+	ready       chan struct{} // closed when cur is set, unavailable or closed
+	unavail     error         // set while every breaker is open (retrying)
 	closed      bool
-	epoch       uint32 // of the newest process started
-	specIdx     int
-	failures    []time.Time // recent failures of Plugins[specIdx]
+	epoch       uint32    // of the newest process started
+	breakers    []breaker // one per PluginSpec
 	restarts    int
 	lastErrors  []string
 	models      map[backends.ModelID]*modelEntry
@@ -130,11 +154,16 @@ type Supervisor struct {
 
 // modelEntry is a model the supervisor holds, by its stable id.
 type modelEntry struct {
-	path  string
-	info  backends.ModelInfo // ID is the supervisor's id
-	inner backends.ModelID   // the id in the process of epoch
-	epoch uint32
-	err   error // set when reloading it into the current process failed
+	path   string
+	verify func(context.Context) error // run before each reload; nil: none
+	info   backends.ModelInfo          // ID is the supervisor's id
+	inner  backends.ModelID            // the id in the process of epoch
+	epoch  uint32
+	err    error // set when reloading it into the current process failed
+	// failedAt and retries pace the reload retries of a broken model.
+	failedAt time.Time
+	retries  int
+	retrying bool
 }
 
 // sessionEntry is a session of the current plugin process.
@@ -167,18 +196,25 @@ func NewSupervisor(ctx context.Context, cfg SupervisorConfig) (*Supervisor, erro
 		cfg:      c,
 		log:      c.Logger,
 		ready:    make(chan struct{}),
+		breakers: make([]breaker, len(c.Plugins)),
 		models:   make(map[backends.ModelID]*modelEntry),
 		sessions: make(map[backends.SessionID]sessionEntry),
 	}
-	dir, err := os.MkdirTemp("", "realm-plugins-")
+	dir, err := socketDir(s.log)
 	if err != nil {
 		return nil, fmt.Errorf("loader: supervisor: socket directory: %w", err)
 	}
 	s.sockDir = dir
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, s.cancel) // ctx ends the start, not the supervisor
-	inst, err := s.bringUp(false)
-	stop()
+	inst, err := s.bringUp(false, true)
+	if !stop() && err == nil {
+		// ctx ended the start just as it succeeded: the supervisor's own
+		// context is cancelled, so it would be dead on arrival.
+		inst.cancel(ctx.Err())
+		inst.stop(true)
+		err = ctx.Err()
+	}
 	if err != nil {
 		s.cancel()
 		s.wg.Wait()
@@ -191,15 +227,22 @@ func NewSupervisor(ctx context.Context, cfg SupervisorConfig) (*Supervisor, erro
 	s.mu.Lock()
 	s.install(inst)
 	s.mu.Unlock()
+	if len(c.Plugins) > 1 {
+		s.wg.Add(1)
+		go s.watchPreferred()
+	}
 	return s, nil
 }
 
-// Active returns the name of the plugin in use (the last one started
-// while restarting).
+// Active returns the name of the plugin serving now, "" while none is
+// (between a crash and the restart, or while every breaker is open).
 func (s *Supervisor) Active() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cfg.Plugins[s.specIdx].Name
+	if s.cur == nil {
+		return ""
+	}
+	return s.cur.spec.Name
 }
 
 // Restarts returns how many times a plugin process was started again

@@ -24,6 +24,14 @@ func (s *Supervisor) Info(ctx context.Context) (*backends.Info, error) {
 // LoadModel implements backends.Backend. The returned ModelInfo.ID is
 // the supervisor's and stays valid across plugin restarts.
 func (s *Supervisor) LoadModel(ctx context.Context, req backends.LoadRequest) (*backends.ModelInfo, error) {
+	return s.LoadModelVerified(ctx, req, nil)
+}
+
+// LoadModelVerified is LoadModel for a model whose file must pass
+// verify (a pinned checksum) each time the supervisor loads it again
+// into a restarted plugin; the caller has verified it for this load.
+// It implements VerifyingLoader.
+func (s *Supervisor) LoadModelVerified(ctx context.Context, req backends.LoadRequest, verify func(context.Context) error) (*backends.ModelInfo, error) {
 	var out *backends.ModelInfo
 	err := s.do(ctx, "load model", func(ctx context.Context, inst *instance) error {
 		mi, err := inst.backend.LoadModel(ctx, req)
@@ -37,7 +45,7 @@ func (s *Supervisor) LoadModel(ctx context.Context, req backends.LoadRequest) (*
 		}
 		s.nextModel++
 		id := backends.ModelID(s.nextModel)
-		e := &modelEntry{path: req.Path, info: *mi, inner: mi.ID, epoch: inst.epoch}
+		e := &modelEntry{path: req.Path, verify: verify, info: *mi, inner: mi.ID, epoch: inst.epoch}
 		e.info.ID = id
 		s.models[id] = e
 		info := e.info
@@ -47,8 +55,13 @@ func (s *Supervisor) LoadModel(ctx context.Context, req backends.LoadRequest) (*
 	return out, err
 }
 
-// UnloadModel implements backends.Backend.
+// UnloadModel implements backends.Backend. It gives up after
+// SupervisorConfig.UnloadTimeout, so that a plugin hung in it holds up
+// neither the model cache (which unloads to make room) nor shutdown; the
+// model is forgotten either way.
 func (s *Supervisor) UnloadModel(ctx context.Context, id backends.ModelID) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.UnloadTimeout)
+	defer cancel()
 	forget := func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -68,7 +81,7 @@ func (s *Supervisor) UnloadModel(ctx context.Context, id backends.ModelID) error
 			forget()
 			return nil
 		}
-		inner, err := s.model(inst, id)
+		inner, err := s.model(ctx, inst, id)
 		if err != nil {
 			return err
 		}
@@ -83,6 +96,9 @@ func (s *Supervisor) UnloadModel(ctx context.Context, id backends.ModelID) error
 		forget()
 		return nil
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		forget()
+	}
 	return err
 }
 
@@ -91,7 +107,7 @@ func (s *Supervisor) UnloadModel(ctx context.Context, id backends.ModelID) error
 func (s *Supervisor) OpenSession(ctx context.Context, id backends.ModelID, nCtx int) (backends.SessionID, error) {
 	var sid backends.SessionID
 	err := s.do(ctx, "open session", func(ctx context.Context, inst *instance) error {
-		inner, err := s.model(inst, id)
+		inner, err := s.model(ctx, inst, id)
 		if err != nil {
 			return err
 		}
@@ -167,7 +183,7 @@ func (s *Supervisor) TensorOp(ctx context.Context, req backends.TensorOpRequest)
 			if r.Inputs[i].Model == 0 {
 				continue
 			}
-			inner, err := s.model(inst, r.Inputs[i].Model)
+			inner, err := s.model(ctx, inst, r.Inputs[i].Model)
 			if err != nil {
 				return err
 			}
@@ -178,4 +194,15 @@ func (s *Supervisor) TensorOp(ctx context.Context, req backends.TensorOpRequest)
 		return err
 	})
 	return res, err
+}
+
+// ModelErr returns why a held model cannot be served now (it failed to
+// reload into the current plugin process), or nil.
+func (s *Supervisor) ModelErr(id backends.ModelID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.models[id]; ok {
+		return m.err
+	}
+	return nil
 }

@@ -12,7 +12,9 @@ import (
 )
 
 // acquire returns the live plugin, waiting (within ctx) while one is
-// being restarted.
+// being restarted, and counts a call in flight on it that the caller
+// ends with inst.inflight.Add(-1). While every plugin's breaker is open
+// it fails at once with the unavailable error.
 func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 	for {
 		s.mu.Lock()
@@ -20,14 +22,15 @@ func (s *Supervisor) acquire(ctx context.Context) (*instance, error) {
 		case s.closed:
 			s.mu.Unlock()
 			return nil, ErrClosed
-		case s.failed != nil:
-			err := s.failed
-			s.mu.Unlock()
-			return nil, err
 		case s.cur != nil:
 			inst := s.cur
+			inst.inflight.Add(1)
 			s.mu.Unlock()
 			return inst, nil
+		case s.unavail != nil:
+			err := s.unavail
+			s.mu.Unlock()
+			return nil, err
 		}
 		ready := s.ready
 		s.mu.Unlock()
@@ -52,6 +55,7 @@ func (s *Supervisor) do(ctx context.Context, op string, fn func(ctx context.Cont
 	err = fn(cctx, inst)
 	stop()
 	cancel()
+	inst.inflight.Add(-1)
 	if err == nil {
 		return nil
 	}
@@ -88,11 +92,39 @@ func (s *Supervisor) crashError(inst *instance, op string, err error) error {
 		backends.ErrBackendCrashed, inst.spec.Name, inst.pid, op, msg, formatLines(inst.stderr.lines()))
 }
 
-// model returns the current process's id of a supervisor model id.
-func (s *Supervisor) model(inst *instance, id backends.ModelID) (backends.ModelID, error) {
+// model returns the current process's id of a supervisor model id. A
+// model that failed to reload into this process (its file was missing,
+// corrupt or failed its checksum) is tried again, verified like a first
+// load, once its retry delay has passed: a model broken by a restart
+// does not stay broken after its file comes back.
+func (s *Supervisor) model(ctx context.Context, inst *instance, id backends.ModelID) (backends.ModelID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.models[id]
+	if ok && m.err != nil && m.epoch == inst.epoch && !m.retrying && time.Since(m.failedAt) >= retryDelay(m.retries) {
+		m.retrying = true
+		s.mu.Unlock()
+		inner, err := s.reloadOne(ctx, inst, m.path, m.verify)
+		s.mu.Lock()
+		m.retrying = false
+		switch {
+		case s.models[id] != m || inst.ctx.Err() != nil || m.epoch != inst.epoch:
+			if err == nil {
+				go s.unloadOrphans(inst, []backends.ModelID{inner})
+			}
+		case err == nil:
+			s.log.Info("model reloaded after an earlier failure", "path", m.path, "attempts", m.retries+1)
+			m.inner, m.err, m.retries = inner, nil, 0
+		default:
+			if errors.Is(err, backends.ErrBackendCrashed) {
+				return 0, err
+			}
+			m.err = fmt.Errorf("loader: model %d (%s) could not be reloaded after a plugin restart (retrying in %v): %w",
+				id, m.path, retryDelay(m.retries+1), err)
+			m.failedAt = time.Now()
+			m.retries++
+		}
+	}
 	switch {
 	case !ok:
 		return 0, fmt.Errorf("model %d: %w", id, backends.ErrNotFound)

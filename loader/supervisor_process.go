@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -20,70 +21,173 @@ import (
 	"github.com/realmrt/realm/backends"
 )
 
-// bringUp starts a plugin, falling back along cfg.Plugins, and (when
-// reload is set) loads the models the supervisor holds into it. It
-// returns the first instance that works, or the terminal error.
-func (s *Supervisor) bringUp(reload bool) (*instance, error) {
+// breaker is the circuit breaker of one PluginSpec: its recent
+// failures, and while open, when it may be tried again.
+type breaker struct {
+	failures  []time.Time // within RestartWindow
+	openUntil time.Time   // zero: closed
+	trips     int         // in a row, for the cooldown's doubling
+	lastErr   error       // of the latest failure
+	lastAt    time.Time
+}
+
+// recordFailure counts a failure of Plugins[idx] (a crash or a failed
+// start) and opens its breaker when there were more than MaxRestarts
+// within RestartWindow, or at once for a protocol mismatch. s.mu must
+// be held. It returns whether the breaker opened.
+func (s *Supervisor) recordFailure(idx int, err error) bool {
+	b := &s.breakers[idx]
+	now := time.Now()
+	recent := b.failures[:0]
+	for _, t := range b.failures {
+		if now.Sub(t) < s.cfg.RestartWindow {
+			recent = append(recent, t)
+		}
+	}
+	b.failures = append(recent, now)
+	b.lastErr, b.lastAt = err, now
+	if len(b.failures) <= s.cfg.MaxRestarts && !errors.Is(err, backends.ErrProtocolMismatch) {
+		return false
+	}
+	s.trip(idx, err)
+	return true
+}
+
+// trip opens the breaker of Plugins[idx]. s.mu must be held.
+func (s *Supervisor) trip(idx int, err error) {
+	b := &s.breakers[idx]
+	now := time.Now()
+	d := s.cfg.MaxCooldown
+	if b.trips < 30 {
+		d = min(s.cfg.Cooldown<<b.trips, s.cfg.MaxCooldown)
+	}
+	b.trips++
+	b.failures = nil
+	b.openUntil = now.Add(d)
+	s.log.Warn("backend plugin circuit open", "plugin", s.cfg.Plugins[idx].Name, "retry_in", d, "error", err)
+}
+
+// pick returns the most preferred plugin whose breaker is closed (or
+// whose cooldown has passed), or -1 and how long until one is. s.mu
+// must be held.
+func (s *Supervisor) pick(below int) (int, time.Duration) {
+	now := time.Now()
+	wait := time.Duration(-1)
+	for i := 0; i < below; i++ {
+		until := s.breakers[i].openUntil
+		if !now.Before(until) {
+			return i, 0
+		}
+		if d := until.Sub(now); wait < 0 || d < wait {
+			wait = d
+		}
+	}
+	return -1, wait
+}
+
+// bringUp starts a plugin, the most preferred whose breaker allows it,
+// and (when reload is set) loads the models the supervisor holds into
+// it. With initial set (NewSupervisor) it gives up, with the last
+// error, once every breaker has opened. Otherwise it never gives up:
+// while every breaker is open it reports the supervisor unavailable
+// (calls fail fast) and waits for the first cooldown to pass. It
+// returns ErrClosed when the supervisor closes.
+func (s *Supervisor) bringUp(reload, initial bool) (*instance, error) {
 	var lastErr error
 	for {
-		s.mu.Lock()
-		idx := s.specIdx
-		now := time.Now()
-		recent := s.failures[:0]
-		for _, t := range s.failures {
-			if now.Sub(t) < s.cfg.RestartWindow {
-				recent = append(recent, t)
-			}
+		if err := s.ctx.Err(); err != nil {
+			return nil, ErrClosed
 		}
-		s.failures = recent
-		if len(recent) > s.cfg.MaxRestarts || errors.Is(lastErr, backends.ErrProtocolMismatch) {
-			if idx+1 >= len(s.cfg.Plugins) {
+		s.mu.Lock()
+		idx, wait := s.pick(len(s.cfg.Plugins))
+		if idx < 0 {
+			if lastErr == nil {
+				lastErr = s.latestFailure()
+			}
+			if initial {
 				s.mu.Unlock()
-				if lastErr == nil {
-					lastErr = fmt.Errorf("%w: plugin %q failed %d times within %v", backends.ErrPluginStart,
-						s.cfg.Plugins[idx].Name, len(recent), s.cfg.RestartWindow)
-				}
 				return nil, fmt.Errorf("loader: no backend plugin could be started (tried %s): %w", s.specNames(), lastErr)
 			}
-			s.log.Warn("falling back to the next backend plugin", "from", s.cfg.Plugins[idx].Name,
-				"to", s.cfg.Plugins[idx+1].Name, "failures", len(recent), "error", lastErr)
-			idx++
-			s.specIdx, s.failures = idx, nil
+			s.unavail = fmt.Errorf("%w: no backend plugin is running: every plugin (%s) failed repeatedly; retrying in %v: %w",
+				backends.ErrBackendCrashed, s.specNames(), wait.Round(time.Millisecond), lastErr)
+			closeReady(s.ready) // waiters see unavail and fail fast
+			s.mu.Unlock()
+			if !s.sleep(wait) {
+				return nil, ErrClosed
+			}
+			continue
 		}
-		nFail := len(s.failures)
+		nFail := len(s.breakers[idx].failures)
 		s.mu.Unlock()
 		if nFail > 1 { // the first restart after a failure is immediate
 			d := s.cfg.MaxBackoff
 			if nFail-2 < 30 {
 				d = min(s.cfg.Backoff<<(nFail-2), s.cfg.MaxBackoff)
 			}
-			t := time.NewTimer(d)
-			select {
-			case <-s.ctx.Done():
-				t.Stop()
+			if !s.sleep(d) {
 				return nil, ErrClosed
-			case <-t.C:
 			}
-		}
-		if err := s.ctx.Err(); err != nil {
-			return nil, ErrClosed
 		}
 		inst, err := s.start(idx)
 		if err == nil && reload {
-			if err = s.reload(inst); err != nil {
+			var res map[backends.ModelID]reloaded
+			if res, err = s.loadAll(inst); err == nil {
+				s.commitReload(inst, res)
+			} else {
 				inst.cancel(err)
 				inst.stop(false)
 				s.setLastErrors(inst)
 			}
 		}
 		if err == nil {
+			s.mu.Lock()
+			if s.unavail != nil {
+				// ready was closed to fail callers fast; callers arriving
+				// before the new plugin is installed wait again.
+				s.unavail = nil
+				s.ready = make(chan struct{})
+			}
+			s.breakers[idx].openUntil = time.Time{}
+			s.mu.Unlock()
 			return inst, nil
+		}
+		if s.ctx.Err() != nil {
+			return nil, ErrClosed
 		}
 		lastErr = err
 		s.log.Error("backend plugin failed to start", "plugin", s.cfg.Plugins[idx].Name, "error", err)
 		s.mu.Lock()
-		s.failures = append(s.failures, time.Now())
+		if s.recordFailure(idx, err) && idx+1 < len(s.cfg.Plugins) {
+			s.log.Warn("falling back to the next backend plugin", "from", s.cfg.Plugins[idx].Name, "error", err)
+		}
 		s.mu.Unlock()
+	}
+}
+
+// latestFailure returns the cause of the latest failure of any plugin.
+// s.mu must be held.
+func (s *Supervisor) latestFailure() error {
+	var last breaker
+	for _, b := range s.breakers {
+		if b.lastErr != nil && b.lastAt.After(last.lastAt) {
+			last = b
+		}
+	}
+	if last.lastErr == nil {
+		return errors.New("no failure recorded")
+	}
+	return last.lastErr
+}
+
+// sleep waits d or until the supervisor closes (false).
+func (s *Supervisor) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -95,40 +199,87 @@ func (s *Supervisor) specNames() string {
 	return strings.Join(names, ", ")
 }
 
-// reload loads every model the supervisor holds into inst. A model that
-// fails to load for a reason other than a crash is marked broken (its
-// calls return that error); a crash fails the whole reload.
-func (s *Supervisor) reload(inst *instance) error {
+// reloaded is the outcome of loading one held model into a new process.
+type reloaded struct {
+	inner backends.ModelID
+	err   error
+}
+
+// loadAll loads every model the supervisor holds into inst. A model
+// that fails to load for a reason other than a crash is marked broken
+// (its calls return that error); a crash fails the whole reload. The
+// results take effect with commitReload.
+func (s *Supervisor) loadAll(inst *instance) (map[backends.ModelID]reloaded, error) {
 	s.mu.Lock()
 	type job struct {
-		id   backends.ModelID
-		path string
+		id     backends.ModelID
+		path   string
+		verify func(context.Context) error
 	}
 	jobs := make([]job, 0, len(s.models))
 	for id, m := range s.models {
-		jobs = append(jobs, job{id, m.path})
+		jobs = append(jobs, job{id, m.path, m.verify})
 	}
 	s.mu.Unlock()
-	type done struct {
-		inner backends.ModelID
-		err   error
-	}
-	results := make(map[backends.ModelID]done, len(jobs))
+	results := make(map[backends.ModelID]reloaded, len(jobs))
 	for _, j := range jobs {
 		ctx, cancel := context.WithTimeout(inst.ctx, s.cfg.StartTimeout+time.Minute)
-		mi, err := inst.backend.LoadModel(ctx, backends.LoadRequest{Path: j.path})
+		inner, err := s.reloadOne(ctx, inst, j.path, j.verify)
 		cancel()
 		if err != nil && (errors.Is(err, backends.ErrBackendCrashed) || inst.ctx.Err() != nil) {
-			return fmt.Errorf("%w: plugin %q died reloading %s: %w", backends.ErrPluginStart, inst.spec.Name, j.path, err)
+			return nil, fmt.Errorf("%w: plugin %q died reloading %s: %w", backends.ErrPluginStart, inst.spec.Name, j.path, err)
 		}
 		if err != nil {
 			s.log.Error("reloading model after restart failed", "path", j.path, "error", err)
-			results[j.id] = done{err: fmt.Errorf("loader: model %d (%s) could not be reloaded after a plugin restart: %w", j.id, j.path, err)}
+			results[j.id] = reloaded{err: fmt.Errorf("loader: model %d (%s) could not be reloaded after a plugin restart: %w", j.id, j.path, err)}
 			continue
 		}
-		results[j.id] = done{inner: mi.ID}
+		results[j.id] = reloaded{inner: inner}
 	}
+	return results, nil
+}
+
+// errVerify marks a reload refused by the model's verify function.
+type errVerify struct{ err error }
+
+func (e errVerify) Error() string { return "verifying the file before reloading: " + e.err.Error() }
+func (e errVerify) Unwrap() error { return e.err }
+
+// reloadOne verifies (when the model has a verify function) and loads
+// the model at path into inst, returning its id there.
+func (s *Supervisor) reloadOne(ctx context.Context, inst *instance, path string, verify func(context.Context) error) (backends.ModelID, error) {
+	if verify != nil {
+		if err := verify(ctx); err != nil {
+			return 0, errVerify{err}
+		}
+	}
+	mi, err := inst.backend.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		return 0, err
+	}
+	return mi.ID, nil
+}
+
+// retryDelay is how long a model that failed to reload waits before the
+// next attempt: 1s, doubling with each failure, at most a minute.
+func retryDelay(retries int) time.Duration {
+	if retries >= 6 {
+		return time.Minute
+	}
+	return time.Second << retries
+}
+
+// commitReload points the held models at their ids in inst and unloads
+// from inst those unloaded meanwhile.
+func (s *Supervisor) commitReload(inst *instance, results map[backends.ModelID]reloaded) {
 	s.mu.Lock()
+	orphans := s.commitLocked(inst, results)
+	s.mu.Unlock()
+	s.unloadOrphans(inst, orphans)
+}
+
+// commitLocked is commitReload under s.mu; it returns the orphans.
+func (s *Supervisor) commitLocked(inst *instance, results map[backends.ModelID]reloaded) []backends.ModelID {
 	var orphans []backends.ModelID
 	for id, r := range results {
 		m, ok := s.models[id]
@@ -139,12 +290,19 @@ func (s *Supervisor) reload(inst *instance) error {
 			continue
 		}
 		m.inner, m.epoch, m.err = r.inner, inst.epoch, r.err
+		if r.err != nil {
+			m.failedAt = time.Now()
+		}
 	}
-	s.mu.Unlock()
+	return orphans
+}
+
+func (s *Supervisor) unloadOrphans(inst *instance, orphans []backends.ModelID) {
 	for _, id := range orphans {
-		_ = inst.backend.UnloadModel(inst.ctx, id)
+		ctx, cancel := context.WithTimeout(inst.ctx, s.cfg.UnloadTimeout)
+		_ = inst.backend.UnloadModel(ctx, id)
+		cancel()
 	}
-	return nil
 }
 
 // start spawns Plugins[idx] and checks that it speaks our protocol.
@@ -155,9 +313,10 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 	epoch := s.epoch
 	s.mu.Unlock()
 
-	inst := &instance{spec: spec, epoch: epoch, stderr: newStderrTail(maxErrorLines), release: make(chan struct{}), done: make(chan struct{})}
+	inst := &instance{spec: spec, idx: idx, epoch: epoch, stderr: newStderrTail(maxErrorLines), release: make(chan struct{}), done: make(chan struct{})}
 	inst.ctx, inst.cancel = context.WithCancelCause(s.ctx)
 	began := time.Now()
+	inst.began = began
 
 	cmd := exec.Command(spec.Binary, spec.Args...)
 	// The host's environment, then the spec's, then ours: exec keeps the
@@ -170,6 +329,7 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 	clientCfg := &plugin.ClientConfig{
 		HandshakeConfig:  backends.Handshake(),
 		Plugins:          backends.PluginMap(nil),
+		VersionedPlugins: anyVersion(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		// Not Managed: go-plugin keeps managed clients in a global list
@@ -198,6 +358,10 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 	}
 	if err := inst.spawn(clientCfg); err != nil {
 		return nil, fail(err)
+	}
+	if v := inst.client.NegotiatedVersion(); v != backends.ProtocolVersion {
+		return nil, fail(fmt.Errorf("loader: plugin %q (%s) speaks backend protocol %d in its handshake, the host %d: %w",
+			spec.Name, spec.Binary, v, backends.ProtocolVersion, backends.ErrProtocolMismatch))
 	}
 	rpc, err := inst.client.Client()
 	if err != nil {
@@ -234,15 +398,26 @@ func (s *Supervisor) start(idx int) (*instance, error) {
 	return inst, nil
 }
 
-// startError types an error of a plugin start: ErrProtocolMismatch for
-// a go-plugin handshake version mismatch, ErrPluginStart otherwise, with
+// maxHandshakeVersion bounds the handshake versions the host accepts so
+// that it can tell a mismatch itself (see anyVersion).
+const maxHandshakeVersion = 256
+
+// anyVersion offers the plugin every handshake version up to
+// maxHandshakeVersion: go-plugin reports a version it does not accept
+// only as text, so the host accepts them all and compares the
+// negotiated version with its own (a typed ErrProtocolMismatch).
+func anyVersion() map[int]plugin.PluginSet {
+	m := make(map[int]plugin.PluginSet, maxHandshakeVersion)
+	for v := 1; v <= maxHandshakeVersion; v++ {
+		m[v] = backends.PluginMap(nil)
+	}
+	return m
+}
+
+// startError types an error of a plugin start as ErrPluginStart, with
 // the plugin's last error lines.
 func (s *Supervisor) startError(inst *instance, err error) error {
 	kind := backends.ErrPluginStart
-	// go-plugin reports a handshake version mismatch only as text.
-	if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
-		kind = backends.ErrProtocolMismatch
-	}
 	// go-plugin's messages run over several lines of generic advice;
 	// keep the first, and say plainly what an empty handshake means.
 	msg, _, _ := strings.Cut(err.Error(), "\n")
@@ -269,17 +444,22 @@ func (s *Supervisor) setLastErrors(inst *instance) {
 
 // instance is one plugin process.
 type instance struct {
-	spec    PluginSpec
-	epoch   uint32
-	client  *plugin.Client
-	backend *backends.GRPCClient
-	conn    *grpc.ClientConn
-	pid     int
-	proc    *os.Process // a pidfd-backed handle where the OS has them: safe to signal after exit
-	addr    string      // the plugin's Unix socket, removed after a crash
-	info    *backends.Info
-	startup time.Duration
-	stderr  *stderrTail
+	spec  PluginSpec
+	idx   int // in cfg.Plugins
+	epoch uint32
+	began time.Time
+	// inflight counts calls in progress (taken under Supervisor.mu in
+	// acquire), so that a fallback is only replaced while idle.
+	inflight atomic.Int64
+	client   *plugin.Client
+	backend  *backends.GRPCClient
+	conn     *grpc.ClientConn
+	pid      int
+	proc     *os.Process // a pidfd-backed handle where the OS has them: safe to signal after exit
+	addr     string      // the plugin's Unix socket, removed after a crash
+	info     *backends.Info
+	startup  time.Duration
+	stderr   *stderrTail
 
 	ctx    context.Context // cancelled when the instance is taken out of service
 	cancel context.CancelCauseFunc

@@ -32,6 +32,10 @@ import (
 // supHelperEnv when the supervisor starts this binary with it.
 const supHelperEnv = "REALM_SUPERVISOR_HELPER"
 
+// supFlakyEnv names the file whose existence makes the "flaky" helper
+// fail at start.
+const supFlakyEnv = "REALM_SUPERVISOR_FLAKY"
+
 // supBigVocab is the vocabulary of the "bigvocab" helper (a 7B llama's).
 const supBigVocab = 32000
 
@@ -77,6 +81,17 @@ func supHelperMain(mode string) {
 		sdk.Serve(sdk.Config{Name: "wronginfo", NewBackend: func(int) (backends.Backend, error) {
 			return &supWrongInfo{Fake: backendtest.New(32)}, nil
 		}})
+	case "hangunload":
+		sdk.Serve(sdk.Config{Name: "hangunload", NewBackend: func(int) (backends.Backend, error) {
+			return &supHangUnload{Fake: backendtest.New(32)}, nil
+		}})
+	case "flaky":
+		// Fails at start while the file named by supFlakyEnv exists.
+		if _, err := os.Stat(os.Getenv(supFlakyEnv)); err == nil {
+			fmt.Fprintln(os.Stderr, "flaky: device busy (helper exits at start)")
+			os.Exit(3)
+		}
+		sdk.Serve(sdk.Config{Name: "flaky", Version: "1", NewBackend: newFake})
 	case "wrongproto":
 		sc := backends.ServeConfig(backendtest.New(32))
 		sc.ProtocolVersion = backends.ProtocolVersion + 1
@@ -118,6 +133,13 @@ func (p *supPoisoned) Decode(ctx context.Context, req backends.DecodeRequest) (*
 		}
 	}
 	return p.Fake.Decode(ctx, req)
+}
+
+// supHangUnload never finishes an UnloadModel.
+type supHangUnload struct{ *backendtest.Fake }
+
+func (*supHangUnload) UnloadModel(context.Context, backends.ModelID) error {
+	select {}
 }
 
 type supWrongInfo struct{ *backendtest.Fake }
@@ -379,7 +401,7 @@ func TestSupervisorHungPlugin(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	supWaitFor(t, "the hung plugin to be replaced", 10*time.Second, func() bool { return s.Restarts() == 1 && s.PID() != 0 })
+	supWaitFor(t, "the hung plugin to be replaced", 30*time.Second, func() bool { return s.Restarts() == 1 && s.PID() != 0 })
 	supWaitFor(t, "the hung plugin to be reaped", 5*time.Second, func() bool { return supReaped(pid) })
 	if _, err := s.Info(context.Background()); err != nil {
 		t.Fatal(err)
@@ -483,15 +505,144 @@ func TestSupervisorFallback(t *testing.T) {
 		if _, err := s.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1}}); err != nil {
 			t.Fatal(err)
 		}
-		// The last plugin failing too leaves the supervisor failed, typed.
+		// The last plugin failing too leaves the supervisor unavailable,
+		// typed, and failing fast while it retries.
 		if _, err := s.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{supTokExit}}); !errors.Is(err, backends.ErrBackendCrashed) {
 			t.Fatalf("decode: %v", err)
 		}
-		_, err = s.OpenSession(ctx, mi.ID, 8)
-		if !errors.Is(err, backends.ErrBackendCrashed) || !errors.Is(err, backends.ErrPluginStart) {
-			t.Fatalf("after the last plugin failed: %v", err)
+		supWaitFor(t, "the supervisor to report itself unavailable", 10*time.Second, func() bool {
+			_, err := s.OpenSession(ctx, mi.ID, 8)
+			return errors.Is(err, backends.ErrBackendCrashed) && strings.Contains(err.Error(), "retrying")
+		})
+		if s.Active() != "" {
+			t.Errorf("active = %q while none serves", s.Active())
 		}
 	})
+}
+
+// TestSupervisorNeverGivesUp: every plugin failing is an outage only as
+// long as they fail. While the only plugin cannot start, calls fail
+// fast as unavailable; once it can start again it serves (before: "no
+// backend plugin could be started" until the host restarted).
+func TestSupervisorNeverGivesUp(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "broken")
+	spec := supSpec("flaky", "flaky")
+	spec.Env = append(spec.Env, supFlakyEnv+"="+flag)
+	cfg := supConfig(t, spec)
+	cfg.MaxRestarts = 1
+	cfg.Cooldown, cfg.MaxCooldown = 200*time.Millisecond, 400*time.Millisecond
+	s := supStart(t, cfg)
+	ctx := context.Background()
+	mi, err := s.LoadModel(ctx, backends.LoadRequest{Path: supModelFile(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	supWaitFor(t, "the outage to be reported", 20*time.Second, func() bool {
+		_, err := s.Info(ctx)
+		return errors.Is(err, backends.ErrBackendCrashed) && strings.Contains(err.Error(), "retrying")
+	})
+	t0 := time.Now()
+	if _, err := s.Info(ctx); err == nil {
+		t.Fatal("Info succeeded during the outage")
+	}
+	t.Logf("a call during the outage failed after %v", time.Since(t0))
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	supWaitFor(t, "the plugin to come back", 20*time.Second, func() bool { _, err := s.Info(ctx); return err == nil })
+	if s.Active() != "flaky" {
+		t.Errorf("active = %q", s.Active())
+	}
+	sid, err := s.OpenSession(ctx, mi.ID, 8) // the model was reloaded
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSupervisorFailBack: fallback is two-way. The preferred plugin
+// fails at start, the next one serves; once the preferred can start
+// again it takes over (when the fallback is idle), and Active names it.
+func TestSupervisorFailBack(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "broken")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := supSpec("preferred", "flaky")
+	spec.Env = append(spec.Env, supFlakyEnv+"="+flag)
+	cfg := supConfig(t, spec, supSpec("fallback", "fake"))
+	cfg.MaxRestarts = -1
+	cfg.Cooldown, cfg.MaxCooldown = 200*time.Millisecond, 400*time.Millisecond
+	s := supStart(t, cfg)
+	if s.Active() != "fallback" {
+		t.Fatalf("active = %q", s.Active())
+	}
+	ctx := context.Background()
+	mi, err := s.LoadModel(ctx, backends.LoadRequest{Path: supModelFile(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := s.OpenSession(ctx, mi.ID, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := s.PID()
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	// An open session keeps the fallback in place.
+	time.Sleep(time.Second)
+	if s.Active() != "fallback" {
+		t.Fatalf("active = %q with a session open on the fallback", s.Active())
+	}
+	if err := s.CloseSession(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	supWaitFor(t, "the preferred plugin to take over", 20*time.Second, func() bool { return s.Active() == "preferred" })
+	supWaitFor(t, "the fallback to be stopped", 10*time.Second, func() bool { return supReaped(old) })
+	sid, err = s.OpenSession(ctx, mi.ID, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Restarts() != 0 {
+		t.Errorf("restarts = %d (a fail-back is not a crash)", s.Restarts())
+	}
+}
+
+// TestSupervisorSlowPingNotKilled: a plugin that misses a few pings in a
+// row (stopped for a moment, as a host under memory pressure delays
+// them) is not taken for dead; the supervisor kills only after
+// PingFailures misses in a row (before: one missed ping meant SIGKILL).
+func TestSupervisorSlowPingNotKilled(t *testing.T) {
+	cfg := supConfig(t, supSpec("fake", "fake"))
+	cfg.PingInterval, cfg.PingTimeout, cfg.PingFailures = 50*time.Millisecond, 200*time.Millisecond, 8
+	s := supStart(t, cfg)
+	pid := s.PID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // ≥ 2 pings time out
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if s.Restarts() != 0 || s.PID() != pid {
+		t.Fatalf("plugin killed after a short stall: restarts %d, pid %d → %d", s.Restarts(), pid, s.PID())
+	}
+	if _, err := s.Info(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestSupervisorNoisyStdout: a plugin writing to stdout from Go and
@@ -705,5 +856,32 @@ func TestSupervisorConcurrentCrash(t *testing.T) {
 	}
 	if s.Restarts() != 1 {
 		t.Errorf("restarts = %d", s.Restarts())
+	}
+}
+
+// TestSupervisorUnloadBounded: a plugin hung in UnloadModel does not hang
+// the caller (the model cache evicting, shutdown): the call gives up
+// after UnloadTimeout and the supervisor still closes.
+func TestSupervisorUnloadBounded(t *testing.T) {
+	cfg := supConfig(t, supSpec("hangunload", "hangunload"))
+	cfg.UnloadTimeout = 300 * time.Millisecond
+	s := supStart(t, cfg)
+	ctx := context.Background()
+	mi, err := s.LoadModel(ctx, backends.LoadRequest{Path: supModelFile(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.UnloadModel(ctx, mi.ID) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("unload: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("UnloadModel still blocked after 20s")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -121,7 +121,7 @@ if [ "${REALM_NEON_E2E:-1}" != 0 ]; then
 	mv "$tmp/rt/bin/realm-backend-cpu-neon" "$tmp/rt/bin/cpu-neon.arm64"
 	printf '#!/bin/sh\nexec %s %s "$@"\n' "$(command -v "$QEMU")" "$tmp/rt/bin/cpu-neon.arm64" >"$tmp/rt/bin/realm-backend-cpu-neon"
 	chmod +x "$tmp/rt/bin/realm-backend-cpu-neon"
-	refdir=${REALM_REFERENCE_DIR:-$root/../shared/design/reference}
+	refdir=${REALM_REFERENCE_DIR:-$root/testdata/reference}
 	want=$(sed -n 's/^gen_text: //p' "$refdir/outputs/stories260K.once-upon.txt" | head -1)
 	rc=0
 	t0=$(date +%s.%N)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/core"
+	"github.com/realmrt/realm/tokenizer"
 )
 
 // statusClientGone is the status recorded (nginx's convention) for a
@@ -20,8 +21,12 @@ import (
 const statusClientGone = 499
 
 // complete serves a chat or text completion.
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, appName string) {
+func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, appName string) {
 	start := time.Now()
+	// Every write gets WriteTimeout from when it starts, so a stream
+	// lasts as long as its client reads it and a slow answer is not
+	// cut by a deadline set when the request arrived.
+	w := &deadlineWriter{ResponseWriter: hw, rc: http.NewResponseController(hw), d: s.limits.WriteTimeout}
 	endpoint := "completions"
 	if chat {
 		endpoint = "chat"
@@ -39,17 +44,41 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		writeError(w, e)
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if r.ContentLength > maxBodyBytes {
+		w.Header().Set("Connection", "close")
+		fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
+		return
+	}
+	// The body and what parsing makes of it (about as much again)
+	// count against the budget of bodies in flight until the request is
+	// parsed.
+	reserve := int64(maxBodyBytes)
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	reserve *= 2
+	if !s.bodies.take(reserve) {
+		w.Header().Set("Connection", "close")
+		fail(&apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "server_busy",
+			message: "the server is reading too many request bodies at once; retry shortly", kind: "server_busy"})
+		return
+	}
+	body, err := readBody(http.MaxBytesReader(hw, r.Body, maxBodyBytes), r.ContentLength)
 	if err != nil {
+		s.bodies.give(reserve)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			fail(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), kind: "bad_request"})
 			return
 		}
-		fail(badRequest("", "reading the request body: %v", err))
+		w.Header().Set("Connection", "close")
+		fail(badRequest("", "reading the request body: %s", redact(err.Error())))
 		return
 	}
+	// The body is in: ReadTimeout has done its job (see lift).
+	lift(w.rc)
 	p, aerr := parseRequest(body, chat)
+	s.bodies.give(reserve)
 	if aerr != nil {
 		fail(aerr)
 		return
@@ -58,7 +87,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	if appName != "" {
 		a = s.apps[appName]
 		if a == nil {
-			fail(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "app_not_found", message: fmt.Sprintf("no app %q is configured", appName), kind: "app_not_found"})
+			fail(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "app_not_found", message: fmt.Sprintf("no app %s is configured", quote(appName)), kind: "app_not_found"})
 			return
 		}
 	} else if ma := s.modelApps[p.model]; ma != nil {
@@ -66,7 +95,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	}
 	if !a.allows(p.model) {
 		e := modelNotFound(p.model)
-		e.message = fmt.Sprintf("the model %q is not available to app %q", p.model, a.name)
+		e.message = fmt.Sprintf("the model %s is not available to app %q", quote(p.model), a.name)
 		fail(e)
 		return
 	}
@@ -74,8 +103,12 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		fail(&apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: "the backend plugin is down or restarting; retry shortly", kind: "backend_unavailable"})
 		return
 	}
-	ctx := r.Context()
-	lm, err := s.rt.Models.Acquire(ctx, p.model)
+	// The run ends when the client goes away, and also when writing to
+	// it fails (a client that stopped reading, cut off by the write
+	// deadline, is still connected).
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	lm, err := s.models.Acquire(ctx, p.model)
 	if err != nil {
 		if ctx.Err() != nil {
 			status = statusClientGone
@@ -85,8 +118,12 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		fail(acquireError(p.model, err))
 		return
 	}
-	defer s.rt.Models.Release(lm)
+	defer s.models.Release(lm)
 	model, backend = lm.Name, lm.BackendName
+	if lm.Tokenizer == nil {
+		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the model has no tokenizer", kind: "backend_error"})
+		return
+	}
 
 	g := p.guest
 	g.Endpoint, g.Model = endpoint, p.model
@@ -95,17 +132,15 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		if lm.Meta != nil {
 			tmplText, _ = lm.Meta.String("tokenizer.chat_template")
 		}
+		tk := lm.Tokenizer
 		var bos, eos string
-		addBOS := false
-		if tk := lm.Tokenizer; tk != nil {
-			if tk.BOS() >= 0 {
-				bos = tk.Token(tk.BOS())
-			}
-			if tk.EOS() >= 0 {
-				eos = tk.Token(tk.EOS())
-			}
-			addBOS = tk.AddBOSDefault()
+		if tk.BOS() >= 0 {
+			bos = tk.Token(tk.BOS())
 		}
+		if tk.EOS() >= 0 {
+			eos = tk.Token(tk.EOS())
+		}
+		addBOS := tk.AddBOSDefault()
 		prompt, aerr := chatPrompt(ctx, tmplText, bos, eos, addBOS, p.messages)
 		if aerr != nil {
 			if aerr.status == statusClientGone {
@@ -121,32 +156,16 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	} else {
 		g.Prompt = p.prompt
 	}
-	if lm.Tokenizer == nil {
-		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the model has no tokenizer", kind: "backend_error"})
-		return
+	promptParam := "messages"
+	if !chat {
+		promptParam = "prompt"
 	}
-	ids, err := lm.Tokenizer.Encode(g.Prompt, lm.Tokenizer.AddBOSDefault(), true)
-	if err != nil {
-		fail(badRequest("prompt", "tokenizing the prompt: %v", err))
-		return
-	}
-	promptTokens := len(ids)
-	nCtx := lm.Info.NCtxTrain
-	if nCtx <= 0 {
-		nCtx = 4096
-	}
-	if mc := a.policy.MaxContext; mc > 0 && mc < nCtx {
-		nCtx = mc
-	}
-	if promptTokens == 0 {
-		fail(badRequest("prompt", "the prompt is empty"))
-		return
-	}
-	if promptTokens >= nCtx {
-		e := badRequest("messages", "the prompt is %d tokens; this model's context is %d tokens", promptTokens, nCtx)
-		if !chat {
-			e.param = "prompt"
-		}
+	// The host tokenizes the prompt, under the admission queue; what
+	// can never fit the context is refused here, before any of that,
+	// by its length in bytes alone.
+	nCtx := core.ContextLimit(lm.Info.NCtxTrain, a.policy)
+	if maxBytes := s.promptByteLimit(lm.Tokenizer, nCtx); maxBytes > 0 && len(g.Prompt) > maxBytes {
+		e := badRequest(promptParam, "the prompt is %d bytes; this model's context of %d tokens holds at most %d bytes of text", len(g.Prompt), nCtx, maxBytes)
 		e.code = "context_length_exceeded"
 		fail(e)
 		return
@@ -178,9 +197,10 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		return
 	}
 	out := &output{
-		w: w, rc: http.NewResponseController(w), stream: g.Stream, chat: chat,
+		w: w, rc: w.rc, stream: g.Stream, chat: chat,
 		id: newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat]), created: time.Now().Unix(), model: p.model,
 		onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
+		onError: func(err error) { cancel(fmt.Errorf("writing to the client: %w", err)) },
 	}
 	stderr := &tailBuffer{max: stderrTail}
 	runStart := time.Now()
@@ -188,9 +208,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		Module: a.module, Name: a.name, Stdin: bytes.NewReader(in), Stdout: out, Stderr: stderr, Policy: a.policy,
 	})
 	end := time.Now()
-	generated := 0
+	generated, promptTokens := 0, 0
 	if res != nil {
-		generated = res.TokensGenerated
+		generated, promptTokens = res.TokensGenerated, res.PromptTokens
 	}
 	var ttft, genTime time.Duration
 	if !out.firstAt.IsZero() {
@@ -201,6 +221,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		"tokens", generated, "queue_wait", runStart.Sub(start), "ttft", ttft, "duration", end.Sub(start), "error", runErr)
 
 	if e := s.runError(ctx, res, runErr, stderr.String()); e != nil {
+		if e.code == "context_length_exceeded" {
+			e.param = promptParam
+		}
 		if e.status == statusClientGone {
 			status = statusClientGone
 			s.metrics.error(e.kind, model, backend)
@@ -215,10 +238,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 		fail(e)
 		return
 	}
-	finish := "stop"
-	if generated >= g.MaxTokens || promptTokens+generated >= nCtx {
-		finish = "length"
-	}
+	finish := finishReason(res, generated, g.MaxTokens)
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
 	if g.Stream {
 		out.finish(finish, u, p.includeUsage)
@@ -237,6 +257,25 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, app
 	})
 }
 
+// finishReason is OpenAI's finish_reason of a successful run: the
+// host's stop reason of the app's generation; for an app that decoded
+// token by token without the host's generate, "length" when it used up
+// max_tokens.
+func finishReason(res *core.RunResult, generated, maxTokens int) string {
+	if res != nil {
+		switch res.StopReason {
+		case "length", "context":
+			return "length"
+		case "eos", "stop":
+			return "stop"
+		}
+	}
+	if generated >= maxTokens {
+		return "length"
+	}
+	return "stop"
+}
+
 // runError classifies the outcome of a run; nil is success.
 func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, stderr string) *apiError {
 	gone := &apiError{status: statusClientGone, kind: "cancelled"}
@@ -249,9 +288,9 @@ func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, s
 		case errors.Is(err, core.ErrOutputLimit):
 			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app wrote more than its output limit", kind: "output_limit"}
 		case errors.Is(err, core.ErrTrap):
-			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app trapped: " + err.Error(), kind: "app_error"}
+			return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "the app trapped: " + redact(err.Error()), kind: "app_error"}
 		}
-		return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: err.Error(), kind: "app_error"}
+		return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: redact(err.Error()), kind: "app_error"}
 	}
 	if res == nil || res.ExitCode == 0 {
 		return nil
@@ -259,7 +298,7 @@ func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, s
 	if ctx.Err() != nil {
 		return gone
 	}
-	msg := stderr
+	msg := redact(stderr)
 	if msg == "" {
 		msg = fmt.Sprintf("the app exited with status %d", res.ExitCode)
 	}
@@ -297,7 +336,9 @@ type output struct {
 	created int64
 	model   string
 	onBytes func(int)
+	onError func(error) // a write to the client failed
 
+	werr    error // the first failed write
 	started bool
 	firstAt time.Time
 	chunker UTF8Chunker
@@ -326,11 +367,18 @@ func (o *output) Write(p []byte) (int, error) {
 	if !o.stream {
 		return o.buf.Write(p)
 	}
+	if o.werr != nil {
+		return 0, o.werr
+	}
 	text := o.chunker.Add(p)
 	if text == "" {
 		return len(p), nil
 	}
 	if err := o.sendText(text); err != nil {
+		o.werr = err
+		if o.onError != nil {
+			o.onError(err)
+		}
 		return 0, err
 	}
 	return len(p), nil
@@ -429,4 +477,49 @@ func (o *output) finish(reason string, u usage, includeUsage bool) {
 // sendError ends a stream that already started with an error event.
 func (o *output) sendError(e *apiError) {
 	o.event(e.body())
+}
+
+// promptByteLimit is the longest prompt, in bytes, that could fit nCtx
+// tokens of tok: no token stands for more bytes of text than its own
+// text has (a space is one byte of text but "▁" or "Ġ" in a vocabulary,
+// a byte token "<0x41>" six), so a prompt longer than nCtx times the
+// longest token text needs more than nCtx tokens. 0: no bound (WordPiece
+// drops whitespace, so its tokens can stand for any number of bytes).
+func (s *Server) promptByteLimit(tok *tokenizer.Tokenizer, nCtx int) int {
+	if tok.Model() == tokenizer.ModelWPM {
+		return 0
+	}
+	s.mu.Lock()
+	longest, ok := s.pieces[tok]
+	s.mu.Unlock()
+	if !ok {
+		for id := range tok.NVocab() {
+			longest = max(longest, len(tok.Token(int32(id))))
+		}
+		longest = max(longest, 1)
+		s.mu.Lock()
+		if len(s.pieces) >= maxTokenizersKept {
+			clear(s.pieces) // models come and go: keep the map bounded
+		}
+		s.pieces[tok] = longest
+		s.mu.Unlock()
+	}
+	return nCtx * longest
+}
+
+// maxTokenizersKept bounds Server.pieces.
+const maxTokenizersKept = 64
+
+// readBody reads a request body; with a known length (already checked
+// against maxBodyBytes) into a buffer of exactly that size, not the
+// doubling buffers of io.ReadAll.
+func readBody(body io.Reader, n int64) ([]byte, error) {
+	if n < 0 {
+		return io.ReadAll(body)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/realmrt/realm/core"
 )
 
 // The OpenAI request and response shapes this server speaks.
@@ -15,23 +17,34 @@ import (
 // completionRequest is the body of /v1/chat/completions and
 // /v1/completions (the fields of both).
 type completionRequest struct {
-	Model               string          `json:"model"`
-	Messages            json.RawMessage `json:"messages"`
-	Prompt              json.RawMessage `json:"prompt"`
-	MaxTokens           *int            `json:"max_tokens"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Temperature         *float64        `json:"temperature"`
-	TopP                *float64        `json:"top_p"`
-	TopK                *int            `json:"top_k"`
-	MinP                *float64        `json:"min_p"`
-	RepeatPenalty       *float64        `json:"repeat_penalty"`
-	Seed                *int64          `json:"seed"`
-	Stop                json.RawMessage `json:"stop"`
-	Stream              bool            `json:"stream"`
+	Model               string   `json:"model"`
+	Messages            rawRef   `json:"messages"`
+	Prompt              rawRef   `json:"prompt"`
+	MaxTokens           *int     `json:"max_tokens"`
+	MaxCompletionTokens *int     `json:"max_completion_tokens"`
+	Temperature         *float64 `json:"temperature"`
+	TopP                *float64 `json:"top_p"`
+	TopK                *int     `json:"top_k"`
+	MinP                *float64 `json:"min_p"`
+	RepeatPenalty       *float64 `json:"repeat_penalty"`
+	Seed                *int64   `json:"seed"`
+	Stop                rawRef   `json:"stop"`
+	Stream              bool     `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	N *int `json:"n"`
+}
+
+// rawRef is a JSON value kept as a reference into the request body,
+// decoded later. Unlike json.RawMessage it does not copy: a prompt may
+// be megabytes, and the body outlives the parsing.
+type rawRef []byte
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *rawRef) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
 }
 
 // GuestRequest is the JSON document a guest app reads from stdin for one
@@ -58,8 +71,8 @@ type GuestRequest struct {
 	Stream        bool      `json:"stream"`
 }
 
-// DefaultMaxTokens is max_tokens when a request sets none.
-const DefaultMaxTokens = 256
+// DefaultMaxTokens is max_tokens when a request sets none: the host's.
+const DefaultMaxTokens = core.DefaultMaxTokens
 
 // maxStops caps the stop strings of a request.
 const maxStops = 16
@@ -92,6 +105,20 @@ func (e *apiError) body() map[string]any {
 	return map[string]any{"error": map[string]any{"message": e.message, "type": e.typ, "param": param, "code": code}}
 }
 
+// fieldRange says what a numeric field accepts, for the error about a
+// number out of range of its type.
+var fieldRange = map[string]string{
+	"temperature":           "between 0 and 2",
+	"top_p":                 "in (0, 1]",
+	"min_p":                 "in [0, 1]",
+	"repeat_penalty":        "in [0, 10]",
+	"top_k":                 "an integer ≥ 0",
+	"max_tokens":            "an integer ≥ 1",
+	"max_completion_tokens": "an integer ≥ 1",
+	"seed":                  "a 64-bit integer",
+	"n":                     "1",
+}
+
 // parsed is a validated request.
 type parsed struct {
 	chat         bool
@@ -106,16 +133,22 @@ type parsed struct {
 // parseRequest decodes and validates a request body.
 func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 	var r completionRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	if err := dec.Decode(&r); err != nil {
+	// Unmarshal, not a Decoder: a Decoder copies the body into a
+	// buffer of its own, and rawRef keeps references into body.
+	if err := json.Unmarshal(body, &r); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, badRequest(te.Field, "invalid type for %q: expected %s", te.Field, te.Type)
+			if strings.HasPrefix(te.Value, "number") {
+				// A number the field's type cannot hold (1e400, 2^70).
+				e := badRequest(te.Field, "%s: the number is out of range", quote(te.Field))
+				if want := fieldRange[te.Field]; want != "" {
+					e.message = fmt.Sprintf("%s must be %s", te.Field, want)
+				}
+				return nil, e
+			}
+			return nil, badRequest(te.Field, "invalid type for %s: expected %s", quote(te.Field), te.Type)
 		}
 		return nil, badRequest("", "invalid JSON body: %v", err)
-	}
-	if dec.More() {
-		return nil, badRequest("", "invalid JSON body: trailing data after the object")
 	}
 	p := &parsed{chat: chat, model: r.Model}
 	if r.Model == "" {
@@ -128,7 +161,7 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		if len(r.Messages) == 0 || string(r.Messages) == "null" {
 			return nil, badRequest("messages", "messages is required")
 		}
-		msgs, err := parseMessages(r.Messages)
+		msgs, err := parseMessages(json.RawMessage(r.Messages))
 		if err != nil {
 			return nil, err
 		}
@@ -137,9 +170,12 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		if len(r.Prompt) == 0 || string(r.Prompt) == "null" {
 			return nil, badRequest("prompt", "prompt is required")
 		}
-		s, err := parsePrompt(r.Prompt)
+		s, err := parsePrompt(json.RawMessage(r.Prompt))
 		if err != nil {
 			return nil, err
+		}
+		if s == "" {
+			return nil, badRequest("prompt", "prompt must not be empty")
 		}
 		p.prompt = s
 	}
@@ -198,7 +234,7 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		rand.Read(b[:])
 		g.Seed = binary.LittleEndian.Uint64(b[:])
 	}
-	stops, err := parseStop(r.Stop)
+	stops, err := parseStop(json.RawMessage(r.Stop))
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +269,7 @@ func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 		switch m.Role {
 		case "system", "developer", "user", "assistant", "tool":
 		default:
-			return nil, badRequest(param+".role", "invalid role %q (want system, developer, user, assistant or tool)", m.Role)
+			return nil, badRequest(param+".role", "invalid role %s (want system, developer, user, assistant or tool)", quote(m.Role))
 		}
 		var text string
 		if len(m.Content) > 0 && string(m.Content) != "null" {
@@ -248,7 +284,7 @@ func parseMessages(raw json.RawMessage) ([]Message, *apiError) {
 				var b strings.Builder
 				for _, pt := range parts {
 					if pt.Type != "text" {
-						return nil, badRequest(param+".content", "content part type %q is not supported (only text)", pt.Type)
+						return nil, badRequest(param+".content", "content part type %s is not supported (only text)", quote(pt.Type))
 					}
 					b.WriteString(pt.Text)
 				}

@@ -34,6 +34,7 @@ import (
 	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
+	"github.com/realmrt/realm/tokenizer"
 )
 
 // DefaultAppName is the app that serves requests no app block claims.
@@ -70,15 +71,51 @@ type Options struct {
 	Logger hclog.Logger
 	// CacheDir keeps compiled guests across processes ("" : in memory).
 	CacheDir string
+	// HTTP bounds connections and their timeouts (zero fields:
+	// DefaultHTTPLimits); see HTTPServer and Listen.
+	HTTP HTTPLimits
+	// PublicProbes serves /health and /metrics without an API key. By
+	// default they need one as soon as keys are configured.
+	PublicProbes bool
 }
+
+// Models is what the server needs of a model cache (a
+// *loader.ModelCache): models by name, held while a request uses them,
+// and the list of servable names.
+type Models interface {
+	Acquire(ctx context.Context, name string) (*loader.Model, error)
+	Release(m *loader.Model)
+	List(ctx context.Context) []loader.ModelEntry
+}
+
+// Backend is what the server needs of the supervised plugin (a
+// *loader.Supervisor): which plugin serves, how often it restarted,
+// whether a process is up, and a call that only a live, responsive
+// plugin answers.
+type Backend interface {
+	Active() string
+	Restarts() int
+	PID() int
+	Info(ctx context.Context) (*backends.Info, error)
+}
+
+// healthTimeout bounds the call /health makes to the plugin: a plugin
+// that is stopped or hung does not answer in time.
+const healthTimeout = time.Second
 
 // Server serves the OpenAI API over a loader runtime.
 type Server struct {
-	rt      *loader.Runtime
+	models  Models
+	sup     Backend // nil: an unsupervised backend
+	chosen  string  // the backend selected at start
 	host    *core.Host
 	metrics *Metrics
 	log     hclog.Logger
 	keys    *keySet
+
+	limits       HTTPLimits
+	publicProbes bool
+	bodies       *byteBudget // request bodies being read and parsed
 
 	apps      map[string]*app
 	modelApps map[string]*app // exact model names listed by app blocks
@@ -88,6 +125,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	limiters map[string]*limiter
+	pieces   map[*tokenizer.Tokenizer]int // longest token text per tokenizer
 }
 
 // app is a guest module with its policy.
@@ -110,17 +148,47 @@ func (a *app) allows(model string) bool {
 	return false
 }
 
-// New builds a server on rt: a WASM host over rt's model cache and the
-// apps of rt.Config (each compiled once) plus the default app. Close
-// releases the host; rt stays the caller's.
+// Runtime is what the server needs of a loader runtime: the model
+// cache (as the server uses it, and as the WASM host does), the
+// supervised backend plugin, and the configuration's server and app
+// blocks.
+type Runtime struct {
+	Models Models
+	// HostModels is the same cache as the guests' host functions see it.
+	HostModels core.Models
+	// Backend is the supervised plugin (nil: none, e.g. in process).
+	Backend Backend
+	// BackendName names the backend selected at start.
+	BackendName string
+	Config      *loader.Config
+}
+
+// FromLoader takes what the server needs from rt.
+func FromLoader(rt *loader.Runtime) Runtime {
+	r := Runtime{Models: rt.Models, HostModels: loaderhost.Models(rt.Models), BackendName: rt.Decision.Chosen, Config: rt.Config}
+	if rt.Supervisor != nil { // no typed nil in the interface
+		r.Backend = rt.Supervisor
+	}
+	return r
+}
+
+// New builds a server on a loader runtime: NewFrom(ctx, FromLoader(rt),
+// opts).
 func New(ctx context.Context, rt *loader.Runtime, opts Options) (*Server, error) {
+	return NewFrom(ctx, FromLoader(rt), opts)
+}
+
+// NewFrom builds a server on rt: a WASM host over rt's model cache and
+// the apps of rt.Config (each compiled once) plus the default app.
+// Close releases the host; rt stays the caller's.
+func NewFrom(ctx context.Context, rt Runtime, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	m := NewMetrics()
 	host, err := core.NewHost(ctx, core.Config{
-		Models:   InstrumentModels(loaderhost.Models(rt.Models), m),
+		Models:   InstrumentModels(rt.HostModels, m),
 		Logger:   log,
 		CacheDir: opts.CacheDir,
 	})
@@ -128,11 +196,14 @@ func New(ctx context.Context, rt *loader.Runtime, opts Options) (*Server, error)
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{
-		rt: rt, host: host, metrics: m, log: log,
+		models: rt.Models, sup: rt.Backend, chosen: rt.BackendName, host: host, metrics: m, log: log,
+		limits: opts.HTTP.withDefaults(), publicProbes: opts.PublicProbes,
 		apps: map[string]*app{}, modelApps: map[string]*app{},
 		maxConcurrent: rt.Config.Server.MaxConcurrent, maxQueue: rt.Config.Server.MaxQueue,
-		limiters: map[string]*limiter{},
+		limiters: map[string]*limiter{}, pieces: map[*tokenizer.Tokenizer]int{},
 	}
+	s.bodies = &byteBudget{max: s.limits.MaxBodyBytes}
+	m.reg.MustRegister(stateCollector{s})
 	if opts.MaxConcurrent > 0 {
 		s.maxConcurrent = opts.MaxConcurrent
 	}
@@ -222,7 +293,8 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 //	POST /v1/chat/completions, POST /v1/completions
 //	POST /v1/apps/{app}/chat/completions, POST /v1/apps/{app}/completions
 //	GET  /v1/models, GET /v1/models/{model}
-//	GET  /health, GET /metrics (no API key needed)
+//	GET  /health, GET /metrics (API key needed when keys are configured,
+//	unless Options.PublicProbes)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, true, "") }))
@@ -231,17 +303,21 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{app}/completions", s.auth(func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, false, r.PathValue("app")) }))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{model}", s.auth(s.getModel))
-	mux.HandleFunc("GET /health", s.health)
-	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	probe := s.auth
+	if s.publicProbes {
+		probe = func(h http.HandlerFunc) http.HandlerFunc { return h }
+	}
+	mux.HandleFunc("GET /health", probe(s.health))
+	mux.HandleFunc("GET /metrics", probe(s.metrics.Handler().ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethod(r.URL.Path); allow != "" {
 			w.Header().Set("Allow", allow)
-			writeError(w, &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error", message: fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, allow)})
+			writeError(w, &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error", message: fmt.Sprintf("%s %s: use %s", quote(r.Method), quote(r.URL.Path), allow)})
 			return
 		}
-		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", message: fmt.Sprintf("unknown endpoint %s %s", r.Method, r.URL.Path)})
+		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", message: fmt.Sprintf("unknown endpoint %s %s", quote(r.Method), quote(r.URL.Path))})
 	})
-	return mux
+	return s.metrics.instrument(mux)
 }
 
 // allowedMethod returns the method a known path takes ("" for an
@@ -285,6 +361,11 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 				}
 				s.metrics.request(endpointOf(r), "", "", http.StatusUnauthorized)
 				s.metrics.error("unauthorized", "", "")
+				// An unauthenticated client gets no connection to
+				// keep: it is closed after this answer, and what is
+				// left of its body is not waited for.
+				w.Header().Set("Connection", "close")
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 				writeError(w, &apiError{status: http.StatusUnauthorized, typ: "authentication_error", code: "invalid_api_key", message: msg})
 				return
 			}
@@ -305,22 +386,41 @@ func endpointOf(r *http.Request) string {
 	return "other"
 }
 
-// backendUp reports whether the backend plugin is running.
+// backendUp reports whether a backend plugin process is up (a cheap
+// check; see backendAnswers).
 func (s *Server) backendUp() bool {
-	return s.rt.Supervisor == nil || s.rt.Supervisor.PID() > 0
+	return s.sup == nil || s.sup.PID() > 0
+}
+
+// backendAnswers asks the plugin itself, within healthTimeout: a
+// process that is up but stopped or hung does not answer. It returns
+// why the plugin is not serving, "" when it is.
+func (s *Server) backendAnswers(ctx context.Context) string {
+	if s.sup == nil {
+		return ""
+	}
+	if s.sup.PID() <= 0 {
+		return "backend plugin is down or restarting"
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	if _, err := s.sup.Info(ctx); err != nil {
+		return "backend plugin does not answer"
+	}
+	return ""
 }
 
 func (s *Server) backendName() string {
-	if s.rt.Supervisor != nil {
-		return s.rt.Supervisor.Active()
+	if s.sup != nil {
+		return s.sup.Active()
 	}
-	return s.rt.Decision.Chosen
+	return s.chosen
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	if !s.backendUp() {
+	if why := s.backendAnswers(r.Context()); why != "" {
 		w.Header().Set("Retry-After", retryAfterSec)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "backend": s.backendName(), "reason": "backend plugin is down or restarting"})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "backend": s.backendName(), "reason": why})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "backend": s.backendName()})
@@ -343,7 +443,7 @@ func modelObj(e loader.ModelEntry) modelObject {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
-	entries := s.rt.Models.List(r.Context())
+	entries := s.models.List(r.Context())
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	data := make([]modelObject, 0, len(entries))
 	for _, e := range entries {
@@ -355,7 +455,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("model")
-	for _, e := range s.rt.Models.List(r.Context()) {
+	for _, e := range s.models.List(r.Context()) {
 		if e.Name == name {
 			s.metrics.request("models", "", "", http.StatusOK)
 			writeJSON(w, http.StatusOK, modelObj(e))
@@ -368,31 +468,7 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 
 func modelNotFound(name string) *apiError {
 	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
-		message: fmt.Sprintf("the model %q does not exist", name), kind: "model_not_found"}
-}
-
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	var st scrapeState
-	s.mu.Lock()
-	names := sortedKeys(s.limiters)
-	for _, n := range names {
-		run, q := s.limiters[n].state()
-		l := labels("model", n)
-		st.running = append(st.running, gauge{l, float64(run)})
-		st.queued = append(st.queued, gauge{l, float64(q)})
-	}
-	s.mu.Unlock()
-	if sup := s.rt.Supervisor; sup != nil {
-		l := labels("backend", sup.Active())
-		st.restarts = append(st.restarts, gauge{l, float64(sup.Restarts())})
-		up := 0.0
-		if sup.PID() > 0 {
-			up = 1
-		}
-		st.up = append(st.up, gauge{l, up})
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, st)
+		message: fmt.Sprintf("the model %s does not exist", quote(name)), kind: "model_not_found"}
 }
 
 // limiter returns the model's limiter.
@@ -413,11 +489,11 @@ func acquireError(name string, err error) *apiError {
 	case errors.Is(err, loader.ErrNotFound), errors.Is(err, loader.ErrInvalidName), errors.Is(err, loader.ErrOutsideModelsDir):
 		return modelNotFound(name)
 	case errors.Is(err, backends.ErrBackendCrashed), errors.Is(err, loader.ErrClosed), errors.Is(err, loader.ErrWrongBackend):
-		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: err.Error(), kind: "backend_unavailable"}
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: redact(err.Error()), kind: "backend_unavailable"}
 	case errors.Is(err, loader.ErrOverBudget):
-		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "model_overloaded", message: err.Error(), kind: "over_budget"}
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "model_overloaded", message: redact(err.Error()), kind: "over_budget"}
 	}
-	return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "loading the model: " + err.Error(), kind: "backend_error"}
+	return &apiError{status: http.StatusInternalServerError, typ: "server_error", message: "loading the model: " + redact(err.Error()), kind: "backend_error"}
 }
 
 // newID returns an id like "chatcmpl-3f9a...".

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,121 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if _, err := ParseAPIKeys(strings.NewReader("a b\n")); err == nil {
 		t.Error("a key with a space was accepted")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`loader: model "x": /tmp/realm-1/models/x.gguf: invalid model file`, `loader: model "x": x.gguf: invalid model file`},
+		{`open /home/u/m.gguf: no such file`, `open m.gguf: no such file`},
+		{`backend crashed: plugin "reference" (pid 4242) died during decode: EOF`, `backend crashed: plugin "reference" died during decode: EOF`},
+		{`plugin pid 4242 exited`, `plugin pid exited`},
+		{`path=/var/lib/realm/sock, next`, `path=sock, next`},
+		{`a / b and 3/4`, `a / b and 3/4`},
+		{`no path here`, `no path here`},
+	} {
+		if got := redact(c.in); got != c.want {
+			t.Errorf("redact(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := redact(strings.Repeat("x", 10000)); len(got) > maxErrorText+8 {
+		t.Errorf("redact kept %d bytes", len(got))
+	}
+}
+
+func TestQuote(t *testing.T) {
+	if got := quote("short"); got != `"short"` {
+		t.Errorf("quote = %s", got)
+	}
+	long := strings.Repeat("é", 1000) // 2000 bytes
+	got := quote(long)
+	if len(got) > maxNameInError+32 || !strings.HasSuffix(got, "… (2000 bytes)") || !utf8.ValidString(got) {
+		t.Errorf("quote(2000 bytes) = %s", got)
+	}
+}
+
+// TestLimitListener: the caps hold per address and in all, and a
+// closed connection gives its place back.
+func TestLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := LimitListener(inner, 3, 2)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	// dial connects from 127.0.0.ip; a connection reset while
+	// connecting (a refusal faster than connect returned) is a closed
+	// connection.
+	dial := func(ip byte) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}, Timeout: time.Second}
+		c, err := d.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			return nil
+		}
+		return c
+	}
+	// closedWithin reports whether the server closed c within d.
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		if c == nil {
+			return true
+		}
+		c.SetReadDeadline(time.Now().Add(d))
+		_, err := c.Read(make([]byte, 1))
+		ne, ok := err.(net.Error)
+		return err != nil && !(ok && ne.Timeout())
+	}
+	refused := func(c net.Conn) bool { return closedWithin(c, 5*time.Second) }
+	kept := func(c net.Conn) bool { return !closedWithin(c, 200*time.Millisecond) }
+	a1, a2, a3 := dial(1), dial(1), dial(1)
+	s1, s2 := <-accepted, <-accepted
+	if !refused(a3) {
+		t.Error("a third connection from one address was kept (per-address cap 2)")
+	}
+	if !kept(a1) || !kept(a2) {
+		t.Error("connections within the cap were closed")
+	}
+	b1, b2 := dial(2), dial(2)
+	<-accepted
+	if !refused(b2) {
+		t.Error("a fourth connection in all was kept (cap 3)")
+	}
+	s1.Close() // a place frees up
+	a4 := dial(1)
+	s4 := <-accepted
+	if !kept(a4) {
+		t.Error("a connection after a close was refused")
+	}
+	for _, c := range []net.Conn{a1, a2, a3, a4, b1, b2, s2, s4} {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+func TestHostOf(t *testing.T) {
+	for _, c := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 1}, "192.0.2.7"},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.7"), Port: 1}, "192.0.2.7"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:aaaa::1"), Port: 1}, "2001:db8:1:2::/64"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:bbbb::9"), Port: 1}, "2001:db8:1:2::/64"},
+		{&net.UnixAddr{Name: "@x", Net: "unix"}, "@x"},
+	} {
+		if got := hostOf(c.addr); got != c.want {
+			t.Errorf("hostOf(%v) = %q, want %q", c.addr, got, c.want)
+		}
 	}
 }

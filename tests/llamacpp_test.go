@@ -310,3 +310,42 @@ func TestLlamaCppInterop(t *testing.T) {
 		})
 	}
 }
+
+// TestLlamaCppArchData reruns llama.cpp on the synthetic models of
+// testdata/arch (every architecture, F32 and Q8_0) and checks that the
+// stored greedy ids and logits are what it computes, so the
+// architecture cases of the conformance suite compare with llama.cpp
+// itself and the data can be regenerated (testdata/arch/README.md).
+func TestLlamaCppArchData(t *testing.T) {
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := llamacppSetup(t)
+	for _, arch := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
+		for _, name := range []string{arch, arch + "-q8_0"} {
+			t.Run(name, func(t *testing.T) {
+				raw, err := os.ReadFile(filepath.Join(root, "testdata", "arch", name+".llamacpp.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want llamacppGen
+				if err := json.Unmarshal(raw, &want); err != nil {
+					t.Fatal(err)
+				}
+				g, err := llamacppGenerate(dir, filepath.Join(root, "testdata", "arch", name+".gguf"), len(want.IDs), true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(g.PromptIDs, want.PromptIDs) || !slices.Equal(g.IDs, want.IDs) {
+					t.Errorf("llama.cpp ids %v %v, stored %v %v", g.PromptIDs, g.IDs, want.PromptIDs, want.IDs)
+				}
+				for i := range min(len(g.Logits), len(want.Logits)) {
+					if e := refdata.NMSE(g.Logits[i], want.Logits[i]); e > 1e-6 {
+						t.Errorf("step %d: logits NMSE %.3g against the stored run", i, e)
+					}
+				}
+			})
+		}
+	}
+}

@@ -244,54 +244,12 @@ type spmBigram struct {
 	size        int
 }
 
-// spmLess orders the work queue: highest score first, then left-most.
-func spmLess(a, b spmBigram) bool {
+// before orders the work queue: highest score first, then left-most.
+func (a spmBigram) before(b spmBigram) bool {
 	if a.score != b.score {
 		return a.score > b.score
 	}
 	return a.left < b.left
-}
-
-type spmHeap []spmBigram
-
-func (h *spmHeap) push(x spmBigram) {
-	*h = append(*h, x)
-	q := *h
-	i := len(q) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !spmLess(q[i], q[p]) {
-			break
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
-	}
-}
-
-func (h *spmHeap) pop() spmBigram {
-	q := *h
-	top := q[0]
-	n := len(q) - 1
-	q[0] = q[n]
-	q = q[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && spmLess(q[r], q[l]) {
-			m = r
-		}
-		if !spmLess(q[m], q[i]) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-	*h = q
-	return top
 }
 
 // encodeSPM is llama.cpp's SentencePiece BPE: start from UTF-8 characters
@@ -326,7 +284,7 @@ func (t *Tokenizer) encodeSPM(st *spmState, s string, out []int32) ([]int32, err
 // spmState holds scratch buffers and a per-call cache of encoded words.
 type spmState struct {
 	syms  []spmSymbol
-	q     spmHeap
+	q     queue[spmBigram]
 	cache map[string][]int32
 }
 
@@ -438,53 +396,13 @@ type bpeBigram struct {
 	ln, rn      int
 }
 
-func bpeLess(a, b bpeBigram) bool {
+// before orders the work queue: lowest merge rank first, then
+// left-most.
+func (a bpeBigram) before(b bpeBigram) bool {
 	if a.rank != b.rank {
 		return a.rank < b.rank
 	}
 	return a.left < b.left
-}
-
-type bpeHeap []bpeBigram
-
-func (h *bpeHeap) push(x bpeBigram) {
-	*h = append(*h, x)
-	q := *h
-	i := len(q) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !bpeLess(q[i], q[p]) {
-			break
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
-	}
-}
-
-func (h *bpeHeap) pop() bpeBigram {
-	q := *h
-	top := q[0]
-	n := len(q) - 1
-	q[0] = q[n]
-	q = q[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && bpeLess(q[r], q[l]) {
-			m = r
-		}
-		if !bpeLess(q[m], q[i]) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-	*h = q
-	return top
 }
 
 // bpeState holds scratch buffers reused across the words of one Encode.
@@ -495,7 +413,7 @@ type bpeState struct {
 	word  []byte
 	key   []byte
 	syms  []bpeSymbol
-	heap  bpeHeap
+	heap  queue[bpeBigram]
 	cache map[string][]int32
 }
 

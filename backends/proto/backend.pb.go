@@ -860,7 +860,7 @@ func (x *OpenSessionResponse) GetSessionId() uint64 {
 	return 0
 }
 
-// SampleParams mirrors sample.Params.
+// SampleParams mirrors backends.SampleParams.
 type SampleParams struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Temperature   float32                `protobuf:"fixed32,1,opt,name=temperature,proto3" json:"temperature,omitempty"`

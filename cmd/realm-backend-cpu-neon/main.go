@@ -18,7 +18,7 @@ const version = "0.1.0"
 
 func main() {
 	sdk.Serve(sdk.Config{
-		Name:     "cpu-neon",
+		Name:     cpuneon.Name,
 		Version:  version,
 		Features: cpuneon.Features(),
 		NewKernels: func(threads int) (engine.Kernels, error) {

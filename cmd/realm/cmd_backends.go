@@ -70,10 +70,9 @@ func runBackends(ctx context.Context, env *cliEnv, args []string) error {
 	fs.SetOutput(env.Stderr)
 	var (
 		asJSON  = fs.Bool("json", false, "print the decision as JSON")
-		cfgPath = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
-		pin     = fs.String("backend", "", "pin a backend (default $REALM_BACKEND)")
 		noProbe = fs.Bool("no-probe", false, "do not start plugins with probe = true (they show as not probed)")
 	)
+	rf := addRuntimeFlags(fs, withBackend)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm backends [--json] [--config FILE] [--backend NAME] [--no-probe]")
 		fs.PrintDefaults()
@@ -81,7 +80,7 @@ func runBackends(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := parseExact(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := loader.LoadConfig(loaderConfigPath(env, *cfgPath))
+	cfg, err := rf.loadConfig(env)
 	if err != nil {
 		return err
 	}
@@ -90,7 +89,7 @@ func runBackends(ctx context.Context, env *cliEnv, args []string) error {
 	if !*noProbe {
 		probe = loader.PluginProber(hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: hclog.Error}))
 	}
-	d, selErr := loader.Select(m, cfg, loader.Preflight(ctx, m, cfg, probe), loaderPin(env, *pin))
+	d, selErr := loader.Select(m, cfg, loader.Preflight(ctx, m, cfg, probe), loaderPin(env, rf.backend))
 	if *asJSON {
 		out := backendsOutput{Config: cfg.Path, Decision: d}
 		if selErr != nil {

@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
@@ -69,12 +68,11 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		nGen    = fs.Int("n", 32, "generated tokens of the tg test (0: skip)")
 		threads = fs.Int("t", 0, "compute threads of the plugin (0: the configuration's setting)")
 		reps    = fs.Int("r", 5, "repetitions of each test (after one warm-up run)")
-		pin     = fs.String("backend", "", "pin a backend of the configuration (default $REALM_BACKEND)")
-		cfgPath = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
 		asJSON  = fs.Bool("json", false, "print a JSON array, one object per test (llama-bench field names)")
 		viaWasm = fs.Bool("via-wasm", false, "also run the same tests from a WebAssembly guest through the Realm ABI")
 		wasmArg = fs.String("wasm", "", "the bench guest for --via-wasm (default: examples/bench.wasm beside the realm binary)")
 	)
+	rf := addRuntimeFlags(fs, withBackend)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json] [--via-wasm [--wasm FILE]]")
 		fs.PrintDefaults()
@@ -104,7 +102,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	}
 
 	log := hclog.New(&hclog.LoggerOptions{Name: "realm", Output: env.Stderr, Level: hclog.Warn})
-	b, sup, closeFn, err := openBenchBackend(ctx, env, *cfgPath, *pin, *threads, log)
+	b, sup, closeFn, err := openBenchBackend(ctx, env, rf.config, rf.backend, *threads, log)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -215,7 +213,7 @@ func openBenchBackend(ctx context.Context, env *cliEnv, cfgFlag, pinFlag string,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return rt.Backend, rt.Supervisor, func() { _ = rt.Close() }, nil
+	return rt.Supervisor, rt.Supervisor, func() { _ = rt.Close() }, nil
 }
 
 // processRSS returns the resident set size of process pid in bytes from
@@ -293,7 +291,7 @@ func (r *benchRunner) pp(ctx context.Context, n int) (time.Duration, error) {
 		toks[i] = int32((x >> 8) % uint32(max(r.nVocab, 1)))
 	}
 	t0 := time.Now()
-	if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample, Sample: sample.Params{Temperature: 0}}); err != nil {
+	if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample, Sample: backends.SampleParams{Temperature: 0}}); err != nil {
 		return 0, err
 	}
 	return time.Since(t0), nil
@@ -310,7 +308,7 @@ func (r *benchRunner) tg(ctx context.Context, n int) (time.Duration, error) {
 	tok := int32(1)
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
-		res, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{tok}, Want: backends.WantSample, Sample: sample.Params{Temperature: 0}})
+		res, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{tok}, Want: backends.WantSample, Sample: backends.SampleParams{Temperature: 0}})
 		if err != nil {
 			return 0, err
 		}
@@ -441,10 +439,7 @@ func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wa
 		Logger:      log,
 	})
 	defer cache.Close()
-	hcfg := core.Config{Models: loaderhost.Models(cache), Logger: log}
-	if d, err := os.UserCacheDir(); err == nil {
-		hcfg.CacheDir = filepath.Join(d, "realm", "wazero")
-	}
+	hcfg := core.Config{Models: loaderhost.Models(cache), Logger: log, CacheDir: defaultGuestCacheDir()}
 	host, err := core.NewHost(ctx, hcfg)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/realmrt/realm/backends/sample"
+	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/gen"
 	"github.com/realmrt/realm/tokenizer"
@@ -50,11 +50,11 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 		seed     = fs.Int64("seed", -1, "random seed (-1: random)")
 		nCtx     = fs.Int("ctx", 0, "context size (0: the backend's default)")
 		noBOS    = fs.Bool("no-bos", false, "do not add the BOS token even where the vocabulary asks for it")
-		cfgPath  = fs.String("config", "", "configuration file: run in its selected backend plugin (default $REALM_CONFIG, or ./plugins.hcl if present; none: in-process reference kernels)")
-		pin      = fs.String("backend", "", "pin a backend of the configuration (default $REALM_BACKEND)")
 		asJSON   = fs.Bool("json", false, `print one JSON object {"prompt_ids","ids","text","stop_reason"} at the end instead of streaming text`)
 		stopStrs stringList
 	)
+	rf := addRuntimeFlags(fs, withBackend)
+	fs.Lookup("config").Usage = "configuration file: run in its selected backend plugin (default $REALM_CONFIG, or ./plugins.hcl if present; none: in-process reference kernels)"
 	fs.Var(&stopStrs, "stop", "stop string (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm generate -m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx N] [--stop S] [--json] [--config FILE] [--backend NAME]")
@@ -69,7 +69,7 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 		fs.Usage()
 		return exitCode(2)
 	}
-	params := sample.Params{
+	params := backends.SampleParams{
 		Temperature:   float32(*temp),
 		TopK:          *topK,
 		TopP:          float32(*topP),
@@ -86,7 +86,7 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 		params.Seed = binary.LittleEndian.Uint64(b[:])
 	}
 
-	path, err := resolveModelArg(env, *model, *cfgPath)
+	path, err := resolveModelArg(env, *model, rf.config)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, id, closeBackend, err := openGenerateBackend(ctx, env, path, *cfgPath, *pin)
+	b, id, closeBackend, err := openGenerateBackend(ctx, env, path, rf.config, rf.backend)
 	if err != nil {
 		return err
 	}

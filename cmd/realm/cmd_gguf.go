@@ -238,6 +238,7 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("gguf synth", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	preset := fs.String("preset", "tinyllama-1.1b", "model shape: tinyllama-1.1b or tiny")
+	arch := fs.String("arch", "", "write a small model of this architecture instead of a llama preset: "+strings.Join(synthArches, ", "))
 	typ := fs.String("type", "f16", "tensor type: f32, f16, q8_0, q4_0, q4_k_m, q6_k")
 	out := fs.String("o", "", "output `FILE` (required)")
 	donor := fs.String("tokenizer-from", "", "copy tokenizer.* metadata from this `GGUF` (required)")
@@ -250,7 +251,7 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 	nCtx := fs.Int("context", 0, "override the context length")
 	seed := fs.Uint64("seed", 1, "random seed for the weights")
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: realm gguf synth --preset NAME --type TYPE -o FILE --tokenizer-from DONOR.gguf [flags]\n\nWrites a deterministic llama model with random weights (normal, std 0.02; norms 1).")
+		fmt.Fprintln(env.Stderr, "usage: realm gguf synth --preset NAME --type TYPE -o FILE --tokenizer-from DONOR.gguf [flags]\n       realm gguf synth --arch ARCH --type TYPE -o FILE --tokenizer-from DONOR.gguf [--seed N]\n\nWrites a deterministic llama model with random weights (normal, std 0.02; norms 1), or with --arch a small\nmodel of that architecture (2 layers, n_embd 64, the donor's vocabulary) with weights scaled for clear\nnext-token choices.")
 		fs.PrintDefaults()
 	}
 	if _, err := parseExact(fs, args, 0); err != nil {
@@ -293,10 +294,19 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 	if !ok {
 		return fmt.Errorf("tokenizer donor %s has no tokenizer.ggml.tokens", *donor)
 	}
+	if *arch != "" {
+		p.vocab = len(toks)
+	}
 	if len(toks) != p.vocab {
 		return fmt.Errorf("vocabulary size %d does not match the donor's %d tokens (%s); pass --vocab %d or another donor", p.vocab, len(toks), *donor, len(toks))
 	}
-	f, err := synthFile(p, *preset, ft, d.File)
+	var f *gguf.File
+	if *arch != "" {
+		f, err = synthArchFile(*arch, ft, d.File, p.vocab)
+		*preset = *arch
+	} else {
+		f, err = synthFile(p, *preset, ft, d.File)
+	}
 	if err != nil {
 		return err
 	}
@@ -320,11 +330,15 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 			for r := int64(0); r < rows; r += step {
 				n := min(step, rows-r)
 				f32 = growF32(f32, int(n*rowLen))
-				for k := range f32 {
-					if norm {
-						f32[k] = 1
-					} else {
-						f32[k] = float32(rng.NormFloat64() * 0.02)
+				if *arch != "" {
+					synthArchValues(f32, *arch, ti, rng)
+				} else {
+					for k := range f32 {
+						if norm {
+							f32[k] = 1
+						} else {
+							f32[k] = float32(rng.NormFloat64() * 0.02)
+						}
 					}
 				}
 				buf = growBytes(buf, int(n*rb))

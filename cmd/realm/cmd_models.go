@@ -15,9 +15,9 @@ func runModels(_ context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("models", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	var (
-		asJSON  = fs.Bool("json", false, "print a JSON array of models")
-		cfgPath = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
+		asJSON = fs.Bool("json", false, "print a JSON array of models")
 	)
+	rf := addRuntimeFlags(fs, 0)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm models [--json] [--config FILE]")
 		fs.PrintDefaults()
@@ -25,7 +25,7 @@ func runModels(_ context.Context, env *cliEnv, args []string) error {
 	if _, err := parseExact(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := loader.LoadConfig(loaderConfigPath(env, *cfgPath))
+	cfg, err := rf.loadConfig(env)
 	if err != nil {
 		return err
 	}

@@ -17,24 +17,37 @@ import (
 	"github.com/realmrt/realm/gguf"
 )
 
-// quantFtype is a llama.cpp file type (LLAMA_FTYPE_*) this CLI produces.
+// quantFtype is a llama.cpp file type this CLI produces.
 type quantFtype struct {
-	name string
-	id   uint32    // value of general.file_type
-	base gguf.Type // default tensor type
+	name string        // lower-case gguf.FileType name, as the CLI takes it
+	id   gguf.FileType // value of general.file_type
+	base gguf.Type     // default tensor type
 }
 
 // quantFtypes are the file types realm quantize and realm gguf synth
-// produce, with their llama.cpp ids.
+// produce.
 func quantFtypes() []quantFtype {
-	return []quantFtype{
-		{"f32", 0, gguf.TypeF32},
-		{"f16", 1, gguf.TypeF16},
-		{"q4_0", 2, gguf.TypeQ4_0},
-		{"q8_0", 7, gguf.TypeQ8_0},
-		{"q4_k_m", 15, gguf.TypeQ4_K},
-		{"q6_k", 18, gguf.TypeQ6_K},
+	fts := []struct {
+		id   gguf.FileType
+		base gguf.Type
+	}{
+		{gguf.FileTypeF32, gguf.TypeF32},
+		{gguf.FileTypeF16, gguf.TypeF16},
+		{gguf.FileTypeQ4_0, gguf.TypeQ4_0},
+		{gguf.FileTypeQ8_0, gguf.TypeQ8_0},
+		{gguf.FileTypeQ4_K_M, gguf.TypeQ4_K},
+		{gguf.FileTypeQ5_K_S, gguf.TypeQ5_K},
+		{gguf.FileTypeQ5_K_M, gguf.TypeQ5_K},
+		{gguf.FileTypeQ6_K, gguf.TypeQ6_K},
+		{gguf.FileTypeIQ4_NL, gguf.TypeIQ4_NL},
+		{gguf.FileTypeIQ4_XS, gguf.TypeIQ4_XS},
+		{gguf.FileTypeBF16, gguf.TypeBF16},
 	}
+	out := make([]quantFtype, len(fts))
+	for i, ft := range fts {
+		out[i] = quantFtype{name: strings.ToLower(ft.id.String()), id: ft.id, base: ft.base}
+	}
+	return out
 }
 
 func parseFtype(s string, allowed ...string) (quantFtype, error) {
@@ -58,7 +71,7 @@ func parseFtype(s string, allowed ...string) (quantFtype, error) {
 
 // Metadata keys written by quantize and synth.
 const (
-	keyFileType     = "general.file_type"
+	keyFileType     = gguf.KeyFileType
 	keyQuantVersion = "general.quantization_version"
 )
 
@@ -132,15 +145,41 @@ func useMoreBits(i, n int) bool {
 	return i < n/8 || i >= 7*n/8 || (i-n/8)%3 == 2
 }
 
-// planTypes chooses the type of every tensor of src (in the given
-// processing order) for file type ft, following llama.cpp's rules for the
-// mixes we produce: tensors that are not quantizable keep their type;
-// output.weight (and token_embd.weight when there is no separate output)
-// gets Q6_K, or Q8_0 when its rows do not fit the base block size; with
-// Q4_K_M, attn_v and ffn_down get Q6_K on the layers selected by
-// useMoreBits; rows that are not a multiple of the block size fall back
-// to Q5_0 (for Q4_K), Q8_0 (for Q6_K) or F16.
+// mixParams are the model facts llama.cpp's type mix depends on.
+type mixParams struct {
+	nLayer int // block count
+	nGQA   int // attention heads per KV head (0: unknown)
+}
+
+// isAttnV reports whether llama.cpp treats a tensor as a value
+// projection when mixing types (attn_v, fused attn_qkv, attn_kv_b).
+func isAttnV(name string) bool {
+	for _, s := range []string{"attn_v.weight", "attn_qkv.weight", "attn_kv_b.weight"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// planTypes is planMix without the GQA ratio.
 func planTypes(src []gguf.TensorInfo, order []int, ft quantFtype, nLayer int) []gguf.Type {
+	return planMix(src, order, ft, mixParams{nLayer: nLayer})
+}
+
+// planMix chooses the type of every tensor of src (in the given
+// processing order) for file type ft, following llama.cpp's rules for the
+// mixes we produce (llama_tensor_get_type without an importance matrix):
+// tensors that are not quantizable keep their type; output.weight (and
+// token_embd.weight when there is no separate output) gets Q6_K, or Q8_0
+// when its rows do not fit the base block size; the value projections
+// (attn_v, attn_qkv) get Q6_K on the layers selected by useMoreBits with
+// Q4_K_M and Q5_K_M, and Q5_K with IQ4_NL/IQ4_XS when the model has 4 or
+// more heads per KV head; ffn_down gets Q6_K on the useMoreBits layers
+// with Q4_K_M and Q5_K_M, and Q5_K on the first eighth of the layers
+// with IQ4_NL/IQ4_XS; rows that are not a multiple of the block size
+// fall back as fallbackType says.
+func planMix(src []gguf.TensorInfo, order []int, ft quantFtype, mp mixParams) []gguf.Type {
 	out := make([]gguf.Type, len(src))
 	tied := true
 	nAttnV := 0
@@ -148,10 +187,12 @@ func planTypes(src []gguf.TensorInfo, order []int, ft quantFtype, nLayer int) []
 		switch {
 		case src[i].Name == "output.weight":
 			tied = false
-		case strings.Contains(src[i].Name, "attn_v.weight"):
+		case isAttnV(src[i].Name):
 			nAttnV++
 		}
 	}
+	kmix := ft.name == "q4_k_m" || ft.name == "q5_k_m"
+	iq4 := ft.name == "iq4_nl" || ft.name == "iq4_xs"
 	iAttnV, iFfnDown := 0, 0
 	for _, i := range order {
 		ti := &src[i]
@@ -170,13 +211,19 @@ func planTypes(src []gguf.TensorInfo, order []int, ft quantFtype, nLayer int) []
 					t = gguf.TypeQ6_K
 				}
 			case ti.Name == "token_embd.weight":
-			case strings.Contains(ti.Name, "attn_v.weight"):
-				if ft.name == "q4_k_m" && useMoreBits(iAttnV, nAttnV) {
+			case isAttnV(ti.Name):
+				if iq4 && mp.nGQA >= 4 {
+					t = gguf.TypeQ5_K
+				} else if kmix && useMoreBits(iAttnV, nAttnV) {
 					t = gguf.TypeQ6_K
 				}
 				iAttnV++
 			case strings.Contains(ti.Name, "ffn_down"):
-				if ft.name == "q4_k_m" && useMoreBits(iFfnDown, nLayer) {
+				if ft.id == gguf.FileTypeQ4_K_M && useMoreBits(iFfnDown, mp.nLayer) {
+					t = gguf.TypeQ6_K
+				} else if iq4 && iFfnDown < mp.nLayer/8 {
+					t = gguf.TypeQ5_K
+				} else if ft.id == gguf.FileTypeQ5_K_M && useMoreBits(iFfnDown, mp.nLayer) {
 					t = gguf.TypeQ6_K
 				}
 				iFfnDown++
@@ -197,6 +244,10 @@ func fallbackType(nx int64, t gguf.Type) gguf.Type {
 	switch t {
 	case gguf.TypeQ4_K:
 		t = gguf.TypeQ5_0
+	case gguf.TypeQ5_K:
+		t = gguf.TypeQ5_1
+	case gguf.TypeIQ4_XS:
+		t = gguf.TypeIQ4_NL
 	case gguf.TypeQ6_K:
 		t = gguf.TypeQ8_0
 	default:
@@ -221,7 +272,7 @@ func withFileType(md []gguf.KV, ft quantFtype) []gguf.KV {
 	}
 	return append(out,
 		gguf.KV{Key: keyQuantVersion, Value: gguf.NewUint32(2)},
-		gguf.KV{Key: keyFileType, Value: gguf.NewUint32(ft.id)})
+		gguf.KV{Key: keyFileType, Value: gguf.NewUint32(uint32(ft.id))})
 }
 
 // convertRows converts rows of f32 values to type t in parallel (rows are
@@ -320,14 +371,18 @@ func runQuantize(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("quantize", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: realm quantize IN.gguf OUT.gguf TYPE\n\nTYPE is one of q8_0, q4_0, q4_k_m, q6_k, f16 (llama.cpp's mixes: norms stay as they are,\noutput.weight gets Q6_K for q4_0/q4_k_m/q6_k, attn_v/ffn_down get Q6_K on some layers for q4_k_m).")
+		fmt.Fprintln(env.Stderr, "usage: realm quantize IN.gguf OUT.gguf TYPE\n\n"+
+			"TYPE is one of q8_0, q4_0, q4_k_m, q5_k_m, q5_k_s, q6_k, iq4_nl, iq4_xs, f16, bf16\n"+
+			"(llama.cpp's mixes without an importance matrix: norms stay as they are, output.weight\n"+
+			"gets Q6_K for the 4- to 6-bit types, attn_v/ffn_down get Q6_K on some layers for\n"+
+			"q4_k_m/q5_k_m and Q5_K on some for iq4_nl/iq4_xs).")
 		fs.PrintDefaults()
 	}
 	pos, err := parseExact(fs, args, 3)
 	if err != nil {
 		return err
 	}
-	ft, err := parseFtype(pos[2], "q8_0", "q4_0", "q4_k_m", "q6_k", "f16")
+	ft, err := parseFtype(pos[2], "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q5_k_s", "q6_k", "iq4_nl", "iq4_xs", "f16", "bf16")
 	if err != nil {
 		return err
 	}
@@ -365,8 +420,19 @@ func quantizeFile(ctx context.Context, in *gguf.Mapped, outPath string, ft quant
 			nLayer = max(nLayer, layerOf(in.Tensors[i].Name)+1)
 		}
 	}
+	mp := mixParams{nLayer: nLayer}
+	if arch, ok := in.String("general.architecture"); ok {
+		nh, okh := in.Uint(arch + ".attention.head_count")
+		nkv, okkv := in.Uint(arch + ".attention.head_count_kv")
+		if !okkv {
+			nkv, okkv = nh, okh
+		}
+		if okh && okkv && nkv > 0 {
+			mp.nGQA = int(nh / nkv)
+		}
+	}
 	order := llamaTensorOrder(in.Tensors)
-	types := planTypes(in.Tensors, order, ft, nLayer)
+	types := planMix(in.Tensors, order, ft, mp)
 	out := &gguf.File{Version: 3, Metadata: withFileType(in.Metadata, ft)}
 	for _, i := range order {
 		ti := in.Tensors[i]

@@ -36,13 +36,11 @@ func runRun(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	var (
-		cfgPath = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
-		pin     = fs.String("backend", "", "pin a backend (default $REALM_BACKEND)")
 		appName = fs.String("app", "", "apply this app block's policy (default: the app whose wasm is APP.wasm, else none)")
 		asJSON  = fs.Bool("json", false, "print a JSON run summary to stderr")
 		verbose = fs.Bool("v", false, "log host and plugin events to stderr")
-		cache   = fs.String("cache-dir", "", "keep compiled guests here (default: the user cache dir's realm/wazero)")
 	)
+	rf := addRuntimeFlags(fs, withBackend|withCacheDir)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm run [flags] APP.wasm [flags] [-- guest args...]")
 		fs.PrintDefaults()
@@ -73,7 +71,7 @@ func runRun(ctx context.Context, env *cliEnv, args []string) error {
 	}
 
 	log := cliLogger(env, hclog.Warn, *verbose)
-	rt, err := openRuntime(ctx, env, *cfgPath, *pin, 0, log)
+	rt, err := openRuntime(ctx, env, rf.config, rf.backend, 0, log)
 	if err != nil {
 		return err
 	}
@@ -95,12 +93,7 @@ func runRun(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	cfg := core.Config{Models: loaderhost.Models(rt.Models), Logger: log}
-	cfg.CacheDir = *cache
-	if cfg.CacheDir == "" {
-		if dir, err := os.UserCacheDir(); err == nil {
-			cfg.CacheDir = filepath.Join(dir, "realm", "wazero")
-		}
-	}
+	cfg.CacheDir = rf.guestCacheDir()
 	host, err := core.NewHost(ctx, cfg)
 	if err != nil {
 		return err

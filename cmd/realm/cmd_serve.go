@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,8 +16,13 @@ import (
 )
 
 // shutdownGrace bounds how long `realm serve` waits for requests in
-// flight when it is asked to stop.
+// flight when it is asked to stop (SIGINT, SIGTERM); runs still going
+// then are cancelled.
 const shutdownGrace = 10 * time.Second
+
+// fdReserve is how many file descriptors the connection cap leaves for
+// everything else (models, plugin sockets, logs).
+const fdReserve = 256
 
 // runServe implements `realm serve`: the OpenAI-compatible HTTP server.
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
@@ -26,15 +30,17 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs.SetOutput(env.Stderr)
 	var (
 		addr     = fs.String("addr", "", "listen address (default: the server block's addr, 127.0.0.1:8080)")
-		cfgPath  = fs.String("config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
-		pin      = fs.String("backend", "", "pin a backend (default $REALM_BACKEND)")
 		appName  = fs.String("app", server.DefaultAppName, "the app serving requests no route or app block claims")
 		chatWASM = fs.String("chat-wasm", "", "guest module for the default app when plugins.hcl has no block for it (default: bin/examples/chat.wasm next to the config, then examples/chat.wasm next to the realm binary)")
 		verbose  = fs.Bool("v", false, "log requests, host and plugin events to stderr")
-		cache    = fs.String("cache-dir", "", "keep compiled guests here (default: the user cache dir's realm/wazero)")
+		public   = fs.Bool("public-probes", false, "serve /health and /metrics without an API key even when keys are configured")
+		maxConns = fs.Int("max-conns", server.DefaultHTTPLimits.MaxConns, "connections open at once, in all (capped by the open-file limit)")
+		perAddr  = fs.Int("max-conns-per-addr", server.DefaultHTTPLimits.MaxConnsPerAddr, "connections open at once from one client IP address (behind a reverse proxy every client has the proxy's: raise it)")
+		grace    = fs.Duration("shutdown-grace", shutdownGrace, "on SIGINT/SIGTERM, how long requests in flight may finish before they are cancelled")
 		clus     = fs.Bool("cluster", false, "route requests to workers (realm worker --join) over an embedded NATS server instead of running them here")
 		cf       clusterServeFlags
 	)
+	rf := addRuntimeFlags(fs, withBackend|withCacheDir)
 	cf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm serve [--addr 127.0.0.1:8080] [--config plugins.hcl] [--backend NAME] [flags]")
@@ -51,25 +57,30 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return exitCode(2)
 	}
 	if *clus {
-		return runClusterServe(ctx, env, cf, *cfgPath, *addr, *appName, *chatWASM, *verbose)
+		return runClusterServe(ctx, env, cf, rf.config, *addr, *appName, *chatWASM, *verbose)
 	}
 	log := cliLogger(env, hclog.Info, *verbose)
-	rt, err := openRuntime(ctx, env, *cfgPath, *pin, 0, log)
+	limits := server.DefaultHTTPLimits
+	limits.MaxConns, limits.MaxConnsPerAddr = *maxConns, *perAddr
+	if fds, err := raiseFDLimit(); err != nil {
+		log.Warn("could not raise the open-file limit", "limit", fds, "error", err)
+	} else if fds > 0 {
+		if room := int(min(fds, 1<<30)) - fdReserve; room > 0 && room < limits.MaxConns {
+			log.Warn("the open-file limit caps connections", "limit", fds, "max_conns", room)
+			limits.MaxConns = room
+		}
+	}
+	rt, err := openRuntime(ctx, env, rf.config, rf.backend, 0, log)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 
-	opts := server.Options{DefaultApp: *appName, Logger: log, CacheDir: *cache}
+	opts := server.Options{DefaultApp: *appName, Logger: log, CacheDir: rf.guestCacheDir(), HTTP: limits, PublicProbes: *public}
 	if _, ok := rt.Config.App(*appName); !ok {
 		opts.DefaultWASM = *chatWASM
 		if opts.DefaultWASM == "" {
 			opts.DefaultWASM = findChatWASM(rt.Config.Dir)
-		}
-	}
-	if opts.CacheDir == "" {
-		if dir, err := os.UserCacheDir(); err == nil {
-			opts.CacheDir = filepath.Join(dir, "realm", "wazero")
 		}
 	}
 	srv, err := server.New(ctx, rt, opts)
@@ -91,20 +102,28 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("serving the OpenAI API", "addr", "http://"+ln.Addr().String(), "backend", rt.Decision.Chosen)
+	hs := srv.HTTPServer()
+	hs.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	log.Info("serving the OpenAI API", "addr", "http://"+ln.Addr().String(), "backend", rt.Decision.Chosen,
+		"max_conns", limits.MaxConns, "max_conns_per_addr", limits.MaxConnsPerAddr)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(srv.Listen(ln)) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	// Stop accepting, let the requests in flight finish within the
+	// grace period, then cancel what is left; the deferred closes then
+	// stop the host and the plugins and remove their sockets.
+	log.Info("shutting down: draining requests in flight", "grace", *grace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("requests still running after the grace period are cancelled", "error", err)
 		hs.Close()
 	}
+	log.Info("stopped serving")
 	return nil
 }
 

@@ -3,6 +3,10 @@ package main
 import (
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
+
+	"github.com/realmrt/realm/loader"
 )
 
 // parseArgs parses a command's flags, which may come before, between or
@@ -43,4 +47,56 @@ func parseExact(fs *flag.FlagSet, args []string, n int) ([]string, error) {
 		return nil, exitCode(2)
 	}
 	return pos, nil
+}
+
+// runtimeFlags are the flags that choose a command's configuration,
+// backend and compiled-guest cache. addRuntimeFlags registers them, so
+// every command spells, defaults and documents them alike.
+type runtimeFlags struct {
+	config   string // --config: "" means $REALM_CONFIG or ./plugins.hcl
+	backend  string // --backend: "" means $REALM_BACKEND or the ranking
+	cacheDir string // --cache-dir: "" means defaultGuestCacheDir
+}
+
+// The runtime flags a command can take besides --config.
+const (
+	withBackend  = 1 << iota // --backend: pin a backend of the configuration
+	withCacheDir             // --cache-dir: keep compiled guests there
+)
+
+// addRuntimeFlags registers --config and the flags with selects on fs.
+func addRuntimeFlags(fs *flag.FlagSet, with int) *runtimeFlags {
+	r := &runtimeFlags{}
+	fs.StringVar(&r.config, "config", "", "configuration file (default $REALM_CONFIG or ./plugins.hcl)")
+	if with&withBackend != 0 {
+		fs.StringVar(&r.backend, "backend", "", "pin a backend of the configuration (default $REALM_BACKEND)")
+	}
+	if with&withCacheDir != 0 {
+		fs.StringVar(&r.cacheDir, "cache-dir", "", "keep compiled guests here (default: the user cache dir's realm/wazero)")
+	}
+	return r
+}
+
+// guestCacheDir is --cache-dir, or defaultGuestCacheDir.
+func (r *runtimeFlags) guestCacheDir() string {
+	if r.cacheDir != "" {
+		return r.cacheDir
+	}
+	return defaultGuestCacheDir()
+}
+
+// defaultGuestCacheDir is where compiled guests are kept: the user cache
+// dir's realm/wazero, or "" (no cache) where there is none.
+func defaultGuestCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "realm", "wazero")
+}
+
+// loadConfig loads the configuration --config names (else REALM_CONFIG,
+// else ./plugins.hcl).
+func (r *runtimeFlags) loadConfig(env *cliEnv) (*loader.Config, error) {
+	return loader.LoadConfig(loaderConfigPath(env, r.config))
 }

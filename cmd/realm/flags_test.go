@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -50,6 +52,38 @@ func TestParseArgs(t *testing.T) {
 			}
 			if !slices.Equal(pos, tc.pos) || *v != tc.v || used != tc.usedMsg {
 				t.Fatalf("pos %q v %v usage %v, want %q %v %v", pos, *v, used, tc.pos, tc.v, tc.usedMsg)
+			}
+		})
+	}
+}
+
+// TestRuntimeFlags: every command that opens the configured runtime
+// documents --config (and --backend, --cache-dir where it takes them)
+// in the words addRuntimeFlags gives them.
+func TestRuntimeFlags(t *testing.T) {
+	cfg := "configuration file (default $REALM_CONFIG or ./plugins.hcl)"
+	pin := "pin a backend of the configuration (default $REALM_BACKEND)"
+	cache := "keep compiled guests here"
+	for _, tc := range []struct {
+		cmd  string
+		want []string
+	}{
+		{"run", []string{cfg, pin, cache}},
+		{"serve", []string{cfg, pin, cache}},
+		{"backends", []string{cfg, pin}},
+		{"bench", []string{cfg, pin}},
+		{"models", []string{cfg}},
+		{"conformance", []string{cfg}},
+		{"generate", []string{"configuration file: run in its selected backend plugin", pin}},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			var stderr strings.Builder
+			env := &cliEnv{Stdout: io.Discard, Stderr: &stderr, Stdin: strings.NewReader(""), Getenv: func(string) string { return "" }}
+			_ = commands()[tc.cmd].run(context.Background(), env, []string{"-h"})
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("realm %s -h lacks %q:\n%s", tc.cmd, w, stderr.String())
+				}
 			}
 		})
 	}

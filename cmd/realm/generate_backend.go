@@ -44,13 +44,13 @@ func openGenerateBackend(ctx context.Context, env *cliEnv, path, cfgFlag, pinFla
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	mi, err := rt.Backend.LoadModel(ctx, backends.LoadRequest{Path: abs})
+	mi, err := rt.Supervisor.LoadModel(ctx, backends.LoadRequest{Path: abs})
 	if err != nil {
 		_ = rt.Close()
 		return nil, 0, nil, err
 	}
-	return rt.Backend, mi.ID, func() {
-		_ = rt.Backend.UnloadModel(context.WithoutCancel(ctx), mi.ID)
+	return rt.Supervisor, mi.ID, func() {
+		_ = rt.Supervisor.UnloadModel(context.WithoutCancel(ctx), mi.ID)
 		_ = rt.Close()
 	}, nil
 }

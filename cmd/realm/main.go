@@ -103,7 +103,12 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func main() {
+	// The first SIGINT/SIGTERM cancels ctx: a run or a server ends
+	// gracefully (the guest is woken from any sleep or blocking call,
+	// plugins are stopped, their socket directory removed). A second
+	// signal gets the default action, so an impatient user still gets out.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
 	env := &cliEnv{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, Getenv: os.Getenv}
 	code := realMain(ctx, env, os.Args[1:])
 	stop()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,8 +25,8 @@ func TestBackends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refDir, err := refdata.Dir()
-	if err != nil {
+	refDir := t.TempDir()
+	if err := refdata.Extract(refDir); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := loader.LoadConfig(filepath.Join(root, "plugins.hcl"))
@@ -54,19 +55,24 @@ func TestBackends(t *testing.T) {
 			if tg.Skip != "" && !tg.NotBuilt {
 				t.Skip(tg.Skip)
 			}
-			pkg := "./backends/" + tg.Name + "/plugin"
+			pkg := "./cmd/realm-backend-" + tg.Name
 			if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
-				t.Skipf("backend %s has no plugin in this tree (%s)", tg.Name, pkg)
+				t.Fatalf("backend %s of plugins.hcl has no plugin in this tree (%s)", tg.Name, pkg)
 			}
 			bin := filepath.Join(binDir, "realm-backend-"+tg.Name)
+			// The plugin gets this test binary's build tags (make passes
+			// vulkan_headers when the Vulkan headers are installed).
 			args := []string{"build", "-o", bin}
+			if tags := buildTags(); tags != "" {
+				args = append(args, "-tags", tags)
+			}
 			cmd := exec.Command("go", append(args, pkg)...)
 			cmd.Dir = root
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("build %s: %v\n%s", pkg, err, out)
 			}
 			tg.Spec.Binary, tg.Skip, tg.NotBuilt = bin, "", false
-			rep := RunTarget(context.Background(), tg, ref, Options{ReferenceDir: refDir, ABIGuest: abiWasm}, log)
+			rep := RunTarget(context.Background(), tg, ref, Options{ReferenceDir: refDir, ArchDir: filepath.Join(root, "testdata", "arch"), ABIGuest: abiWasm}, log)
 			for _, r := range rep.Results {
 				if r.Status == Fail {
 					t.Errorf("%s [%s %s]: %s", r.Case, r.Types, r.Shape, r.Detail)
@@ -89,4 +95,16 @@ func TestBackends(t *testing.T) {
 			}
 		}
 	})
+}
+
+// buildTags returns the -tags this test binary was built with.
+func buildTags() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-tags" {
+				return s.Value
+			}
+		}
+	}
+	return ""
 }

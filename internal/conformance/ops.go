@@ -31,11 +31,14 @@ type OpCase struct {
 }
 
 // WeightTypes are the weight types the op cases exercise: every type a
-// model file can store.
+// model file can store (gguf.WeightTypes; TestWeightTypesComplete keeps
+// the two equal), in the order the cases draw their random inputs —
+// types added later go last so the inputs of the others stay the same.
 func WeightTypes() []gguf.Type {
 	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16,
 		gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0, gguf.TypeQ5_1, gguf.TypeQ8_0,
-		gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K}
+		gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K,
+		gguf.TypeIQ4_NL, gguf.TypeIQ4_XS}
 }
 
 // OpCases returns every op case, with inputs drawn from a PCG seeded
@@ -252,6 +255,12 @@ func randomTensor(rng *rand.Rand, t gguf.Type, cols, rows int) []byte {
 		scale(2, 0.0005, 0.01)
 	case gguf.TypeQ6_K:
 		scale(208, 0.0005, 0.01)
+	case gguf.TypeIQ4_NL:
+		// Grid values reach ±127.
+		scale(0, 0.0001, 0.004)
+	case gguf.TypeIQ4_XS:
+		// Grid values times 6-bit sub-block scales reach 127·32.
+		scale(0, 0.000005, 0.0001)
 	default:
 		panic(fmt.Sprintf("conformance: no random generator for %v", t))
 	}

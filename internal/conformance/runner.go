@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/internal/refdata"
 	"github.com/realmrt/realm/loader"
 )
@@ -149,7 +148,7 @@ func faultKillMidDecode(ctx context.Context, sup *loader.Supervisor, refDir stri
 					return ids, fmt.Errorf("kill: %w", err)
 				}
 			}
-			dr, err := sup.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: feed, Want: backends.WantSample, Sample: sample.Params{}})
+			dr, err := sup.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: feed, Want: backends.WantSample, Sample: backends.SampleParams{}})
 			if err != nil {
 				return ids, err
 			}

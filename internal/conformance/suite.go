@@ -95,6 +95,10 @@ type Options struct {
 	// (models/, outputs/); empty leaves out the model cases with a
 	// skip reason.
 	ReferenceDir string
+	// ArchDir is the repository's testdata/arch (synthetic models of
+	// every architecture with llama.cpp's outputs); empty leaves out the
+	// architecture cases with a skip reason.
+	ArchDir string
 	// ABIGuest is the compiled ABI guest (internal/conformance/abiguest);
 	// nil reports the ABI cases as skipped.
 	ABIGuest []byte
@@ -125,6 +129,12 @@ func Run(ctx context.Context, name string, sut, ref backends.Backend, opts Optio
 				continue
 			}
 			rep.Add(runModel(ctx, sut, opts.ReferenceDir, mc))
+		}
+		for _, name := range ArchCases() {
+			if opts.Filter != nil && !opts.Filter.MatchString("arch/"+strings.Replace(name, "-", "/", 1)) {
+				continue
+			}
+			rep.Add(runArch(ctx, sut, opts.ArchDir, name))
 		}
 	}
 	rep.Duration = time.Since(start).Seconds()

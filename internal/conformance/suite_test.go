@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
@@ -26,12 +27,17 @@ func refBackend(k engine.Kernels) backends.Backend {
 // since both sides compute the same thing) and the model cases must meet
 // their llama.cpp bounds.
 func TestReferenceAgainstItself(t *testing.T) {
-	dir, err := refdata.Dir()
+	dir := t.TempDir()
+	if err := refdata.Extract(dir); err != nil {
+		t.Fatal(err)
+	}
+	root, err := refdata.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rep := Run(ctx, "reference", refBackend(reference.New()), refBackend(reference.New()), Options{ReferenceDir: dir})
+	rep := Run(ctx, "reference", refBackend(reference.New()), refBackend(reference.New()),
+		Options{ReferenceDir: dir, ArchDir: filepath.Join(root, "testdata", "arch")})
 	for _, r := range rep.Results {
 		if r.Status == Fail {
 			t.Errorf("%s: %s", r.Case, r.Detail)
@@ -170,5 +176,26 @@ func TestTargetsSkipReasons(t *testing.T) {
 		if g.Name != w.name || (w.skip == "") != (g.Skip == "") || !strings.Contains(g.Skip, w.skip) || g.NotBuilt != w.notBuilt {
 			t.Errorf("target %d = %q skip %q notBuilt %v, want %q %q %v", i, g.Name, g.Skip, g.NotBuilt, w.name, w.skip, w.notBuilt)
 		}
+	}
+}
+
+// TestWeightTypesComplete checks that the op cases cover exactly the
+// weight types a model file can store.
+func TestWeightTypesComplete(t *testing.T) {
+	got := map[gguf.Type]bool{}
+	for _, ty := range WeightTypes() {
+		if got[ty] {
+			t.Errorf("%v listed twice", ty)
+		}
+		got[ty] = true
+	}
+	for _, ty := range gguf.WeightTypes() {
+		if !got[ty] {
+			t.Errorf("no op cases for weight type %v", ty)
+		}
+		delete(got, ty)
+	}
+	for ty := range got {
+		t.Errorf("%v is not a gguf weight type", ty)
 	}
 }

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime/debug"
+	"slices"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // TypeLister is implemented by kernels that support only some weight
@@ -93,11 +94,19 @@ func NewBackend(k Kernels, opts Options) backends.Backend {
 	return b
 }
 
-// Ops lists the tensor operations TensorOp accepts.
-func Ops() []string {
-	return []string{backends.OpMatMul, backends.OpGetRows, backends.OpRMSNorm, backends.OpRoPE,
-		backends.OpSoftmax, backends.OpSiLUMul, backends.OpSiLU, backends.OpAdd, backends.OpMul,
-		backends.OpAttention}
+// InfoOps is the Ops list of backends.Info: the TensorOp ops, then
+// each graph op the forward pass can use as "graph.NAME" and each
+// architecture the backend runs as "arch.NAME", so that a host can tell
+// which models a backend can run without loading them.
+func InfoOps(tensorOps, graphOps, archs []string) []string {
+	out := slices.Clone(tensorOps)
+	for _, op := range graphOps {
+		out = append(out, "graph."+op)
+	}
+	for _, a := range archs {
+		out = append(out, "arch."+a)
+	}
+	return out
 }
 
 // Info describes the backend.
@@ -111,7 +120,7 @@ func (b *backend) Info(ctx context.Context) (*backends.Info, error) {
 		ProtocolVersion: b.opts.ProtocolVersion,
 		Features:        append([]string(nil), b.opts.Features...),
 		Types:           append([]gguf.Type(nil), b.types...),
-		Ops:             Ops(),
+		Ops:             InfoOps(backends.Ops(), SupportedOps(b.k), Architectures()),
 		Threads:         b.opts.Threads,
 	}, nil
 }
@@ -137,11 +146,11 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 	m, err := NewModel(f.File, f.TensorData, b.k, func(t gguf.Type) bool { return b.ok[t] })
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("engine: load %s: %w", req.Path, err)
+		return nil, fmt.Errorf("engine: load %s on backend %s: %w", req.Path, b.opts.Name, err)
 	}
 	lm := &loadedModel{m: m, file: f, info: m.Info()}
 	if wp, ok := b.k.(WeightPreparer); ok {
-		release, extra, err := wp.PrepareWeights(matrixWeights(m))
+		release, extra, err := wp.PrepareWeights(m.matrices)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("engine: load %s: prepare weights: %w", req.Path, err)
@@ -152,20 +161,6 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 	info := *lm.info
 	info.ID = b.reg.AddModel(lm)
 	return &info, nil
-}
-
-// matrixWeights lists every matrix weight of m once (the embeddings
-// once when the output matrix is tied to them).
-func matrixWeights(m *Model) []*Weight {
-	ws := []*Weight{m.TokEmbd}
-	for i := range m.Layers {
-		L := &m.Layers[i]
-		ws = append(ws, L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down)
-	}
-	if m.Output != m.TokEmbd {
-		ws = append(ws, m.Output)
-	}
-	return ws
 }
 
 // UnloadModel closes the model's sessions and unmaps it, after waiting

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
@@ -95,7 +94,10 @@ func TestInfo(t *testing.T) {
 	if slices.Contains(info.Types, gguf.TypeQ8_K) {
 		t.Errorf("Types %v lists the activation-only Q8_K", info.Types)
 	}
-	if !slices.Equal(info.Ops, engine.Ops()) || len(info.Ops) != 10 {
+	want := engine.InfoOps(backends.Ops(), engine.SupportedOps(reference.New()), engine.Architectures())
+	if !slices.Equal(info.Ops, want) || !slices.Equal(info.Ops[:10], backends.Ops()) ||
+		!slices.Contains(info.Ops, "graph.rope_ext") || !slices.Contains(info.Ops, "graph.attention_window") ||
+		!slices.Contains(info.Ops, "arch.qwen2") {
 		t.Errorf("Ops = %v", info.Ops)
 	}
 }
@@ -292,7 +294,7 @@ func TestConcurrentSessions(t *testing.T) {
 		var out []int32
 		for range 20 {
 			res, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample,
-				Sample: sample.Params{Temperature: 1, Seed: seed}})
+				Sample: backends.SampleParams{Temperature: 1, Seed: seed}})
 			if err != nil {
 				return nil, err
 			}
@@ -419,11 +421,20 @@ func TestModelValidation(t *testing.T) {
 		{"type unknown", tensor("blk.0.attn_q.weight", func(ti *gguf.TensorInfo) { ti.Type = 99 }), backends.ErrInvalidModel},
 		{"data outside file", tensor("output_norm.weight", func(ti *gguf.TensorInfo) { ti.Offset = 1 << 40 }), backends.ErrInvalidModel},
 		{"duplicate", func(f *gguf.File) { f.Tensors = append(f.Tensors, f.Tensors[0]) }, backends.ErrInvalidModel},
-		{"rope freqs", func(f *gguf.File) {
+		{"rope freqs shape", func(f *gguf.File) {
 			ti := f.Tensors[0]
 			ti.Name = "rope_freqs.weight"
 			f.Tensors = append(f.Tensors, ti)
+		}, backends.ErrInvalidModel},
+		{"unknown tensor", func(f *gguf.File) {
+			ti := f.Tensors[0]
+			ti.Name = "blk.0.attn_q_norm.weight"
+			f.Tensors = append(f.Tensors, ti)
 		}, backends.ErrUnsupported},
+		{"unknown key", func(f *gguf.File) {
+			f.Metadata = append(f.Metadata, gguf.KV{Key: "llama.attention.sliding_window", Value: gguf.NewUint32(8)})
+		}, backends.ErrUnsupported},
+		{"unknown arch", setKV("general.architecture", gguf.NewString("mamba")), backends.ErrUnsupported},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,7 +19,7 @@ func FuzzTensorOp(f *testing.F) {
 	f.Add(uint8(9), uint8(0), uint8(1), uint8(2), uint8(2), uint8(1), uint8(4), []byte("abcdefgh"), int32(0), uint8(1), int32(1))
 	f.Add(uint8(1), uint8(8), uint8(32), uint8(1), uint8(0), uint8(32), uint8(1), make([]byte, 200), int32(5), uint8(2), int32(-1))
 	b := engine.NewBackend(reference.New(), engine.Options{})
-	ops := engine.Ops()
+	ops := backends.Ops()
 	types := []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ8_K, 77}
 	f.Fuzz(func(t *testing.T, op, ty, d0, d1, d2, e0, e1 uint8, data []byte, id int32, heads uint8, start int32) {
 		mk := func(dims ...uint8) backends.TensorRef {

@@ -1,6 +1,8 @@
-// Package engine is the llama-architecture forward pass shared by the CPU
-// backends. It is written against the small Kernels interface; each
-// backend (reference, cpu-avx2, cpu-neon) supplies its own kernels.
+// Package engine runs transformer models on the CPU backends: an
+// architecture builder per general.architecture (arch_*.go) turns a
+// batch into a small op graph (graph.go), which the executor (exec.go)
+// runs on the Kernels interface; each backend (reference, cpu-avx2,
+// cpu-neon) supplies its own kernels.
 package engine
 
 import "github.com/realmrt/realm/gguf"
@@ -36,6 +38,14 @@ type AttentionParams struct {
 	Batch    int     // query rows
 	StartPos int     // cache position of the first query row
 	Scale    float32 // usually 1/sqrt(HeadDim)
+	// Window, when positive, limits query row b to cache rows
+	// StartPos+b-Window+1 .. StartPos+b (sliding-window attention).
+	// Only kernels whose ExtOps list GOpAttnWindow honour it.
+	Window int
+	// SoftCap, when non-zero, replaces each scaled score s by
+	// SoftCap·tanh(s/SoftCap) before the softmax. Only kernels whose
+	// ExtOps list GOpAttnSoftCap honour it.
+	SoftCap float32
 }
 
 // Kernels is the small set of operations the forward pass needs. All

@@ -2,8 +2,8 @@ package engine
 
 import (
 	"fmt"
-	"math"
-	"strconv"
+	"slices"
+	"strings"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
@@ -21,20 +21,21 @@ const (
 	maxHeadDim = 1 << 12
 )
 
-// HParams are the hyperparameters of a llama-architecture model.
+// HParams are the hyperparameters every architecture shares.
 type HParams struct {
-	Arch      string  // general.architecture ("llama")
-	NCtxTrain int     // context_length
-	NVocab    int     // rows of token_embd.weight
-	NEmbd     int     // embedding_length
-	NLayer    int     // block_count
-	NFF       int     // feed_forward_length
-	NHead     int     // attention.head_count
-	NHeadKV   int     // attention.head_count_kv (default NHead)
-	HeadDim   int     // attention.key_length (default NEmbd/NHead)
-	NRot      int     // rope.dimension_count (default HeadDim)
-	Eps       float32 // attention.layer_norm_rms_epsilon
-	RopeBase  float32 // rope.freq_base (default 10000)
+	Arch          string  // general.architecture
+	NCtxTrain     int     // context_length
+	NVocab        int     // rows of token_embd.weight
+	NEmbd         int     // embedding_length
+	NLayer        int     // block_count
+	NFF           int     // feed_forward_length (0 for mixture-of-experts models)
+	NHead         int     // attention.head_count
+	NHeadKV       int     // attention.head_count_kv (default NHead)
+	HeadDim       int     // attention.key_length (default NEmbd/NHead)
+	NRot          int     // rope.dimension_count (default HeadDim)
+	Eps           float32 // attention.layer_norm_rms_epsilon
+	RopeBase      float32 // rope.freq_base (default 10000)
+	RopeFreqScale float32 // 1/rope.scaling.factor for linear scaling, else 1
 }
 
 // QDim returns the width of the query projection (NHead·HeadDim).
@@ -43,7 +44,8 @@ func (h *HParams) QDim() int { return h.NHead * h.HeadDim }
 // KVDim returns the width of the key/value projections (NHeadKV·HeadDim).
 func (h *HParams) KVDim() int { return h.NHeadKV * h.HeadDim }
 
-// Layer holds the weights of one transformer block.
+// Layer holds the weights of one block of a plain llama model (the
+// shape the vulkan backend runs).
 type Layer struct {
 	AttnNorm []float32
 	Q, K, V  *Weight
@@ -53,17 +55,24 @@ type Layer struct {
 	Down     *Weight
 }
 
-// Model is a validated llama-architecture model whose matrices alias the
-// caller's tensor data (usually a read-only file mapping). A Model is
-// immutable after NewModel and safe for concurrent use by sessions.
+// Model is a validated model whose matrices alias the caller's tensor
+// data (usually a read-only file mapping). A Model is immutable after
+// NewModel and safe for concurrent use by sessions.
 type Model struct {
-	HP       HParams
+	HP HParams
+	// TokEmbd, Layers, OutNorm, Output and Tied describe a plain llama
+	// model (Plain reports whether the model is one); other
+	// architectures leave Layers nil.
 	TokEmbd  *Weight
 	Layers   []Layer
 	OutNorm  []float32
 	Output   *Weight // == TokEmbd when the embeddings are tied
 	Tied     bool
 	k        Kernels
+	b        builder
+	ops      []string           // graph ops the forward pass uses
+	matrices []*Weight          // every matrix weight the graph uses, once
+	extra    uint64             // bytes of vectors converted to f32
 	weights  map[string]*Weight // every tensor of the file, by name
 	infos    map[string]*gguf.TensorInfo
 	typeSeen map[gguf.Type]int
@@ -78,21 +87,30 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", backends.ErrInvalidModel, fmt.Sprintf(format, args...))
 }
 
-// NewModel validates the llama model described by f (tensor bytes from
-// data) and builds a Model over kernels k. supported reports whether k
-// can multiply a weight type (nil: every known type except Q8_K). Every
-// tensor's type and shape is checked against the hyperparameters; the
-// errors wrap backends.ErrInvalidModel or backends.ErrUnsupported.
+// NewModel validates the model described by f (tensor bytes from data)
+// with the builder of its general.architecture and prepares it to run
+// on kernels k. supported reports whether k can multiply a weight type
+// (nil: the types of gguf.WeightTypes). Every key of the architecture
+// and every tensor must be understood by the builder, with types and
+// shapes that match the hyperparameters, and every graph op the
+// forward pass uses must be implemented by k; the errors wrap
+// backends.ErrInvalidModel or backends.ErrUnsupported and name the key,
+// tensor or op.
 func NewModel(f *gguf.File, data TensorData, k Kernels, supported func(gguf.Type) bool) (*Model, error) {
 	if supported == nil {
-		supported = func(t gguf.Type) bool { return t.Known() && t != gguf.TypeQ8_K }
+		types := gguf.WeightTypes()
+		supported = func(t gguf.Type) bool { return slices.Contains(types, t) }
 	}
-	hp, err := readHParams(f)
-	if err != nil {
-		return nil, err
+	arch, ok := f.String("general.architecture")
+	if !ok {
+		return nil, invalid("missing general.architecture")
+	}
+	load, ok := architectures()[arch]
+	if !ok {
+		return nil, fmt.Errorf("%w: architecture %q (supported: %s)", backends.ErrUnsupported, arch, strings.Join(Architectures(), ", "))
 	}
 	m := &Model{
-		HP:       hp,
+		HP:       HParams{Arch: arch},
 		k:        k,
 		weights:  make(map[string]*Weight, len(f.Tensors)),
 		infos:    make(map[string]*gguf.TensorInfo, len(f.Tensors)),
@@ -114,104 +132,45 @@ func NewModel(f *gguf.File, data TensorData, k Kernels, supported func(gguf.Type
 			return nil, err
 		}
 	}
-	if _, ok := m.infos["rope_freqs.weight"]; ok {
-		return nil, fmt.Errorf("%w: rope_freqs.weight (rope frequency factors) is not supported", backends.ErrUnsupported)
+	l := &Loader{m: m, f: f, data: data, supported: supported, arch: arch,
+		usedKeys: make(map[string]bool), usedTens: make(map[string]bool)}
+	b, err := load(l)
+	if err == nil {
+		err = l.Err()
 	}
-
-	// The vocabulary size comes from the embedding matrix.
-	te, ok := m.infos["token_embd.weight"]
-	if !ok {
-		return nil, invalid("missing tensor token_embd.weight")
-	}
-	if len(te.Dims) != 2 || te.Dims[0] != int64(hp.NEmbd) || te.Dims[1] <= 0 || te.Dims[1] > maxVocab {
-		return nil, invalid("tensor token_embd.weight has shape %v, want [%d n_vocab]", te.Dims, hp.NEmbd)
-	}
-	m.HP.NVocab = int(te.Dims[1])
-	hp = m.HP
-	if toks, ok := f.Lookup("tokenizer.ggml.tokens"); ok && toks.Len() != hp.NVocab {
-		return nil, invalid("tokenizer has %d tokens but token_embd.weight has %d rows", toks.Len(), hp.NVocab)
-	}
-
-	matrix := func(name string, cols, rows int) (*Weight, error) {
-		ti, ok := m.infos[name]
-		if !ok {
-			return nil, invalid("missing tensor %s", name)
-		}
-		if len(ti.Dims) != 2 || ti.Dims[0] != int64(cols) || ti.Dims[1] != int64(rows) {
-			return nil, invalid("tensor %s has shape %v, want [%d %d]", name, ti.Dims, cols, rows)
-		}
-		if !supported(ti.Type) {
-			return nil, fmt.Errorf("%w: tensor %s has type %v, which these kernels cannot use", backends.ErrUnsupported, name, ti.Type)
-		}
-		return m.weight(ti, data)
-	}
-	vector := func(name string, n int) ([]float32, error) {
-		ti, ok := m.infos[name]
-		if !ok {
-			return nil, invalid("missing tensor %s", name)
-		}
-		if len(ti.Dims) != 1 || ti.Dims[0] != int64(n) {
-			return nil, invalid("tensor %s has shape %v, want [%d]", name, ti.Dims, n)
-		}
-		if !supported(ti.Type) {
-			return nil, fmt.Errorf("%w: tensor %s has type %v, which these kernels cannot use", backends.ErrUnsupported, name, ti.Type)
-		}
-		w, err := m.weight(ti, data)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]float32, n)
-		k.GetRows(out, &Weight{Name: name, Type: w.Type, Rows: 1, Cols: n, Data: w.Data}, []int32{0})
-		return out, nil
-	}
-
-	if m.TokEmbd, err = matrix("token_embd.weight", hp.NEmbd, hp.NVocab); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	m.Layers = make([]Layer, hp.NLayer)
-	for i := range m.Layers {
-		L := &m.Layers[i]
-		p := "blk." + strconv.Itoa(i) + "."
-		if L.AttnNorm, err = vector(p+"attn_norm.weight", hp.NEmbd); err != nil {
-			return nil, err
-		}
-		if L.Q, err = matrix(p+"attn_q.weight", hp.NEmbd, hp.QDim()); err != nil {
-			return nil, err
-		}
-		if L.K, err = matrix(p+"attn_k.weight", hp.NEmbd, hp.KVDim()); err != nil {
-			return nil, err
-		}
-		if L.V, err = matrix(p+"attn_v.weight", hp.NEmbd, hp.KVDim()); err != nil {
-			return nil, err
-		}
-		if L.O, err = matrix(p+"attn_output.weight", hp.QDim(), hp.NEmbd); err != nil {
-			return nil, err
-		}
-		if L.FFNNorm, err = vector(p+"ffn_norm.weight", hp.NEmbd); err != nil {
-			return nil, err
-		}
-		if L.Gate, err = matrix(p+"ffn_gate.weight", hp.NEmbd, hp.NFF); err != nil {
-			return nil, err
-		}
-		if L.Up, err = matrix(p+"ffn_up.weight", hp.NEmbd, hp.NFF); err != nil {
-			return nil, err
-		}
-		if L.Down, err = matrix(p+"ffn_down.weight", hp.NFF, hp.NEmbd); err != nil {
-			return nil, err
-		}
-	}
-	if m.OutNorm, err = vector("output_norm.weight", hp.NEmbd); err != nil {
+	if err := l.leftovers(); err != nil {
 		return nil, err
 	}
-	if _, ok := m.infos["output.weight"]; ok {
-		if m.Output, err = matrix("output.weight", hp.NEmbd, hp.NVocab); err != nil {
-			return nil, err
+	m.b, m.matrices = b, l.matrices
+	// The ops of a two-token batch: every op a decode can use.
+	g := m.graph(&Batch{Tokens: []int32{0, 0}, Pos: []int32{0, 1}, Seq: []int32{0, 0}})
+	m.ops = g.Ops()
+	have := supportedOps(k)
+	for _, op := range m.ops {
+		if !have[op] {
+			return nil, fmt.Errorf("%w: architecture %s needs graph op %q, which these kernels lack", backends.ErrUnsupported, arch, op)
 		}
-	} else {
-		m.Output, m.Tied = m.TokEmbd, true
 	}
 	return m, nil
 }
+
+// graph builds the forward pass of batch b.
+func (m *Model) graph(b *Batch) *Graph {
+	g := newGraph(b)
+	m.b.build(g)
+	return g
+}
+
+// Ops lists the graph ops the model's forward pass uses, sorted.
+func (m *Model) Ops() []string { return slices.Clone(m.ops) }
+
+// Plain reports whether m is a plain llama model: Layers, TokEmbd,
+// OutNorm and Output describe all of it and its graph uses only the
+// base ops.
+func (m *Model) Plain() bool { return m.Layers != nil }
 
 // weight returns (and caches) the Weight over tensor ti's bytes, with
 // its size checked against the type and shape.
@@ -250,104 +209,6 @@ func (m *Model) Weight(name string) (*Weight, bool) {
 	return w, ok
 }
 
-// readHParams reads and checks the llama hyperparameters of f.
-func readHParams(f *gguf.File) (HParams, error) {
-	var hp HParams
-	arch, ok := f.String("general.architecture")
-	if !ok {
-		return hp, invalid("missing general.architecture")
-	}
-	if arch != "llama" {
-		return hp, fmt.Errorf("%w: architecture %q (only llama is supported)", backends.ErrUnsupported, arch)
-	}
-	hp.Arch = arch
-	key := func(s string) string { return arch + "." + s }
-	uintKey := func(name string, def, max int, required bool) (int, error) {
-		v, ok := f.Uint(key(name))
-		if !ok {
-			if _, present := f.Lookup(key(name)); present {
-				return 0, invalid("%s is not a non-negative integer", key(name))
-			}
-			if required {
-				return 0, invalid("missing %s", key(name))
-			}
-			return def, nil
-		}
-		if v == 0 || v > uint64(max) {
-			return 0, invalid("%s = %d is out of range [1, %d]", key(name), v, max)
-		}
-		return int(v), nil
-	}
-	var err error
-	if hp.NCtxTrain, err = uintKey("context_length", 0, maxCtxKey, true); err != nil {
-		return hp, err
-	}
-	if hp.NEmbd, err = uintKey("embedding_length", 0, maxEmbd, true); err != nil {
-		return hp, err
-	}
-	if hp.NLayer, err = uintKey("block_count", 0, maxLayers, true); err != nil {
-		return hp, err
-	}
-	if hp.NFF, err = uintKey("feed_forward_length", 0, 1<<24, true); err != nil {
-		return hp, err
-	}
-	if hp.NHead, err = uintKey("attention.head_count", 0, maxHeads, true); err != nil {
-		return hp, err
-	}
-	if hp.NHeadKV, err = uintKey("attention.head_count_kv", hp.NHead, maxHeads, false); err != nil {
-		return hp, err
-	}
-	if hp.NHead%hp.NHeadKV != 0 {
-		return hp, invalid("head_count %d is not a multiple of head_count_kv %d", hp.NHead, hp.NHeadKV)
-	}
-	def := 0
-	if hp.NEmbd%hp.NHead == 0 {
-		def = hp.NEmbd / hp.NHead
-	}
-	if hp.HeadDim, err = uintKey("attention.key_length", def, maxHeadDim, false); err != nil {
-		return hp, err
-	}
-	if hp.HeadDim == 0 {
-		return hp, invalid("embedding_length %d is not a multiple of head_count %d", hp.NEmbd, hp.NHead)
-	}
-	vl, err := uintKey("attention.value_length", hp.HeadDim, maxHeadDim, false)
-	if err != nil {
-		return hp, err
-	}
-	if vl != hp.HeadDim {
-		return hp, fmt.Errorf("%w: value_length %d differs from key_length %d", backends.ErrUnsupported, vl, hp.HeadDim)
-	}
-	if hp.NRot, err = uintKey("rope.dimension_count", hp.HeadDim, maxHeadDim, false); err != nil {
-		return hp, err
-	}
-	if hp.NRot > hp.HeadDim || hp.NRot%2 != 0 {
-		return hp, invalid("rope.dimension_count %d must be even and at most the head size %d", hp.NRot, hp.HeadDim)
-	}
-	eps, ok := f.Float(key("attention.layer_norm_rms_epsilon"))
-	if !ok {
-		return hp, invalid("missing %s", key("attention.layer_norm_rms_epsilon"))
-	}
-	if !(eps >= 0 && eps < 1) {
-		return hp, invalid("%s = %g is out of range [0, 1)", key("attention.layer_norm_rms_epsilon"), eps)
-	}
-	hp.Eps = float32(eps)
-	hp.RopeBase = 10000
-	if base, ok := f.Float(key("rope.freq_base")); ok {
-		if !(base > 1) || math.IsInf(base, 0) || base > math.MaxFloat32 {
-			return hp, invalid("%s = %g is out of range", key("rope.freq_base"), base)
-		}
-		hp.RopeBase = float32(base)
-	} else if _, present := f.Lookup(key("rope.freq_base")); present {
-		return hp, invalid("%s is not a number", key("rope.freq_base"))
-	}
-	if st, ok := f.String(key("rope.scaling.type")); ok && st != "none" {
-		if fac, ok := f.Float(key("rope.scaling.factor")); !ok || fac != 1 {
-			return hp, fmt.Errorf("%w: rope scaling %q", backends.ErrUnsupported, st)
-		}
-	}
-	return hp, nil
-}
-
 // Info returns the backends.ModelInfo of m (ID left zero).
 func (m *Model) Info() *backends.ModelInfo {
 	types := make(map[string]int, len(m.typeSeen))
@@ -362,11 +223,7 @@ func (m *Model) Info() *backends.ModelInfo {
 		}
 		shapes[name] = s
 	}
-	var extra uint64
-	for _, L := range m.Layers {
-		extra += 4 * uint64(len(L.AttnNorm)+len(L.FFNNorm))
-	}
-	extra += 4 * uint64(len(m.OutNorm))
+	extra := m.extra
 	return &backends.ModelInfo{
 		Arch:         m.HP.Arch,
 		NCtxTrain:    m.HP.NCtxTrain,

@@ -5,10 +5,10 @@ import (
 	"testing"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // refCase is one reference model with its llama.cpp output.

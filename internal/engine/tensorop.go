@@ -145,13 +145,8 @@ func (b *backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (r
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	want := map[string]int{
-		backends.OpMatMul: 2, backends.OpGetRows: 1, backends.OpRMSNorm: 2, backends.OpRoPE: 1,
-		backends.OpSoftmax: 1, backends.OpSiLUMul: 2, backends.OpSiLU: 1, backends.OpAdd: 2,
-		backends.OpMul: 2, backends.OpAttention: 3,
-	}
 	op := req.Op
-	nIn, ok := want[op]
+	nIn, ok := backends.OpInputs(op)
 	if !ok {
 		return nil, fmt.Errorf("engine: tensor op %q: %w", op, backends.ErrUnsupported)
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/tokenizer"
 )
 
@@ -44,7 +43,7 @@ type Request struct {
 	// NCtx is the session size (≤ 0: the backend's default).
 	NCtx int
 	// Sample are the sampling parameters (the zero value is greedy).
-	Sample sample.Params
+	Sample backends.SampleParams
 	// Stop strings end the generation; the text never includes them.
 	Stop []string
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/realmrt/realm/loader"
 )
 
-// Models adapts a model cache to core.Models.
+// Models adapts a model cache to core.Models (and core.KVReserver).
 func Models(c *loader.ModelCache) core.Models { return cacheModels{c} }
+
+var _ core.KVReserver = cacheModels{}
 
 type cacheModels struct{ c *loader.ModelCache }
 
@@ -24,28 +26,27 @@ func (m cacheModels) Acquire(ctx context.Context, name string) (*core.Model, err
 	if err != nil {
 		return nil, classify(err)
 	}
-	cm := &core.Model{
-		Name: lm.Name, Backend: lm.Backend, BackendName: lm.BackendName, Info: lm.Info, Ref: lm,
-	}
-	cm.Tokenizer = lm.Tokenizer
-	if lm.Meta != nil {
-		cm.Meta = lm.Meta
-		cm.TensorShapes = make(map[string][]int, len(lm.Meta.Tensors))
-		for _, ti := range lm.Meta.Tensors {
-			s := make([]int, len(ti.Dims))
-			for i, d := range ti.Dims {
-				s[i] = int(d)
-			}
-			cm.TensorShapes[ti.Name] = s
-		}
-	}
-	return cm, nil
+	// The loader built the shapes once at load; nothing is rebuilt here.
+	return &core.Model{
+		Name: lm.Name, Backend: lm.Backend, BackendName: lm.BackendName, Info: lm.Info,
+		Tokenizer: lm.Tokenizer, Meta: lm.Meta, TensorShapes: lm.TensorShapes, Ref: lm,
+	}, nil
 }
 
 func (m cacheModels) Release(cm *core.Model) {
 	if lm, ok := cm.Ref.(*loader.Model); ok {
 		m.c.Release(lm)
 	}
+}
+
+// ReserveKV implements core.KVReserver: session KV caches count against
+// the cache's memory budget next to the models.
+func (m cacheModels) ReserveKV(ctx context.Context, bytes int64) (func(), error) {
+	release, err := m.c.ReserveKV(ctx, bytes)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return release, nil
 }
 
 func (m cacheModels) List(ctx context.Context) ([]string, error) {

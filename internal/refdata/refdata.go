@@ -1,5 +1,9 @@
-// Package refdata locates and parses the llama.cpp reference data kept in
-// ../shared/design/reference beside the repository (see its README).
+// Package refdata locates and parses the llama.cpp reference data the
+// tests and `realm conformance` compare with: testdata/reference in the
+// repository (models/, outputs/, vocab/; provenance in testdata/README.md)
+// plus the bundled models/stories260K.gguf, which is kept once. A binary
+// gets the models and outputs from Extract, which writes the copy embedded
+// in it; tests read the files in place through Dir and Path.
 package refdata
 
 import (
@@ -7,11 +11,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/realmrt/realm"
 )
 
 // RepoRoot returns the directory holding go.mod, searching upward from
@@ -33,8 +41,11 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// Dir returns the reference data directory (../shared/design/reference
-// relative to the repository root). REALM_REFERENCE_DIR overrides it.
+// Dir returns the reference data directory, testdata/reference under the
+// repository root. REALM_REFERENCE_DIR overrides it. The F32
+// stories260K.gguf is not in its models/ (it is the bundled model, in the
+// repository's models/): use Path for model files, or Extract for one
+// directory that holds every model the outputs were made from.
 func Dir() (string, error) {
 	if d := os.Getenv("REALM_REFERENCE_DIR"); d != "" {
 		return d, nil
@@ -43,7 +54,7 @@ func Dir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := filepath.Join(root, "..", "shared", "design", "reference")
+	d := filepath.Join(root, "testdata", "reference")
 	if _, err := os.Stat(d); err != nil {
 		return "", fmt.Errorf("refdata: reference data not found: %w", err)
 	}
@@ -51,13 +62,76 @@ func Dir() (string, error) {
 }
 
 // Path returns the path of a file under the reference directory, e.g.
-// Path("models", "stories260K.gguf").
+// Path("vocab", "ggml-vocab-qwen2.gguf"). A model file that is not under
+// Dir's models/ resolves to the repository's models/ (the bundled
+// stories260K.gguf).
 func Path(elem ...string) (string, error) {
 	d, err := Dir()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(append([]string{d}, elem...)...), nil
+	p := filepath.Join(append([]string{d}, elem...)...)
+	if len(elem) == 2 && elem[0] == "models" {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			root, rerr := RepoRoot()
+			if rerr != nil {
+				return "", rerr
+			}
+			if b := filepath.Join(root, "models", elem[1]); fileExists(b) {
+				return b, nil
+			}
+		}
+	}
+	return p, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// Extract writes the reference models and outputs embedded in this binary
+// into dir, as dir/models and dir/outputs: the layout LoadOutputFrom,
+// LoadLogitsFrom and the conformance suite read, with every model file in
+// one place (backend plugins load models by path).
+func Extract(dir string) error {
+	// Where each directory's files sit in the embedded copy (see
+	// realm.ReferenceData).
+	embedded := []struct{ dir, src string }{
+		{"models", "testdata/reference/models"},
+		{"outputs", "testdata/reference/outputs"},
+		{"models", "models/stories260K.gguf"},
+	}
+	for _, e := range embedded {
+		st, err := fs.Stat(realm.ReferenceData, e.src)
+		if err != nil {
+			return fmt.Errorf("refdata: embedded %s: %w", e.src, err)
+		}
+		names := []string{e.src}
+		if st.IsDir() {
+			ents, err := fs.ReadDir(realm.ReferenceData, e.src)
+			if err != nil {
+				return fmt.Errorf("refdata: embedded %s: %w", e.src, err)
+			}
+			names = names[:0]
+			for _, ent := range ents {
+				names = append(names, path.Join(e.src, ent.Name()))
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, e.dir), 0o755); err != nil {
+			return fmt.Errorf("refdata: %w", err)
+		}
+		for _, n := range names {
+			b, err := fs.ReadFile(realm.ReferenceData, n)
+			if err != nil {
+				return fmt.Errorf("refdata: embedded %s: %w", n, err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, e.dir, path.Base(n)), b, 0o644); err != nil {
+				return fmt.Errorf("refdata: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // Output is one parsed outputs/*.txt file.

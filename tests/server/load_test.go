@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/internal/servetest"
 )
 
 var (
@@ -236,15 +236,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // URL, the process and its log. The process is interrupted at cleanup.
 func startServeCommand(t *testing.T, cfgText string) (string, *exec.Cmd, *lockedWriter) {
 	t.Helper()
-	root, err := refdata.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	realm := filepath.Join(testEnv.dir, "bin", "realm")
-	cmd := exec.Command("go", "build", "-o", realm, "./cmd/realm")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/realm: %v\n%s", err, b)
+	if err := servetest.Build(filepath.Dir(realm), servetest.Realm); err != nil {
+		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(t.TempDir(), "plugins.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,7 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/internal/servetest"
 	"github.com/realmrt/realm/loader"
 	"github.com/realmrt/realm/server"
 )
@@ -51,56 +50,18 @@ func TestMain(m *testing.M) {
 // loader runtime; it returns the function running the tests and
 // cleaning up.
 func setup() (func(*testing.M) int, error) {
-	root, err := refdata.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "realm-serve-test")
 	if err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(dir, "bin")
-	build := func(wasm bool, out, pkg string) error {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg)
-		cmd.Dir = root
-		cmd.Env = os.Environ()
-		if wasm {
-			cmd.Env = append(cmd.Env, "GOOS=wasip1", "GOARCH=wasm")
-		}
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-		}
-		return nil
-	}
-	for _, b := range []struct {
-		wasm     bool
-		out, pkg string
-	}{
-		{false, "realm-backend-reference", "./cmd/realm-backend-reference"},
-		{true, "chat.wasm", "./examples/chat"},
-		{true, "longgen.wasm", "./tests/server/testdata/longgen"},
-	} {
-		if err := build(b.wasm, b.out, b.pkg); err != nil {
-			return nil, err
-		}
-	}
-	src, err := refdata.Path("models", "stories260K.gguf")
-	if err != nil {
+	if err := servetest.Build(bin, servetest.Reference, servetest.Chat, servetest.LongGen); err != nil {
 		return nil, err
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return nil, fmt.Errorf("reference model: %w", err)
 	}
 	models := filepath.Join(dir, "models")
-	if err := os.MkdirAll(models, 0o755); err != nil {
-		return nil, err
-	}
 	// stories-alt is the same model under a name the "tight" app claims.
-	for _, name := range []string{"stories260k", "stories-alt"} {
-		if err := os.WriteFile(filepath.Join(models, name+".gguf"), data, 0o644); err != nil {
-			return nil, err
-		}
+	if _, err := servetest.Models(models, "stories260k", "stories-alt"); err != nil {
+		return nil, err
 	}
 	chat, longgen := filepath.Join(bin, "chat.wasm"), filepath.Join(bin, "longgen.wasm")
 	cfg := fmt.Sprintf(`

@@ -203,20 +203,22 @@ func TestEndpoints(t *testing.T) {
 			t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		for _, s := range []string{
-			`realm_requests_total{endpoint="completions",model="stories260k",backend="reference",code="200"}`,
-			`realm_tokens_generated_total{model="stories260k",backend="reference"}`,
-			`realm_time_to_first_token_seconds_bucket{model="stories260k",backend="reference",le="+Inf"}`,
-			`realm_tokens_per_second_count{model="stories260k",backend="reference"}`,
+			`realm_requests_total{backend="reference",code="200",endpoint="completions",model="stories260k"}`,
+			`realm_tokens_generated_total{backend="reference",model="stories260k"}`,
+			`realm_time_to_first_token_seconds_bucket{backend="reference",model="stories260k",le="+Inf"}`,
+			`realm_tokens_per_second_count{backend="reference",model="stories260k"}`,
 			`realm_queue_depth{model="stories260k"} 0`,
 			`realm_backend_restarts_total{backend="reference"} 0`,
 			`realm_backend_up{backend="reference"} 1`,
 			"# TYPE realm_time_to_first_token_seconds histogram",
+			`realm_request_duration_seconds_count{code="200",endpoint="completions"}`,
+			"# TYPE realm_request_duration_seconds histogram",
 		} {
 			if !strings.Contains(string(b), s) {
 				t.Errorf("metrics lack %s", s)
 			}
 		}
-		if v := metricValue(t, ts.URL, `realm_tokens_generated_total{model="stories260k",backend="reference"}`); v < 27 {
+		if v := metricValue(t, ts.URL, `realm_tokens_generated_total{backend="reference",model="stories260k"}`); v < 27 {
 			t.Errorf("tokens generated %v, want ≥ 27", v)
 		}
 	})
@@ -383,8 +385,13 @@ func TestAPIKeys(t *testing.T) {
 			}
 		})
 	}
-	if resp, _ := get(t, ts.URL+"/health"); resp.StatusCode != 200 {
-		t.Errorf("health needs no key: %d", resp.StatusCode)
+	// With keys configured, the probes need one too (Options.PublicProbes
+	// opens them).
+	if resp, _ := get(t, ts.URL+"/health"); resp.StatusCode != 401 {
+		t.Errorf("health without a key: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, ts.URL+"/health", "Authorization", "Bearer sk-one"); resp.StatusCode != 200 {
+		t.Errorf("health with a key: %d", resp.StatusCode)
 	}
 }
 
@@ -454,8 +461,8 @@ func TestQueueFull(t *testing.T) {
 // the generation stops at once and the run ends cancelled.
 func TestClientDisconnect(t *testing.T) {
 	ts, _ := startServer(t, server.Options{})
-	decodes := `realm_backend_decodes_total{model="stories260k",backend="reference"}`
-	cancelled := `realm_request_errors_total{kind="cancelled",model="stories260k",backend="reference"}`
+	decodes := `realm_backend_decodes_total{backend="reference",model="stories260k"}`
+	cancelled := `realm_request_errors_total{backend="reference",kind="cancelled",model="stories260k"}`
 	running := `realm_requests_running{model="stories260k"}`
 	resp, cancel := openStream(t, ts.URL)
 	time.Sleep(200 * time.Millisecond) // let it generate a while
@@ -501,7 +508,7 @@ func TestBackendCrash(t *testing.T) {
 		resp, b := post(t, ts.URL+"/v1/apps/longgen/completions", `{"model":"stories260k","prompt":"Once upon a time","max_tokens":200}`)
 		done <- answer{resp, b}
 	}()
-	decodes := `realm_backend_decodes_total{model="stories260k",backend="reference"}`
+	decodes := `realm_backend_decodes_total{backend="reference",model="stories260k"}`
 	if !waitFor(10*time.Second, func() bool { return metricValue(t, ts.URL, decodes) > 50 }) {
 		t.Fatal("the generation did not start")
 	}
@@ -541,7 +548,7 @@ func TestBackendCrash(t *testing.T) {
 	if v := metricValue(t, ts.URL, `realm_backend_restarts_total{backend="reference"}`); v != float64(restarts+1) {
 		t.Errorf("restarts metric %v, want %d", v, restarts+1)
 	}
-	if v := metricValue(t, ts.URL, `realm_request_errors_total{kind="backend_unavailable",model="stories260k",backend="reference"}`); v != 1 {
+	if v := metricValue(t, ts.URL, `realm_request_errors_total{backend="reference",kind="backend_unavailable",model="stories260k"}`); v != 1 {
 		t.Errorf("backend_unavailable errors %v, want 1", v)
 	}
 }

@@ -8,6 +8,7 @@
 //	hostile spin              loop forever
 //	hostile flood             write to stdout without end
 //	hostile panic MODEL       panic in the middle of a decode loop
+//	hostile sleep             sleep for an hour (time.Sleep: poll_oneoff)
 //
 // Go's wasip1 port runs every goroutine on one thread: host calls from
 // several goroutines interleave (at blocking points and preemption) but
@@ -20,6 +21,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/abi/guest"
@@ -49,6 +51,9 @@ func main() {
 		for {
 			os.Stdout.Write(line) // errors ignored on purpose: the host must stop us
 		}
+	case "sleep":
+		time.Sleep(time.Hour)
+		fmt.Println("woke up")
 	case "panic":
 		m, err := guest.LoadModel(os.Args[2])
 		if err != nil {

@@ -47,7 +47,7 @@ func benchKernelsAMX(b *testing.B, threads int, vnni, amx bool) *Kernels {
 // BenchmarkMatVec reports GB/s of weights streamed (one activation row).
 func BenchmarkMatVec(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeF16} {
+	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K, gguf.TypeIQ4_NL, gguf.TypeIQ4_XS, gguf.TypeF16} {
 		for _, sh := range benchShapes {
 			if typ == gguf.TypeF16 && sh.rows > 6000 {
 				continue
@@ -82,7 +82,7 @@ func BenchmarkMatVec(b *testing.B) {
 func BenchmarkMatMulBatch128(b *testing.B) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	const batch = 128
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeF16} {
+	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K, gguf.TypeIQ4_NL, gguf.TypeIQ4_XS, gguf.TypeF16} {
 		for _, sh := range benchShapes[:3] {
 			w := randWeight(rng, typ, sh.rows, sh.cols)
 			x := randVec(rng, batch*sh.cols)

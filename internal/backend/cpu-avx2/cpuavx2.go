@@ -54,15 +54,31 @@ type Options struct {
 }
 
 // RequiredFeatures lists the CPU features the kernels need, as cpuid
-// feature names.
+// feature names: what Supported checks, and what plugins.hcl's
+// `requires` for cpu-avx2 must say (a loader test pins the two equal).
 func RequiredFeatures() []string {
 	return []string{"AVX2", "FMA3", "F16C"}
+}
+
+// OptionalFeatures lists the CPU features faster kernels use when
+// present (AVX512-VNNI dot products, AMX tiles); plugins.hcl's `prefers`
+// names only features of this list.
+func OptionalFeatures() []string {
+	return []string{"AVX512F", "AVX512VL", "AVX512VNNI", "AMXTILE", "AMXINT8"}
 }
 
 // Supported reports whether the CPU running this process can use the
 // kernels.
 func Supported() bool {
-	return runtime.GOARCH == "amd64" && cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3, cpuid.F16C)
+	if runtime.GOARCH != "amd64" {
+		return false
+	}
+	for _, name := range RequiredFeatures() {
+		if id := cpuid.ParseFeature(name); id == cpuid.UNKNOWN || !cpuid.CPU.Supports(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // hasVNNI reports whether the AVX512-VNNI kernels can run.

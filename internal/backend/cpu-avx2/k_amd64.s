@@ -9,39 +9,39 @@
 
 // k4mask word k: broadcasts 16-bit word k within each 128-bit lane.
 // k6mask g: word 2g in the low lane, word 2g+1 in the high lane.
-DATA ·k4mask<>+0(SB)/8, $0x0100010001000100
-DATA ·k4mask<>+8(SB)/8, $0x0100010001000100
-DATA ·k4mask<>+16(SB)/8, $0x0100010001000100
-DATA ·k4mask<>+24(SB)/8, $0x0100010001000100
-DATA ·k4mask<>+32(SB)/8, $0x0302030203020302
-DATA ·k4mask<>+40(SB)/8, $0x0302030203020302
-DATA ·k4mask<>+48(SB)/8, $0x0302030203020302
-DATA ·k4mask<>+56(SB)/8, $0x0302030203020302
-DATA ·k4mask<>+64(SB)/8, $0x0504050405040504
-DATA ·k4mask<>+72(SB)/8, $0x0504050405040504
-DATA ·k4mask<>+80(SB)/8, $0x0504050405040504
-DATA ·k4mask<>+88(SB)/8, $0x0504050405040504
-DATA ·k4mask<>+96(SB)/8, $0x0706070607060706
-DATA ·k4mask<>+104(SB)/8, $0x0706070607060706
-DATA ·k4mask<>+112(SB)/8, $0x0706070607060706
-DATA ·k4mask<>+120(SB)/8, $0x0706070607060706
-DATA ·k4mask<>+128(SB)/8, $0x0908090809080908
-DATA ·k4mask<>+136(SB)/8, $0x0908090809080908
-DATA ·k4mask<>+144(SB)/8, $0x0908090809080908
-DATA ·k4mask<>+152(SB)/8, $0x0908090809080908
-DATA ·k4mask<>+160(SB)/8, $0x0b0a0b0a0b0a0b0a
-DATA ·k4mask<>+168(SB)/8, $0x0b0a0b0a0b0a0b0a
-DATA ·k4mask<>+176(SB)/8, $0x0b0a0b0a0b0a0b0a
-DATA ·k4mask<>+184(SB)/8, $0x0b0a0b0a0b0a0b0a
-DATA ·k4mask<>+192(SB)/8, $0x0d0c0d0c0d0c0d0c
-DATA ·k4mask<>+200(SB)/8, $0x0d0c0d0c0d0c0d0c
-DATA ·k4mask<>+208(SB)/8, $0x0d0c0d0c0d0c0d0c
-DATA ·k4mask<>+216(SB)/8, $0x0d0c0d0c0d0c0d0c
-DATA ·k4mask<>+224(SB)/8, $0x0f0e0f0e0f0e0f0e
-DATA ·k4mask<>+232(SB)/8, $0x0f0e0f0e0f0e0f0e
-DATA ·k4mask<>+240(SB)/8, $0x0f0e0f0e0f0e0f0e
-DATA ·k4mask<>+248(SB)/8, $0x0f0e0f0e0f0e0f0e
-GLOBL ·k4mask<>(SB), RODATA|NOPTR, $256
+DATA ·k4mask+0(SB)/8, $0x0100010001000100
+DATA ·k4mask+8(SB)/8, $0x0100010001000100
+DATA ·k4mask+16(SB)/8, $0x0100010001000100
+DATA ·k4mask+24(SB)/8, $0x0100010001000100
+DATA ·k4mask+32(SB)/8, $0x0302030203020302
+DATA ·k4mask+40(SB)/8, $0x0302030203020302
+DATA ·k4mask+48(SB)/8, $0x0302030203020302
+DATA ·k4mask+56(SB)/8, $0x0302030203020302
+DATA ·k4mask+64(SB)/8, $0x0504050405040504
+DATA ·k4mask+72(SB)/8, $0x0504050405040504
+DATA ·k4mask+80(SB)/8, $0x0504050405040504
+DATA ·k4mask+88(SB)/8, $0x0504050405040504
+DATA ·k4mask+96(SB)/8, $0x0706070607060706
+DATA ·k4mask+104(SB)/8, $0x0706070607060706
+DATA ·k4mask+112(SB)/8, $0x0706070607060706
+DATA ·k4mask+120(SB)/8, $0x0706070607060706
+DATA ·k4mask+128(SB)/8, $0x0908090809080908
+DATA ·k4mask+136(SB)/8, $0x0908090809080908
+DATA ·k4mask+144(SB)/8, $0x0908090809080908
+DATA ·k4mask+152(SB)/8, $0x0908090809080908
+DATA ·k4mask+160(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA ·k4mask+168(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA ·k4mask+176(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA ·k4mask+184(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA ·k4mask+192(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA ·k4mask+200(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA ·k4mask+208(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA ·k4mask+216(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA ·k4mask+224(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA ·k4mask+232(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA ·k4mask+240(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA ·k4mask+248(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL ·k4mask(SB), RODATA|NOPTR, $256
 DATA ·k6mask<>+0(SB)/8, $0x0100010001000100
 DATA ·k6mask<>+8(SB)/8, $0x0100010001000100
 DATA ·k6mask<>+16(SB)/8, $0x0302030203020302
@@ -59,39 +59,6 @@ DATA ·k6mask<>+104(SB)/8, $0x0d0c0d0c0d0c0d0c
 DATA ·k6mask<>+112(SB)/8, $0x0f0e0f0e0f0e0f0e
 DATA ·k6mask<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
 GLOBL ·k6mask<>(SB), RODATA|NOPTR, $128
-
-// K4SCALES decodes the 6-bit scales and mins of the Q4_K block at SI:
-// sc words (both lanes) into ysc, min words doubled ([m0,m0,m1,m1,..])
-// into ym. Clobbers AX, CX, X2 (via xt), yt.
-#define K4SCALES(xt, ysc, xsc, ym, xm, yt) \
-	MOVL 4(SI), AX \
-	ANDL $0x3f3f3f3f, AX \
-	VMOVD AX, xt \
-	MOVL 12(SI), CX \
-	ANDL $0x0f0f0f0f, CX \
-	MOVL 4(SI), AX \
-	SHRL $2, AX \
-	ANDL $0x30303030, AX \
-	ORL AX, CX \
-	VPINSRD $1, CX, xt, xt \
-	MOVL 8(SI), AX \
-	ANDL $0x3f3f3f3f, AX \
-	VPINSRD $2, AX, xt, xt \
-	MOVL 12(SI), CX \
-	SHRL $4, CX \
-	ANDL $0x0f0f0f0f, CX \
-	MOVL 8(SI), AX \
-	SHRL $2, AX \
-	ANDL $0x30303030, AX \
-	ORL AX, CX \
-	VPINSRD $3, CX, xt, xt \
-	VPMOVZXBW xt, xsc \
-	VINSERTI128 $1, xsc, ysc, ysc \
-	VPSRLDQ $8, xt, xm \
-	VPMOVZXBW xm, xm \
-	VPMOVZXWD xm, ym \
-	VPSLLD $16, ym, yt \
-	VPOR yt, ym, ym
 
 // func dotQ4K(w *byte, a *int8, ad *float32, bs *int16, nb int) float32
 TEXT ·dotQ4K(SB), NOSPLIT, $0-44
@@ -119,9 +86,9 @@ q4k_loop:
 	VPAND Y15, Y6, Y6
 	VPMADDUBSW (DI), Y5, Y5
 	VPMADDUBSW 32(DI), Y6, Y6
-	VPSHUFB ·k4mask<>+0(SB), Y2, Y7
+	VPSHUFB ·k4mask+0(SB), Y2, Y7
 	VPMADDWD Y7, Y5, Y5
-	VPSHUFB ·k4mask<>+32(SB), Y2, Y8
+	VPSHUFB ·k4mask+32(SB), Y2, Y8
 	VPMADDWD Y8, Y6, Y6
 	VPADDD Y5, Y4, Y4
 	VPADDD Y6, Y4, Y4
@@ -132,9 +99,9 @@ q4k_loop:
 	VPAND Y15, Y6, Y6
 	VPMADDUBSW 64(DI), Y5, Y5
 	VPMADDUBSW 96(DI), Y6, Y6
-	VPSHUFB ·k4mask<>+64(SB), Y2, Y7
+	VPSHUFB ·k4mask+64(SB), Y2, Y7
 	VPMADDWD Y7, Y5, Y5
-	VPSHUFB ·k4mask<>+96(SB), Y2, Y8
+	VPSHUFB ·k4mask+96(SB), Y2, Y8
 	VPMADDWD Y8, Y6, Y6
 	VPADDD Y5, Y4, Y4
 	VPADDD Y6, Y4, Y4
@@ -145,9 +112,9 @@ q4k_loop:
 	VPAND Y15, Y6, Y6
 	VPMADDUBSW 128(DI), Y5, Y5
 	VPMADDUBSW 160(DI), Y6, Y6
-	VPSHUFB ·k4mask<>+128(SB), Y2, Y7
+	VPSHUFB ·k4mask+128(SB), Y2, Y7
 	VPMADDWD Y7, Y5, Y5
-	VPSHUFB ·k4mask<>+160(SB), Y2, Y8
+	VPSHUFB ·k4mask+160(SB), Y2, Y8
 	VPMADDWD Y8, Y6, Y6
 	VPADDD Y5, Y4, Y4
 	VPADDD Y6, Y4, Y4
@@ -158,9 +125,9 @@ q4k_loop:
 	VPAND Y15, Y6, Y6
 	VPMADDUBSW 192(DI), Y5, Y5
 	VPMADDUBSW 224(DI), Y6, Y6
-	VPSHUFB ·k4mask<>+192(SB), Y2, Y7
+	VPSHUFB ·k4mask+192(SB), Y2, Y7
 	VPMADDWD Y7, Y5, Y5
-	VPSHUFB ·k4mask<>+224(SB), Y2, Y8
+	VPSHUFB ·k4mask+224(SB), Y2, Y8
 	VPMADDWD Y8, Y6, Y6
 	VPADDD Y5, Y4, Y4
 	VPADDD Y6, Y4, Y4
@@ -191,23 +158,13 @@ q4k_done:
 
 // Q4K4CHUNK handles quant chunk c (byte offset qo = 16+32c, activation
 // offset ao = 64c, mask offsets mo, mo+32) for 4 activation rows.
-#define Q4K4ROW(aoff, isum) \
-	VPMADDUBSW aoff, Y8, Y12 \
-	VPMADDWD Y10, Y12, Y12 \
-	VPADDD Y12, isum, isum
-
-#define Q4K4ROWH(aoff, isum) \
-	VPMADDUBSW aoff, Y9, Y12 \
-	VPMADDWD Y11, Y12, Y12 \
-	VPADDD Y12, isum, isum
-
 #define Q4K4CHUNK(qo, ao, ao2, mo, mo2) \
 	VMOVDQU qo(SI), Y8 \
 	VPSRLW $4, Y8, Y9 \
 	VPAND Y15, Y8, Y8 \
 	VPAND Y15, Y9, Y9 \
-	VPSHUFB ·k4mask<>+mo(SB), Y14, Y10 \
-	VPSHUFB ·k4mask<>+mo2(SB), Y14, Y11 \
+	VPSHUFB ·k4mask+mo(SB), Y14, Y10 \
+	VPSHUFB ·k4mask+mo2(SB), Y14, Y11 \
 	Q4K4ROW(ao(DI), Y4) \
 	Q4K4ROW(ao(DI)(R8*1), Y5) \
 	Q4K4ROW(ao(DI)(R8*2), Y6) \
@@ -216,19 +173,6 @@ q4k_done:
 	Q4K4ROWH(ao2(DI)(R8*1), Y5) \
 	Q4K4ROWH(ao2(DI)(R8*2), Y6) \
 	Q4K4ROWH(ao2(DI)(R10*1), Y7)
-
-// Q4K4FIN folds row j's sums into its accumulator: X8 = [d, dmin].
-#define Q4K4FIN(dmem, bmem, isum, acc) \
-	VBROADCASTSS dmem, X9 \
-	VMULPS X8, X9, X9 \
-	VBROADCASTSS X9, Y10 \
-	VMOVSHDUP X9, X11 \
-	VBROADCASTSS X11, Y11 \
-	VCVTDQ2PS isum, Y12 \
-	VFMADD231PS Y10, Y12, acc \
-	VPMADDWD bmem, Y13, Y12 \
-	VCVTDQ2PS Y12, Y12 \
-	VFNMADD231PS Y11, Y12, acc
 
 // func dotQ4Kx4(w *byte, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, nb int, out *float32)
 TEXT ·dotQ4Kx4(SB), NOSPLIT, $0-72

@@ -18,6 +18,8 @@ import (
 // several goroutines; calls are serialized internally (each one already
 // uses every thread of the pool).
 type Kernels struct {
+	engine.GoExt // the element-wise extended ops
+
 	pool *pool
 	vnni bool
 	amx  []*amxScratch // per worker; nil without AMX
@@ -95,7 +97,8 @@ func (k *Kernels) Types() []gguf.Type { return gguf.WeightTypes() }
 // NativeTypes lists the weight types with SIMD matmul kernels; the
 // others are dequantized a row at a time.
 func (k *Kernels) NativeTypes() []gguf.Type {
-	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K}
+	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K,
+		gguf.TypeIQ4_NL, gguf.TypeIQ4_XS}
 }
 
 func f32p(b []byte) *float32 { return (*float32)(unsafe.Pointer(unsafe.SliceData(b))) }
@@ -144,6 +147,12 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 	case gguf.TypeQ4_K, gguf.TypeQ6_K:
 		k.quantQ8K(x, cols, batch)
 		k.matQ8K(out, w, rb, batch)
+	case gguf.TypeQ5_K, gguf.TypeIQ4_XS:
+		k.quantQ8K(x, cols, batch)
+		k.matQ8KRows(out, w, rb, batch, w.Type == gguf.TypeQ5_K)
+	case gguf.TypeIQ4_NL:
+		k.quantQ8(x, cols, batch)
+		k.matIQ4NL(out, w, rb, batch)
 	case gguf.TypeF32:
 		k.matF(out, w, rb, x, batch, false)
 	case gguf.TypeF16:
@@ -623,6 +632,12 @@ func (k *Kernels) Mul(out, a, b []float32) {
 	mulF32(&out[0], &a[0], &b[0], n)
 }
 
+// ExtOps lists the extended graph ops: GoExt's and the attention
+// window and soft-capping, which Attention honours.
+func (k *Kernels) ExtOps() []string {
+	return append(k.GoExt.ExtOps(), engine.GOpAttnWindow, engine.GOpAttnSoftCap)
+}
+
 // Attention computes causal grouped-query attention; the (row, head)
 // pairs are spread over the pool.
 func (k *Kernels) Attention(out, q, k2, v []float32, p engine.AttentionParams) {
@@ -648,13 +663,22 @@ func (k *Kernels) Attention(out, q, k2, v []float32, p engine.AttentionParams) {
 		for t := lo; t < hi; t++ {
 			b, h := t/p.NHead, t%p.NHead
 			last := p.StartPos + b
+			first := 0
+			if p.Window > 0 {
+				first = max(0, last-p.Window+1)
+			}
 			qh := &q[(b*p.NHead+h)*d]
 			kvOff := (h / group) * d
-			for j := 0; j <= last; j++ {
-				sc[j] = dotF32(qh, &k2[j*kvStride+kvOff], d) * p.Scale
+			cnt := last + 1 - first
+			for j := 0; j < cnt; j++ {
+				sc[j] = dotF32(qh, &k2[(first+j)*kvStride+kvOff], d) * p.Scale
 			}
-			m := maxF32(&sc[0], last+1)
-			cnt := last + 1
+			if p.SoftCap != 0 {
+				for j := 0; j < cnt; j++ {
+					sc[j] = float32(float64(p.SoftCap) * math.Tanh(float64(sc[j])/float64(p.SoftCap)))
+				}
+			}
+			m := maxF32(&sc[0], cnt)
 			vec := cnt &^ 7
 			var sum float32
 			if vec > 0 {
@@ -669,7 +693,7 @@ func (k *Kernels) Attention(out, q, k2, v []float32, p engine.AttentionParams) {
 			oh := out[(b*p.NHead+h)*d : (b*p.NHead+h+1)*d]
 			clear(oh)
 			for j := 0; j < cnt; j++ {
-				axpyF32(&oh[0], &v[j*kvStride+kvOff], sc[j]*inv, d)
+				axpyF32(&oh[0], &v[(first+j)*kvStride+kvOff], sc[j]*inv, d)
 			}
 		}
 	})

@@ -79,6 +79,10 @@ func randWeight(rng *rand.Rand, t gguf.Type, rows, cols int) *engine.Weight {
 			putF16(blk[2:], scale()/8)
 		case gguf.TypeQ6_K:
 			putF16(blk[208:], scale()/16)
+		case gguf.TypeIQ4_NL:
+			putF16(blk, scale()/16)
+		case gguf.TypeIQ4_XS:
+			putF16(blk, scale()/256)
 		}
 	}
 	return &engine.Weight{Name: t.String(), Type: t, Rows: rows, Cols: cols, Data: data}
@@ -110,7 +114,12 @@ func TestMatMul(t *testing.T) {
 		{gguf.TypeQ4_1, 1e-7, []int{32, 96}},
 		{gguf.TypeQ5_0, 1e-7, []int{32, 96}},
 		{gguf.TypeQ5_1, 1e-7, []int{32, 96}},
-		{gguf.TypeQ5_K, 1e-7, []int{256}},
+		// Q5_K's random blocks have large mins relative to the scales,
+		// so Q8_K activation rounding shows more than for Q4_K (the
+		// integer arithmetic itself is checked exactly below).
+		{gguf.TypeQ5_K, 1e-3, []int{256, 768, 2816}},
+		{gguf.TypeIQ4_NL, 5e-4, []int{32, 96, 256, 768, 2816}},
+		{gguf.TypeIQ4_XS, 5e-4, []int{256, 768, 2816}},
 		{gguf.TypeBF16, 1e-7, []int{7, 96}},
 	}
 	for _, tc := range types {
@@ -174,6 +183,9 @@ func TestMatMulLargeBatch(t *testing.T) {
 		{gguf.TypeQ4_0, 32, 2816, 16},
 		{gguf.TypeQ4_K, 48, 768, 37},
 		{gguf.TypeQ4_K, 32, 2816, 16},
+		{gguf.TypeQ5_K, 67, 512, 13},
+		{gguf.TypeIQ4_NL, 67, 512, 13},
+		{gguf.TypeIQ4_XS, 67, 512, 13},
 		{gguf.TypeQ6_K, 32, 512, 20},
 	} {
 		typ, rows, cols, batch := c.typ, c.rows, c.cols, c.batch
@@ -201,14 +213,15 @@ func TestQuantizedActivationsMatchScalar(t *testing.T) {
 	for _, c := range []struct {
 		typ   gguf.Type
 		batch int
-	}{{gguf.TypeQ4_0, 6}, {gguf.TypeQ4_0, 13}, {gguf.TypeQ8_0, 6}, {gguf.TypeQ8_0, 13}, {gguf.TypeQ4_K, 6}, {gguf.TypeQ4_K, 13}, {gguf.TypeQ6_K, 6}} {
+	}{{gguf.TypeQ4_0, 6}, {gguf.TypeQ4_0, 13}, {gguf.TypeQ8_0, 6}, {gguf.TypeQ8_0, 13}, {gguf.TypeQ4_K, 6}, {gguf.TypeQ4_K, 13}, {gguf.TypeQ6_K, 6},
+		{gguf.TypeQ5_K, 3}, {gguf.TypeQ5_K, 6}, {gguf.TypeIQ4_NL, 6}, {gguf.TypeIQ4_XS, 6}} {
 		typ, batch := c.typ, c.batch
 		cols, rows := 768, 5
 		w := randWeight(rng, typ, rows, cols)
 		x := randVec(rng, batch*cols)
 		// scalar model
 		xq := make([]float32, batch*cols)
-		if typ == gguf.TypeQ4_0 || typ == gguf.TypeQ8_0 {
+		if typ == gguf.TypeQ4_0 || typ == gguf.TypeQ8_0 || typ == gguf.TypeIQ4_NL {
 			var a q8Acts
 			a.reset(cols, batch)
 			for b := 0; b < batch; b++ {

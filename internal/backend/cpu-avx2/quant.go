@@ -146,43 +146,14 @@ func (a *q8KActs) reset(cols, batch int) {
 	a.meta = a.meta[:cols*batch]
 }
 
-// quantizeRow quantizes row b from x into Q8_K super-blocks: the scale
-// comes from the element of largest magnitude (with its sign),
-// iscale = −127/that, q = min(127, round-half-even(iscale·x)).
+// quantizeRow quantizes row b from x into Q8_K super-blocks with the
+// scalar reference quantizer, gguf.QuantizeQ8KBlock (the model the
+// assembly quantQ8K is tested against).
 func (a *q8KActs) quantizeRow(b int, x []float32) {
 	qs := a.qs[b*a.cols : (b+1)*a.cols]
 	for i := 0; i < a.nb; i++ {
-		blk := x[i*256 : i*256+256]
-		q := qs[i*256 : i*256+256]
-		var amax, max float32
-		for _, v := range blk {
-			if av := float32(math.Abs(float64(v))); av > amax {
-				amax, max = av, v
-			}
-		}
-		bs := a.bsums[(b*a.nb+i)*16:][:16]
-		if amax == 0 {
-			a.d[b*a.nb+i] = 0
-			clear(q)
-			clear(bs)
-			continue
-		}
-		iscale := -127 / max
-		for j, v := range blk {
-			r := math.RoundToEven(float64(iscale * v))
-			if r > 127 {
-				r = 127
-			}
-			q[j] = int8(r)
-		}
-		for j := range bs {
-			var s int16
-			for _, v := range q[j*16 : j*16+16] {
-				s += int16(v)
-			}
-			bs[j] = s
-		}
-		a.d[b*a.nb+i] = 1 / iscale
+		k := b*a.nb + i
+		a.d[k] = gguf.QuantizeQ8KBlock(qs[i*256:], a.bsums[k*16:], x[i*256:])
 	}
 }
 

@@ -2,6 +2,7 @@ package cpuneon
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/realmrt/realm/internal/backend/reference"
@@ -15,8 +16,8 @@ import (
 // in-process: under QEMU this is the suite on arm64, once per CPU model
 // (scripts/neon-test.sh), so both the SDOT and the plain path pass it.
 func TestConformance(t *testing.T) {
-	dir, err := refdata.Dir()
-	if err != nil {
+	dir := t.TempDir()
+	if err := refdata.Extract(dir); err != nil {
 		t.Fatal(err)
 	}
 	k, err := New(2)
@@ -26,7 +27,12 @@ func TestConformance(t *testing.T) {
 	defer k.(engine.Closer).Close()
 	sut := engine.NewBackend(k, engine.Options{Name: "cpu-neon", Version: "test", Features: Features()})
 	ref := engine.NewBackend(reference.New(), engine.Options{Name: "reference", Version: "test"})
-	rep := conformance.Run(context.Background(), "cpu-neon", sut, ref, conformance.Options{ReferenceDir: dir})
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := conformance.Run(context.Background(), "cpu-neon", sut, ref,
+		conformance.Options{ReferenceDir: dir, ArchDir: filepath.Join(root, "testdata", "arch")})
 	for _, r := range rep.Results {
 		if r.Status == conformance.Fail {
 			t.Errorf("%s: %s", r.Case, r.Detail)

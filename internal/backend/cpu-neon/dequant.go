@@ -7,8 +7,8 @@ import (
 )
 
 // Types lists the weight types MatMul and GetRows accept: all of them
-// (gguf.WeightTypes). F32, F16, Q4_0, Q8_0, Q4_K and Q6_K have NEON
-// paths; the others are dequantized a row at a time.
+// (gguf.WeightTypes). F32, F16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL and
+// IQ4_XS have NEON paths; the others are dequantized a row at a time.
 func (k *Kernels) Types() []gguf.Type { return gguf.WeightTypes() }
 
 // dequantRow converts one row of src (type t) to len(dst) f32 values:

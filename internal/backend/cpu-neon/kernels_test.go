@@ -74,9 +74,9 @@ func checkNMSE(t *testing.T, what string, got, want []float32, limit float64) {
 // with weights of type ty (F32 for none).
 func actType(ty gguf.Type) gguf.Type {
 	switch ty {
-	case gguf.TypeQ4_0, gguf.TypeQ8_0:
+	case gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeIQ4_NL, gguf.TypeIQ4_XS:
 		return gguf.TypeQ8_0
-	case gguf.TypeQ4_K, gguf.TypeQ6_K:
+	case gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K:
 		return gguf.TypeQ8_K
 	case gguf.TypeF16:
 		return gguf.TypeF16
@@ -133,6 +133,9 @@ func TestMatMul(t *testing.T) {
 		{gguf.TypeQ4_0, []int{32, 96, 256, 768}, 5e-4},
 		{gguf.TypeQ4_K, []int{256, 768}, 5e-4},
 		{gguf.TypeQ6_K, []int{256, 768}, 5e-4},
+		{gguf.TypeQ5_K, []int{256, 768}, 5e-4},
+		{gguf.TypeIQ4_NL, []int{32, 96, 256}, 5e-4},
+		{gguf.TypeIQ4_XS, []int{256, 768}, 5e-4},
 		{gguf.TypeQ5_0, []int{32, 96}, 1e-7}, // dequantize fallback, exact activations
 		{gguf.TypeBF16, []int{32, 40}, 1e-7},
 	}
@@ -313,7 +316,8 @@ func TestGetRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	k := newTestKernels(t, 2, false)
 	ref := reference.New()
-	for _, ty := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ5_1} {
+	for _, ty := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ5_1,
+		gguf.TypeQ5_K, gguf.TypeIQ4_NL, gguf.TypeIQ4_XS} {
 		w := quantWeight(t, rng, ty, 7, 256)
 		ids := []int32{6, 0, 3, 3}
 		got, want := make([]float32, 4*256), make([]float32, 4*256)

@@ -29,9 +29,9 @@ func (k *Kernels) buffers(w, cols int) *scratch {
 	return s
 }
 
-// MatMul computes out[b*w.Rows+r] = Σ_k w[r][k]·x[b*w.Cols+k]. Q4_0 and
-// Q8_0 weights multiply Q8_0-quantized activations, Q4_K and Q6_K weights
-// Q8_K-quantized ones, F16 weights f16-rounded ones (as llama.cpp does);
+// MatMul computes out[b*w.Rows+r] = Σ_k w[r][k]·x[b*w.Cols+k]. Q4_0,
+// Q8_0, IQ4_NL and IQ4_XS weights multiply Q8_0-quantized activations,
+// Q4_K, Q5_K and Q6_K weights Q8_K-quantized ones, F16 weights f16-rounded ones (as llama.cpp does);
 // F32 weights use the activations as they are, and other types are
 // dequantized row by row. It panics when the slices are too short for
 // the shapes, which is a bug in the caller.
@@ -68,16 +68,19 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 			}
 			k.count(simdF16Path, (hi-lo)*batch)
 		})
-	case gguf.TypeQ4_0, gguf.TypeQ8_0:
+	case gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeIQ4_NL, gguf.TypeIQ4_XS:
 		a := k.quantizeActs(x, batch, cols, false)
 		nb := cols / 32
 		k.parallelRows(w.Rows, cols, func(s *scratch, lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row := w.Data[r*rb : (r+1)*rb]
-				if w.Type == gguf.TypeQ4_0 {
+				switch w.Type {
+				case gguf.TypeQ4_0:
 					unpackQ4_0(s.q, s.d[:nb], row)
-				} else {
+				case gguf.TypeQ8_0:
 					unpackQ8_0(s.q, s.d[:nb], row)
+				default:
+					unpackIQ4(s.q, s.d[:nb], row, w.Type)
 				}
 				b := 0
 				var o4 [4]float32
@@ -93,16 +96,23 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 			}
 			k.count(intPath(k.dot), (hi-lo)*batch)
 		})
-	case gguf.TypeQ4_K:
+	case gguf.TypeQ4_K, gguf.TypeQ5_K:
+		// Q5_K is Q4_K with 5-bit quants: the same scales, mins and
+		// integer kernels once unpacked (31·127 still fits SMULL's int16).
 		a := k.quantizeActs(x, batch, cols, true)
 		nb := cols / 256
+		bb := w.Type.BlockBytes()
 		k.parallelRows(w.Rows, cols, func(s *scratch, lo, hi int) {
 			var sc, m [8]int32
 			for r := lo; r < hi; r++ {
 				row := w.Data[r*rb : (r+1)*rb]
-				unpackQ4K(s.q, row)
+				if w.Type == gguf.TypeQ5_K {
+					unpackQ5K(s.q, row)
+				} else {
+					unpackQ4K(s.q, row)
+				}
 				for i := 0; i < nb; i++ {
-					blk := row[i*144:]
+					blk := row[i*bb:]
 					s.d[2*i], s.d[2*i+1] = gguf.F16ToF32(le16(blk)), gguf.F16ToF32(le16(blk[2:]))
 					q4kScales(blk[4:16], &sc, &m)
 					copy(s.sc[16*i:], sc[:])

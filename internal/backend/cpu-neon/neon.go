@@ -1,5 +1,6 @@
 // Package cpuneon implements the engine.Kernels interface for arm64 with
-// NEON: matrix products over F32, F16, Q8_0, Q4_0, Q4_K and Q6_K weights
+// NEON: matrix products over F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K,
+// IQ4_NL and IQ4_XS weights
 // (integer dot products with SDOT when the CPU has the dot-product
 // extension, SMULL/SADALP otherwise) and vectorised element-wise kernels.
 // On other architectures the same code runs with portable Go versions of
@@ -22,6 +23,9 @@ import (
 
 	"github.com/realmrt/realm/internal/engine"
 )
+
+// Name is the backend name the plugin reports (and plugins.hcl uses).
+const Name = "cpu-neon"
 
 // Path names one dot-product code path.
 type Path int
@@ -93,6 +97,8 @@ func (s Stats) String() string {
 // use; concurrent MatMul calls are serialized (each already uses every
 // thread).
 type Kernels struct {
+	engine.GoExt // the element-wise extended ops
+
 	pool    *pool
 	dot     bool // use the SDOT path
 	threads int
@@ -118,17 +124,26 @@ func New(threads int) (engine.Kernels, error) {
 // instructions (ASIMDDP) and this build can use them.
 func HasDotProd() bool { return hasDotProd() }
 
-// Features returns the cpuid feature names (klauspost/cpuid FeatureID
-// spelling) the kernels use on this CPU: "ASIMD" on arm64, plus "ASIMDDP"
-// when the SDOT path is active; none elsewhere.
+// RequiredFeatures lists the cpuid feature names (klauspost/cpuid
+// FeatureID spelling) the kernels cannot run without; plugins.hcl's
+// `requires` for cpu-neon must say the same (a loader test pins it).
+func RequiredFeatures() []string { return []string{"ASIMD"} }
+
+// OptionalFeatures lists the features faster kernels use when present
+// (ASIMDDP: the SDOT path); plugins.hcl's `prefers` names only these.
+func OptionalFeatures() []string { return []string{"ASIMDDP"} }
+
+// Features returns the cpuid feature names the kernels use on this CPU:
+// RequiredFeatures on arm64, plus OptionalFeatures when the SDOT path is
+// active; none elsewhere.
 func Features() []string {
 	if runtime.GOARCH != "arm64" {
 		return nil
 	}
 	if hasDotProd() {
-		return []string{"ASIMD", "ASIMDDP"}
+		return append(RequiredFeatures(), OptionalFeatures()...)
 	}
-	return []string{"ASIMD"}
+	return RequiredFeatures()
 }
 
 func newKernels(threads int, dot bool) (*Kernels, error) {

@@ -105,6 +105,12 @@ func (k *Kernels) Mul(out, a, b []float32) {
 	})
 }
 
+// ExtOps lists the extended graph ops: GoExt's and the attention
+// window and soft-capping, which Attention honours.
+func (k *Kernels) ExtOps() []string {
+	return append(k.GoExt.ExtOps(), engine.GOpAttnWindow, engine.GOpAttnSoftCap)
+}
+
 // Attention computes causal grouped-query attention for one layer; query
 // heads are spread over the workers.
 func (k *Kernels) Attention(out, q, kc, vc []float32, p engine.AttentionParams) {
@@ -129,14 +135,25 @@ func (k *Kernels) Attention(out, q, kc, vc []float32, p engine.AttentionParams) 
 			kvh := h / group
 			qv := q[(b*p.NHead+h)*hd : (b*p.NHead+h+1)*hd]
 			n := p.StartPos + b + 1
-			sc := scores[:n]
-			for j := range sc {
-				sc[j] = dotF32(qv, kc[j*kvStride+kvh*hd:j*kvStride+(kvh+1)*hd]) * p.Scale
+			first := 0
+			if p.Window > 0 {
+				first = max(0, n-p.Window)
+			}
+			sc := scores[:n-first]
+			for i := range sc {
+				j := first + i
+				sc[i] = dotF32(qv, kc[j*kvStride+kvh*hd:j*kvStride+(kvh+1)*hd]) * p.Scale
+			}
+			if p.SoftCap != 0 {
+				for i, v := range sc {
+					sc[i] = float32(float64(p.SoftCap) * math.Tanh(float64(v)/float64(p.SoftCap)))
+				}
 			}
 			softmaxRow(sc)
 			o := out[(b*p.NHead+h)*hd : (b*p.NHead+h+1)*hd]
 			clear(o)
-			for j, w := range sc {
+			for i, w := range sc {
+				j := first + i
 				axpy(o, w, vc[j*kvStride+kvh*hd:j*kvStride+(kvh+1)*hd])
 			}
 		}

@@ -48,45 +48,16 @@ func quantizeQ8_0Go(qs []int8, ds []float32, x []float32) {
 	}
 }
 
-// quantizeQ8_KGo quantizes x (a multiple of 256 elements) to Q8_K like
-// llama.cpp: the signed value of largest magnitude maps to −127.
+// quantizeQ8_KGo quantizes x (a multiple of 256 elements) to Q8_K with
+// the scalar reference quantizer, gguf.QuantizeQ8KBlock (the model the
+// SDOT-path quantQ8KAsm is tested against).
 func quantizeQ8_KGo(qs []int8, ds []float32, bsums []int32, x []float32) {
+	var bs [16]int16
 	for b := 0; b*256 < len(x); b++ {
-		blk := x[b*256 : b*256+256]
-		var max, amax float32
-		for _, v := range blk {
-			a := v
-			if a < 0 {
-				a = -a
-			}
-			if a > amax {
-				amax, max = a, v
-			}
+		ds[b] = gguf.QuantizeQ8KBlock(qs[b*256:], bs[:], x[b*256:])
+		for j, s := range bs {
+			bsums[b*16+j] = int32(s)
 		}
-		q := qs[b*256 : b*256+256]
-		bs := bsums[b*16 : b*16+16]
-		if amax == 0 {
-			ds[b] = 0
-			clear(q)
-			clear(bs)
-			continue
-		}
-		iscale := -127 / max
-		for i, v := range blk {
-			r := roundHalfEven(iscale * v)
-			if r > 127 {
-				r = 127
-			}
-			q[i] = int8(r)
-		}
-		for j := range bs {
-			var s int32
-			for _, v := range q[j*16 : j*16+16] {
-				s += int32(v)
-			}
-			bs[j] = s
-		}
-		ds[b] = 1 / iscale
 	}
 }
 

@@ -22,10 +22,14 @@ import (
 
 // Kernels is the scalar kernel set. The zero value is ready to use and
 // it is safe for concurrent use (it holds no state).
-type Kernels struct{}
+type Kernels struct {
+	engine.GoExt // the element-wise extended ops
+}
 
 // New returns the scalar reference kernels.
 func New() engine.Kernels { return Kernels{} }
+
+var _ engine.ExtKernels = Kernels{}
 
 var _ engine.Kernels = Kernels{}
 
@@ -194,6 +198,12 @@ func (Kernels) Mul(out, a, b []float32) {
 	}
 }
 
+// ExtOps lists the extended graph ops: GoExt's and the attention
+// window and soft-capping, which Attention honours.
+func (k Kernels) ExtOps() []string {
+	return append(k.GoExt.ExtOps(), engine.GOpAttnWindow, engine.GOpAttnSoftCap)
+}
+
 // Attention computes causal grouped-query attention: for each query row
 // b and head h, scores against cache rows 0..StartPos+b of kv head
 // h/(NHead/NHeadKV), scaled, softmaxed and used to weight the values.
@@ -207,29 +217,36 @@ func (Kernels) Attention(out, q, k, v []float32, p engine.AttentionParams) {
 	acc := make([]float64, d)
 	for b := 0; b < p.Batch; b++ {
 		last := p.StartPos + b // inclusive
+		first := 0
+		if p.Window > 0 {
+			first = max(0, last-p.Window+1)
+		}
 		for h := 0; h < p.NHead; h++ {
 			qh := q[(b*p.NHead+h)*d:][:d]
 			kvh := h / group
 			max := math.Inf(-1)
-			for j := 0; j <= last; j++ {
+			for j := first; j <= last; j++ {
 				kj := k[j*kvStride+kvh*d:][:d]
 				var s float64
 				for i, qv := range qh {
 					s += float64(qv) * float64(kj[i])
 				}
 				s = float64(float32(s) * p.Scale)
+				if p.SoftCap != 0 {
+					s = float64(float32(float64(p.SoftCap) * math.Tanh(s/float64(p.SoftCap))))
+				}
 				scores[j] = s
 				if s > max {
 					max = s
 				}
 			}
 			var sum float64
-			for j := 0; j <= last; j++ {
+			for j := first; j <= last; j++ {
 				scores[j] = math.Exp(scores[j] - max)
 				sum += scores[j]
 			}
 			clear(acc)
-			for j := 0; j <= last; j++ {
+			for j := first; j <= last; j++ {
 				w := scores[j] / sum
 				vj := v[j*kvStride+kvh*d:][:d]
 				for i, vv := range vj {

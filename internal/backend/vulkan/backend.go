@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && vulkan_headers
 
 package vulkan
 
@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // Backend is the Vulkan backends.Backend. Sessions of one device share
@@ -114,7 +116,7 @@ func (b *Backend) Info(ctx context.Context) (*backends.Info, error) {
 		Version:         Version,
 		ProtocolVersion: backends.ProtocolVersion,
 		Types:           weightTypes(),
-		Ops:             engine.Ops(),
+		Ops:             engine.InfoOps(backends.Ops(), graphOps(), []string{"llama"}),
 	}
 	if b.dev != nil {
 		info.Devices = []backends.Device{b.dev.Info.Describe()}
@@ -151,6 +153,9 @@ func (b *Backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 		return nil, fmt.Errorf("vulkan: load %s: %w: %w", req.Path, backends.ErrInvalidModel, err)
 	}
 	m, err := engine.NewModel(f.File, f.TensorData, reference.New(), supportedType)
+	if err == nil {
+		err = checkGraph(m)
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("vulkan: load %s: %w", req.Path, err)
@@ -361,4 +366,29 @@ func (b *Backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (*
 	}
 	req.Inputs = in
 	return b.ops.TensorOp(ctx, req)
+}
+
+// graphOps are the graph ops of the plain llama forward pass, the one
+// this backend records into command buffers.
+func graphOps() []string {
+	return []string{engine.GOpAdd, engine.GOpAttention, engine.GOpGetRows, engine.GOpMatMul,
+		engine.GOpRMSNorm, engine.GOpRoPE, engine.GOpSelectRows, engine.GOpSiLUMul}
+}
+
+// checkGraph refuses a model whose forward pass is not the plain llama
+// graph, naming the graph ops this backend lacks.
+func checkGraph(m *engine.Model) error {
+	var missing []string
+	for _, op := range m.Ops() {
+		if !slices.Contains(graphOps(), op) {
+			missing = append(missing, op)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: architecture %s needs graph ops %s, which the vulkan backend lacks", backends.ErrUnsupported, m.HP.Arch, strings.Join(missing, ", "))
+	}
+	if !m.Plain() {
+		return fmt.Errorf("%w: this %s model's layout (fused or biased projections, experts) is not the plain llama graph the vulkan backend runs", backends.ErrUnsupported, m.HP.Arch)
+	}
+	return nil
 }

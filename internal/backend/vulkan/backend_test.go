@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && vulkan_headers
 
 package vulkan
 
@@ -12,10 +12,10 @@ import (
 	"testing"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/backends/sample"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/internal/sample"
 )
 
 // testBackend returns the test binary's Backend over the shared device.

@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && vulkan_headers
 
 package vulkan
 
@@ -48,15 +48,18 @@ func typeName(t gguf.Type) (string, bool) {
 		return "q5_k", true
 	case gguf.TypeQ6_K:
 		return "q6_k", true
+	case gguf.TypeIQ4_NL:
+		return "iq4_nl", true
+	case gguf.TypeIQ4_XS:
+		return "iq4_xs", true
 	}
 	return "", false
 }
 
-// weightTypes lists the weight types with shaders.
-func weightTypes() []gguf.Type {
-	return []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0,
-		gguf.TypeQ5_1, gguf.TypeQ8_0, gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K}
-}
+// weightTypes lists the weight types with shaders: every weight type
+// (a type added to gguf without its matmul/getrows shaders fails
+// pipeline creation, and so the vulkan tests).
+func weightTypes() []gguf.Type { return gguf.WeightTypes() }
 
 // pipeSpec is a pipeline's binding count and push-constant words.
 type pipeSpec struct{ nbind, push int }

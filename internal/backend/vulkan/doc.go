@@ -7,11 +7,12 @@
 //
 // Vulkan is reached through a thin cgo shim (shim.h, shim_vulkan.c) that
 // opens the loader with dlopen, so the plugin starts, and its probe
-// reports why it cannot run, on a machine without Vulkan. The shim uses
-// the Vulkan headers (libvulkan-dev) when the C compiler finds them
-// (__has_include) and otherwise compiles to one that reports "built
-// without the Vulkan headers"; without cgo the package builds a
-// stand-in (stub.go) that reports no device. No build tags are needed.
+// reports why it cannot run, on a machine without Vulkan. The shim needs
+// the Vulkan headers (libvulkan-dev) and builds only with the
+// vulkan_headers tag, which the Makefile sets when it finds them (so the
+// Go build cache never reuses a build made before they were installed);
+// without cgo or without the tag the package builds a stand-in (stub.go)
+// that reports no device and says why.
 package vulkan
 
 //go:generate ./gen.sh

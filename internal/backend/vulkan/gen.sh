@@ -11,7 +11,7 @@ c() { # c OUTPUT SOURCE [DEFINES...]
 	o=$1; s=$2; shift 2
 	"$GLSLC" --target-env=vulkan1.1 -O "$@" -o "$OUT/$o.spv" "$s"
 }
-for t in f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k; do
+for t in f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs; do
 	T=$(echo "$t" | tr a-z A-Z)
 	c "matmul_$t" matmul.comp "-DTYPE_$T"
 	c "matmul32_$t" matmul.comp "-DTYPE_$T" -DBLOCKS

@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && vulkan_headers
 
 package vulkan
 
@@ -132,6 +132,8 @@ func TestMatMulAndGetRows(t *testing.T) {
 		{gguf.TypeQ2_K, 3, 256, 2, 1e-10},
 		{gguf.TypeQ3_K, 3, 512, 1, 1e-10},
 		{gguf.TypeQ5_K, 3, 256, 2, 1e-10},
+		{gguf.TypeIQ4_NL, 5, 96, 3, 1e-10},
+		{gguf.TypeIQ4_XS, 3, 512, 2, 1e-10},
 		// Rows of ≥ 2048 take the 32-elements-per-thread path.
 		{gguf.TypeF32, 2, 2080, 1, 1e-10},
 		{gguf.TypeF16, 2, 2048, 5, 1e-10},
@@ -140,6 +142,8 @@ func TestMatMulAndGetRows(t *testing.T) {
 		{gguf.TypeQ4_K, 2, 2048, 1, 1e-10},
 		{gguf.TypeQ6_K, 2, 2304, 2, 1e-10},
 		{gguf.TypeQ5_K, 2, 2048, 4, 1e-10},
+		{gguf.TypeIQ4_NL, 2, 2080, 2, 1e-10},
+		{gguf.TypeIQ4_XS, 2, 2304, 5, 1e-10},
 		{gguf.TypeF32, 2, 2049, 2, 1e-10},
 	}
 	for _, tc := range cases {

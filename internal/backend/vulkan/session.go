@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && vulkan_headers
 
 package vulkan
 

@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && vulkan_headers
 
 // shim_vulkan.c implements shim.h over a dlopen'ed Vulkan loader. It
 // needs the Vulkan headers at build time (Debian: libvulkan-dev); where

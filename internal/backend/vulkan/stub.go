@@ -1,4 +1,4 @@
-//go:build !cgo
+//go:build !cgo || !vulkan_headers
 
 package vulkan
 
@@ -8,13 +8,13 @@ import (
 	"fmt"
 
 	"github.com/realmrt/realm/backends"
-	"github.com/realmrt/realm/internal/engine"
 )
 
 // errNotBuilt is what every call returns in a build without Vulkan.
-var errNotBuilt = errors.New("vulkan: this binary was built without cgo, so without Vulkan support (rebuild with CGO_ENABLED=1)")
+var errNotBuilt = errors.New("vulkan: this binary was built without Vulkan support: it needs cgo and the vulkan_headers build tag, which the Makefile sets when the Vulkan headers are installed (Debian: apt-get install libvulkan-dev, then make)")
 
-// Backend is the Vulkan backend; in this build (without cgo) it has no
+// Backend is the Vulkan backend; in this build (without cgo or without
+// the vulkan_headers tag) it has no
 // device and every call but Info fails, so the host's
 // probe vetoes it with the reason.
 type Backend struct{}
@@ -38,7 +38,7 @@ func (*Backend) Info(ctx context.Context) (*backends.Info, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return &backends.Info{Name: Name, Version: Version, ProtocolVersion: backends.ProtocolVersion, Ops: engine.Ops()}, nil
+	return &backends.Info{Name: Name, Version: Version, ProtocolVersion: backends.ProtocolVersion, Ops: backends.Ops()}, nil
 }
 
 // LoadModel fails: no device.

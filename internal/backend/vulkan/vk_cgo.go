@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && vulkan_headers
 
 package vulkan
 
@@ -6,6 +6,15 @@ package vulkan
 #cgo LDFLAGS: -ldl
 #include <stdlib.h>
 #include "shim.h"
+
+// The vulkan_headers tag says the Vulkan headers are installed (the
+// Makefile sets it when it finds them); it is part of the build cache
+// key, so a build made before they were installed is never reused after.
+#if defined(__has_include)
+#if !__has_include(<vulkan/vulkan.h>)
+#error "built with -tags vulkan_headers, but <vulkan/vulkan.h> is missing: install the Vulkan headers (Debian: libvulkan-dev) or build without the tag"
+#endif
+#endif
 */
 import "C"
 

@@ -1,7 +1,8 @@
 // deq.glsl: element k of a weight row that starts at byte ro of W, for
 // the weight type selected by one of TYPE_F32, TYPE_F16, TYPE_BF16,
 // TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0, TYPE_Q2_K,
-// TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K (block layouts: FORMATS.md).
+// TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K, TYPE_IQ4_NL, TYPE_IQ4_XS
+// (block layouts: FORMATS.md and gguf/iq4.go).
 // The including shader declares W. Results are `precise` (no fused
 // multiply-add), so that they equal the host's dequantization bit for bit.
 
@@ -22,6 +23,14 @@ void scaleMinK4(uint j, uint s, out uint sc, out uint m) {
 		m = (rd8(s + j + 4u) >> 4) | ((rd8(s + j) >> 6) << 4);
 	}
 }
+
+#if defined(TYPE_IQ4_NL) || defined(TYPE_IQ4_XS)
+// iq4 returns the non-linear grid value of 4-bit index q (gguf.IQ4NLValues).
+float iq4(uint q) {
+	const int g[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+	return float(g[q]);
+}
+#endif
 
 float deq(uint ro, uint k) {
 	precise float r;
@@ -123,6 +132,19 @@ float deq(uint ro, uint k) {
 	int sc = sext8(rd8(bo + 192u + 8u * n + (l >> 4) + 2u * quarter));
 	precise float ds = rdf16(bo + 208u) * float(sc);
 	r = ds * float(int(q) - 32);
+#elif defined(TYPE_IQ4_NL)
+	uint bo = ro + (k >> 5) * 18u;
+	uint j = k & 31u;
+	uint byte = rd8(bo + 2u + (j & 15u));
+	r = rdf16(bo) * iq4(j < 16u ? (byte & 15u) : (byte >> 4));
+#elif defined(TYPE_IQ4_XS)
+	uint bo = ro + (k >> 8) * 136u;
+	uint j = k & 255u;
+	uint ib = j >> 5, l = j & 31u;
+	uint ls = ((rd8(bo + 4u + (ib >> 1)) >> (4u * (ib & 1u))) & 15u) | (((rd16(bo + 2u) >> (2u * ib)) & 3u) << 4);
+	precise float dl = rdf16(bo) * float(int(ls) - 32);
+	uint byte = rd8(bo + 8u + 16u * ib + (l & 15u));
+	r = dl * iq4(l < 16u ? (byte & 15u) : (byte >> 4));
 #else
 #error "no weight type defined"
 #endif

@@ -1,3 +1,9 @@
+// Package sample turns logits into tokens: greedy, temperature, top-k,
+// top-p, min-p and repetition penalty with a seeded, deterministic RNG,
+// with the parameters of backends.SampleParams. Both the host
+// (guest-driven sampling) and the backend plugins (sampling inside
+// Decode) use it, so one seed gives one answer whichever side samples.
+// It is internal: plugin authors see only the parameters type.
 package sample
 
 import (
@@ -6,10 +12,12 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/realmrt/realm/backends"
 )
 
 // DefaultRepeatLastN is the repetition-penalty window used when
-// Params.RepeatLastN is 0 (llama.cpp's default).
+// backends.SampleParams.RepeatLastN is 0 (llama.cpp's default).
 const DefaultRepeatLastN = 64
 
 // ErrNoLogits is returned by Sample when there is nothing to sample from.
@@ -21,7 +29,7 @@ var ErrNoLogits = errors.New("sample: no logits")
 // min-p, temperature and a weighted draw. A Sampler is not safe for
 // concurrent use; give each session its own.
 type Sampler struct {
-	p    Params
+	p    backends.SampleParams
 	rng  RNG
 	cand []candidate
 }
@@ -34,17 +42,17 @@ type candidate struct {
 }
 
 // New returns a Sampler for p, its RNG seeded from p.Seed.
-func New(p Params) *Sampler {
+func New(p backends.SampleParams) *Sampler {
 	return &Sampler{p: p, rng: NewRNG(p.Seed)}
 }
 
 // Params returns the sampler's parameters.
-func (s *Sampler) Params() Params { return s.p }
+func (s *Sampler) Params() backends.SampleParams { return s.p }
 
 // SetParams changes the parameters. The RNG is reseeded only when the
 // seed changes, so a session that keeps its seed keeps its random
 // stream across calls.
-func (s *Sampler) SetParams(p Params) {
+func (s *Sampler) SetParams(p backends.SampleParams) {
 	if p.Seed != s.p.Seed {
 		s.rng = NewRNG(p.Seed)
 	}

@@ -3,6 +3,8 @@ package sample
 import (
 	"math"
 	"testing"
+
+	"github.com/realmrt/realm/backends"
 )
 
 func TestGreedy(t *testing.T) {
@@ -28,7 +30,7 @@ func TestGreedy(t *testing.T) {
 			if len(tc.logits) == 0 {
 				return
 			}
-			got, err := New(Params{}).Sample(tc.logits, nil)
+			got, err := New(backends.SampleParams{}).Sample(tc.logits, nil)
 			if err != nil || got != tc.want {
 				t.Errorf("Sample greedy = %d, %v; want %d", got, err, tc.want)
 			}
@@ -37,7 +39,7 @@ func TestGreedy(t *testing.T) {
 }
 
 func TestSampleNoLogits(t *testing.T) {
-	if _, err := New(Params{Temperature: 1}).Sample(nil, nil); err == nil {
+	if _, err := New(backends.SampleParams{Temperature: 1}).Sample(nil, nil); err == nil {
 		t.Fatal("Sample(nil) succeeded")
 	}
 }
@@ -47,24 +49,24 @@ func TestRepeatPenalty(t *testing.T) {
 		name    string
 		logits  []float32
 		history []int32
-		p       Params
+		p       backends.SampleParams
 		want    int32
 	}{
 		// 4/2 = 2 < 3: token 1 wins after penalty.
-		{"positive divided", []float32{0, 4, 3}, []int32{1}, Params{RepeatPenalty: 2}, 2},
+		{"positive divided", []float32{0, 4, 3}, []int32{1}, backends.SampleParams{RepeatPenalty: 2}, 2},
 		// -1*2 = -2 < -1.5: token 2 wins.
-		{"negative multiplied", []float32{-5, -1, -1.5}, []int32{1}, Params{RepeatPenalty: 2}, 2},
+		{"negative multiplied", []float32{-5, -1, -1.5}, []int32{1}, backends.SampleParams{RepeatPenalty: 2}, 2},
 		// Token 1 outside the window of 1: not penalized.
-		{"window", []float32{0, 4, 3}, []int32{1, 2}, Params{RepeatPenalty: 2, RepeatLastN: 1}, 1},
+		{"window", []float32{0, 4, 3}, []int32{1, 2}, backends.SampleParams{RepeatPenalty: 2, RepeatLastN: 1}, 1},
 		// Repeated ids are penalized once.
-		{"distinct", []float32{0, 4, 2.5}, []int32{1, 1, 1}, Params{RepeatPenalty: 1.5}, 1},
-		{"disabled", []float32{0, 4, 3}, []int32{1}, Params{RepeatPenalty: 1}, 1},
-		{"bad ids ignored", []float32{0, 4, 3}, []int32{-1, 99}, Params{RepeatPenalty: 2}, 1},
+		{"distinct", []float32{0, 4, 2.5}, []int32{1, 1, 1}, backends.SampleParams{RepeatPenalty: 1.5}, 1},
+		{"disabled", []float32{0, 4, 3}, []int32{1}, backends.SampleParams{RepeatPenalty: 1}, 1},
+		{"bad ids ignored", []float32{0, 4, 3}, []int32{-1, 99}, backends.SampleParams{RepeatPenalty: 2}, 1},
 		// 0·NaN and 0·Inf are NaN: a non-finite penalty must not turn
 		// the zero logit of token 0 into a winner.
-		{"NaN disabled", []float32{0, 4, 3}, []int32{0}, Params{RepeatPenalty: float32(math.NaN())}, 1},
-		{"Inf disabled", []float32{0, 4, 3}, []int32{0}, Params{RepeatPenalty: float32(math.Inf(1))}, 1},
-		{"negative disabled", []float32{0, 4, 3}, []int32{1}, Params{RepeatPenalty: -2}, 1},
+		{"NaN disabled", []float32{0, 4, 3}, []int32{0}, backends.SampleParams{RepeatPenalty: float32(math.NaN())}, 1},
+		{"Inf disabled", []float32{0, 4, 3}, []int32{0}, backends.SampleParams{RepeatPenalty: float32(math.Inf(1))}, 1},
+		{"negative disabled", []float32{0, 4, 3}, []int32{1}, backends.SampleParams{RepeatPenalty: -2}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,7 +80,7 @@ func TestRepeatPenalty(t *testing.T) {
 
 func TestSampleDoesNotModifyLogits(t *testing.T) {
 	logits := []float32{1, 2, 3}
-	s := New(Params{Temperature: 0.7, RepeatPenalty: 2, TopK: 2})
+	s := New(backends.SampleParams{Temperature: 0.7, RepeatPenalty: 2, TopK: 2})
 	if _, err := s.Sample(logits, []int32{2}); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func TestSampleDoesNotModifyLogits(t *testing.T) {
 }
 
 // draw samples n tokens with p and returns the count per id.
-func draw(t *testing.T, p Params, logits []float32, n int) []int {
+func draw(t *testing.T, p backends.SampleParams, logits []float32, n int) []int {
 	t.Helper()
 	s := New(p)
 	counts := make([]int, len(logits))
@@ -107,16 +109,16 @@ func TestFilters(t *testing.T) {
 	logits := []float32{float32(math.Log(.5)), float32(math.Log(.25)), float32(math.Log(.15)), float32(math.Log(.1))}
 	tests := []struct {
 		name    string
-		p       Params
+		p       backends.SampleParams
 		allowed []bool
 	}{
-		{"top-k 1", Params{Temperature: 1, TopK: 1}, []bool{true, false, false, false}},
-		{"top-k 2", Params{Temperature: 1, TopK: 2}, []bool{true, true, false, false}},
-		{"top-p 0.7", Params{Temperature: 1, TopP: 0.7}, []bool{true, true, false, false}},
-		{"top-p 0.8", Params{Temperature: 1, TopP: 0.8}, []bool{true, true, true, false}},
-		{"min-p 0.25", Params{Temperature: 1, MinP: 0.25}, []bool{true, true, true, false}},
-		{"min-p 0.4", Params{Temperature: 1, MinP: 0.4}, []bool{true, true, false, false}},
-		{"none", Params{Temperature: 1}, []bool{true, true, true, true}},
+		{"top-k 1", backends.SampleParams{Temperature: 1, TopK: 1}, []bool{true, false, false, false}},
+		{"top-k 2", backends.SampleParams{Temperature: 1, TopK: 2}, []bool{true, true, false, false}},
+		{"top-p 0.7", backends.SampleParams{Temperature: 1, TopP: 0.7}, []bool{true, true, false, false}},
+		{"top-p 0.8", backends.SampleParams{Temperature: 1, TopP: 0.8}, []bool{true, true, true, false}},
+		{"min-p 0.25", backends.SampleParams{Temperature: 1, MinP: 0.25}, []bool{true, true, true, false}},
+		{"min-p 0.4", backends.SampleParams{Temperature: 1, MinP: 0.4}, []bool{true, true, false, false}},
+		{"none", backends.SampleParams{Temperature: 1}, []bool{true, true, true, true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +140,7 @@ func TestDistribution(t *testing.T) {
 	logits := []float32{2, 1, 0, -1, 0.5}
 	for _, temp := range []float32{0.5, 1, 2} {
 		const n = 50000
-		counts := draw(t, Params{Temperature: temp, Seed: 42}, logits, n)
+		counts := draw(t, backends.SampleParams{Temperature: temp, Seed: 42}, logits, n)
 		var sum float64
 		for _, l := range logits {
 			sum += math.Exp(float64(l) / float64(temp))
@@ -159,8 +161,8 @@ func TestDeterminism(t *testing.T) {
 	for i := range logits {
 		logits[i] = float32(math.Sin(float64(i)))
 	}
-	p := Params{Temperature: 1.3, TopK: 40, TopP: 0.95, MinP: 0.01, Seed: 1234}
-	seq := func(p Params) []int32 {
+	p := backends.SampleParams{Temperature: 1.3, TopK: 40, TopP: 0.95, MinP: 0.01, Seed: 1234}
+	seq := func(p backends.SampleParams) []int32 {
 		s := New(p)
 		var out []int32
 		for range 50 {
@@ -191,20 +193,20 @@ func TestDeterminism(t *testing.T) {
 
 func TestSetParamsReseed(t *testing.T) {
 	logits := []float32{0, 0, 0, 0, 0, 0, 0, 0}
-	p := Params{Temperature: 1, Seed: 5}
+	p := backends.SampleParams{Temperature: 1, Seed: 5}
 	ref := New(p)
 	a1, _ := ref.Sample(logits, nil)
 	a2, _ := ref.Sample(logits, nil)
 
 	s := New(p)
 	b1, _ := s.Sample(logits, nil)
-	s.SetParams(Params{Temperature: 2, Seed: 5}) // same seed: stream continues
+	s.SetParams(backends.SampleParams{Temperature: 2, Seed: 5}) // same seed: stream continues
 	b2, _ := s.Sample(logits, nil)
 	if a1 != b1 || a2 != b2 {
 		t.Errorf("stream changed without a new seed: %d %d vs %d %d", a1, a2, b1, b2)
 	}
-	s.SetParams(Params{Temperature: 1, Seed: 9})
-	s.SetParams(Params{Temperature: 1, Seed: 5}) // back to 5: reseeded from the start
+	s.SetParams(backends.SampleParams{Temperature: 1, Seed: 9})
+	s.SetParams(backends.SampleParams{Temperature: 1, Seed: 5}) // back to 5: reseeded from the start
 	c1, _ := s.Sample(logits, nil)
 	if c1 != a1 {
 		t.Errorf("reseed did not restart the stream: %d vs %d", c1, a1)

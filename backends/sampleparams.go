@@ -1,12 +1,11 @@
-// Package sample turns logits into tokens: greedy, temperature, top-k,
-// top-p, min-p and repetition penalty with a seeded, deterministic RNG.
-// Both the host (guest-driven sampling) and the backend plugins
-// (sampling inside Decode) use it, so one seed gives one answer
-// whichever side samples.
-package sample
+package backends
 
-// Params are the sampling parameters. The zero value is greedy decoding.
-type Params struct {
+// SampleParams are the sampling parameters of a Decode with
+// WantSample (and of the host's own sampler). The zero value is greedy
+// decoding. The samplers themselves live in internal/sample, shared by
+// the host and the backends so that one seed gives one answer whichever
+// side samples.
+type SampleParams struct {
 	// Temperature ≤ 0 means greedy (argmax).
 	Temperature float32 `json:"temperature"`
 	// TopK keeps the K most likely tokens; ≤ 0 disables it.

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"github.com/realmrt/realm/gguf"
+)
+
+// synthArches are the architectures realm gguf synth --arch writes:
+// small models (2 layers, n_embd 64) with every feature of the family,
+// for comparisons with llama.cpp.
+var synthArches = []string{"llama", "llama3", "mixtral", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
+
+// synthArchFile builds the header of a small random-weight model of
+// architecture arch (one of synthArches) with the donor's tokenizer.
+func synthArchFile(arch string, ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
+	if !slices.Contains(synthArches, arch) {
+		return nil, fmt.Errorf("unknown --arch %q (want one of %s)", arch, strings.Join(synthArches, ", "))
+	}
+	const (
+		nEmbd, nLayer, nHead, nHeadKV, nFF = 64, 2, 4, 2, 128
+		nExpert, nUsed, nFFExp             = 4, 2, 64
+		ctx                                = 4096
+	)
+	gen := arch // general.architecture
+	switch arch {
+	case "llama3", "mixtral":
+		gen = "llama"
+	}
+	headDim := nEmbd / nHead
+	if strings.HasPrefix(arch, "gemma") {
+		headDim = 32 // gemma's head size is not n_embd/n_head
+	}
+	q, kv := nHead*headDim, nHeadKV*headDim
+	u32 := func(v int) gguf.Value { return gguf.NewUint32(uint32(v)) }
+	f32 := func(v float64) gguf.Value { return gguf.NewFloat32(float32(v)) }
+	k := func(s string) string { return gen + "." + s }
+	md := []gguf.KV{
+		{Key: "general.architecture", Value: gguf.NewString(gen)},
+		// Not the architecture's name: llama.cpp keys tokenizer fix-ups
+		// on general.name ("phi3" expects phi-3's special tokens).
+		{Key: "general.name", Value: gguf.NewString("realm synthetic")},
+		{Key: k("context_length"), Value: u32(ctx)},
+		{Key: k("embedding_length"), Value: u32(nEmbd)},
+		{Key: k("block_count"), Value: u32(nLayer)},
+		{Key: k("attention.head_count"), Value: u32(nHead)},
+		{Key: k("attention.head_count_kv"), Value: u32(nHeadKV)},
+		{Key: k("attention.layer_norm_rms_epsilon"), Value: f32(1e-6)},
+	}
+	base := 10000.0
+	switch arch {
+	case "llama3":
+		base = 500000
+	case "qwen2", "qwen3", "qwen3moe", "gemma3":
+		base = 1000000
+	}
+	md = append(md, gguf.KV{Key: k("rope.freq_base"), Value: f32(base)})
+	if arch != "qwen3moe" {
+		md = append(md, gguf.KV{Key: k("feed_forward_length"), Value: u32(nFF)})
+	}
+	if headDim != nEmbd/nHead {
+		md = append(md, gguf.KV{Key: k("attention.key_length"), Value: u32(headDim)},
+			gguf.KV{Key: k("attention.value_length"), Value: u32(headDim)})
+	}
+	switch arch {
+	case "mixtral", "qwen3moe":
+		md = append(md, gguf.KV{Key: k("expert_count"), Value: u32(nExpert)},
+			gguf.KV{Key: k("expert_used_count"), Value: u32(nUsed)})
+		if arch == "qwen3moe" {
+			md = append(md, gguf.KV{Key: k("expert_feed_forward_length"), Value: u32(nFFExp)})
+		}
+	case "gemma2":
+		// A window shorter than the test's run and caps near the
+		// scores' and logits' range, so that they matter.
+		md = append(md, gguf.KV{Key: k("attention.sliding_window"), Value: u32(6)},
+			gguf.KV{Key: k("attn_logit_softcapping"), Value: f32(2)},
+			gguf.KV{Key: k("final_logit_softcapping"), Value: f32(3)})
+	case "gemma3":
+		md = append(md, gguf.KV{Key: k("attention.sliding_window"), Value: u32(6)},
+			gguf.KV{Key: k("attention.sliding_window_pattern"), Value: u32(2)},
+			gguf.KV{Key: k("final_logit_softcapping"), Value: f32(3)},
+			gguf.KV{Key: k("rope.freq_base_swa"), Value: f32(10000)})
+	case "phi3":
+		md = append(md, gguf.KV{Key: k("rope.scaling.attn_factor"), Value: f32(1.19)},
+			gguf.KV{Key: k("rope.scaling.original_context_length"), Value: u32(1024)})
+	}
+	for _, kv := range donor.Metadata {
+		if strings.HasPrefix(kv.Key, "tokenizer.") {
+			md = append(md, kv)
+		}
+	}
+	md = withFileType(md, ft)
+
+	t := func(name string, dims ...int) gguf.TensorInfo {
+		d := make([]int64, len(dims))
+		for i, v := range dims {
+			d[i] = int64(v)
+		}
+		return gguf.TensorInfo{Name: name, Dims: d}
+	}
+	ts := []gguf.TensorInfo{t("token_embd.weight", nEmbd, vocab)}
+	switch arch {
+	case "llama3":
+		ts = append(ts, t("rope_freqs.weight", headDim/2))
+	case "phi3":
+		ts = append(ts, t("rope_factors_short.weight", headDim/2), t("rope_factors_long.weight", headDim/2))
+	}
+	for l := 0; l < nLayer; l++ {
+		b := fmt.Sprintf("blk.%d.", l)
+		ts = append(ts, t(b+"attn_norm.weight", nEmbd))
+		if arch == "phi3" {
+			ts = append(ts, t(b+"attn_qkv.weight", nEmbd, q+2*kv))
+		} else {
+			ts = append(ts, t(b+"attn_q.weight", nEmbd, q), t(b+"attn_k.weight", nEmbd, kv), t(b+"attn_v.weight", nEmbd, kv))
+		}
+		if arch == "qwen2" {
+			ts = append(ts, t(b+"attn_q.bias", q), t(b+"attn_k.bias", kv), t(b+"attn_v.bias", kv))
+		}
+		if arch == "qwen3" || arch == "qwen3moe" || arch == "gemma3" {
+			ts = append(ts, t(b+"attn_q_norm.weight", headDim), t(b+"attn_k_norm.weight", headDim))
+		}
+		ts = append(ts, t(b+"attn_output.weight", q, nEmbd), t(b+"ffn_norm.weight", nEmbd))
+		if strings.HasPrefix(arch, "gemma") {
+			ts = append(ts, t(b+"post_attention_norm.weight", nEmbd), t(b+"post_ffw_norm.weight", nEmbd))
+		}
+		switch arch {
+		case "mixtral", "qwen3moe":
+			ff := nFF
+			if arch == "qwen3moe" {
+				ff = nFFExp
+			}
+			ts = append(ts, t(b+"ffn_gate_inp.weight", nEmbd, nExpert),
+				t(b+"ffn_gate_exps.weight", nEmbd, ff, nExpert),
+				t(b+"ffn_down_exps.weight", ff, nEmbd, nExpert),
+				t(b+"ffn_up_exps.weight", nEmbd, ff, nExpert))
+		case "phi3":
+			ts = append(ts, t(b+"ffn_up.weight", nEmbd, 2*nFF), t(b+"ffn_down.weight", nFF, nEmbd))
+		default:
+			ts = append(ts, t(b+"ffn_gate.weight", nEmbd, nFF), t(b+"ffn_down.weight", nFF, nEmbd), t(b+"ffn_up.weight", nEmbd, nFF))
+		}
+	}
+	ts = append(ts, t("output_norm.weight", nEmbd))
+	if !strings.HasPrefix(arch, "gemma") {
+		ts = append(ts, t("output.weight", nEmbd, vocab))
+	}
+	for i := range ts {
+		ts[i].Type = gguf.TypeF32
+	}
+	order := make([]int, len(ts))
+	for i := range order {
+		order[i] = i
+	}
+	types := planTypes(ts, order, ft, nLayer)
+	for i := range ts {
+		ts[i].Type = types[i]
+		if len(ts[i].Dims) == 1 {
+			ts[i].Type = gguf.TypeF32 // norms, biases and factors stay F32, as llama.cpp keeps them
+		}
+	}
+	f := &gguf.File{Version: 3, Metadata: md, Tensors: ts}
+	if _, _, err := gguf.Layout(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// synthArchValues fills v with the values of row block of tensor ti of
+// an --arch model: matrices N(0, 1/cols) so activations keep their
+// scale, embeddings and output N(0, 0.5²) so the next-token choice is
+// rarely a near tie, norms 1+N(0, 0.1²), biases N(0, 0.1²), and fixed
+// ramps for rope frequency factors.
+func synthArchValues(v []float32, arch string, ti *gguf.TensorInfo, rng *rand.Rand) {
+	name := ti.Name
+	cols := float64(ti.Dims[0])
+	switch {
+	case strings.HasPrefix(name, "rope_f"):
+		// llama3-like factors: 1 for high frequencies rising to 8 (long:
+		// to 4, short: to 1.5).
+		top := 8.0
+		switch name {
+		case "rope_factors_short.weight":
+			top = 1.5
+		case "rope_factors_long.weight":
+			top = 4
+		}
+		for i := range v {
+			v[i] = float32(1 + (top-1)*float64(i)/math.Max(1, float64(len(v)-1)))
+		}
+	case strings.HasSuffix(name, "norm.weight"):
+		for i := range v {
+			v[i] = float32(1 + 0.1*rng.NormFloat64())
+		}
+	case strings.HasSuffix(name, ".bias"):
+		for i := range v {
+			v[i] = float32(0.1 * rng.NormFloat64())
+		}
+	case name == "token_embd.weight" || name == "output.weight":
+		s := 0.5
+		if strings.HasPrefix(arch, "gemma") {
+			// Gemma scales the embeddings by sqrt(n_embd) and ties the
+			// output to them: unit-scale rows keep the blocks' share of
+			// the residual stream large enough to be tested.
+			s = 1 / math.Sqrt(cols)
+		}
+		for i := range v {
+			v[i] = float32(s * rng.NormFloat64())
+		}
+	default:
+		s := 1 / math.Sqrt(cols)
+		for i := range v {
+			v[i] = float32(s * rng.NormFloat64())
+		}
+	}
+}

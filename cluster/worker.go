@@ -196,6 +196,11 @@ func (w *Worker) onMetrics(m *nats.Msg) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	w.handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		// (an API key guards the worker's /metrics): nothing to re-export.
+		m.Respond(nil)
+		return
+	}
 	m.Respond(rec.Body.Bytes())
 }
 

@@ -78,7 +78,10 @@ func runWorker(ctx context.Context, env *cliEnv, args []string) error {
 			cacheDir = filepath.Join(dir, "realm")
 		}
 	}
-	opts := server.Options{DefaultApp: *appName, Logger: log}
+	// The worker's /health and /metrics are reached only through NATS and
+	// --http (which serves nothing else): no API key for them. Completions
+	// still check the key the front end forwards.
+	opts := server.Options{DefaultApp: *appName, Logger: log, PublicProbes: true}
 	if cacheDir != "" {
 		opts.CacheDir = filepath.Join(cacheDir, "wazero")
 	}

@@ -311,6 +311,18 @@ func TestCluster(t *testing.T) {
 				t.Errorf("m3 via fe%d: status %d worker %q, want w3 (the only one serving m3)", i%2+1, r.status, r.worker)
 			}
 		}
+		resp, err := http.Get(c.https[1].URL + "/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Data []struct{ ID string } `json:"data"`
+		}
+		json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if len(list.Data) != 3 || list.Data[0].ID != "m1" || list.Data[2].ID != "m3" {
+			t.Errorf("/v1/models: %+v, want m1, m2, m3 (the union of the workers')", list.Data)
+		}
 		if r := post(ctx, t, c.https[0].URL, chat("nope", 3, false, "hi"), nil); r.status != 404 || !strings.Contains(r.body, "model_not_found") {
 			t.Errorf("unknown model: status %d %s, want 404 model_not_found", r.status, r.body)
 		}

@@ -198,3 +198,43 @@ func TestHeartbeatsDuringPrefill(t *testing.T) {
 		t.Errorf("%d tokens after a prefill of 10 heartbeats, want 5", n)
 	}
 }
+
+// slowWriter is a client that stops reading for a while at the first
+// bytes.
+type slowWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	pause  time.Duration
+}
+
+func (s *slowWriter) Header() http.Header { return s.header }
+func (s *slowWriter) WriteHeader(c int)   { s.status = c }
+func (s *slowWriter) Write(p []byte) (int, error) {
+	if s.pause > 0 {
+		time.Sleep(s.pause)
+		s.pause = 0
+	}
+	return s.body.Write(p)
+}
+func (s *slowWriter) Flush() {}
+
+// TestSlowClient: frames wait for a client that stops reading; none is
+// dropped (a dropped frame would end the stream with an error).
+func TestSlowClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 6000 tokens")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := newInProcess(t, ctx, 1, 20000, 4)
+	const n = 6000
+	body := `{"model":"m","max_tokens":6000,"stream":true,"messages":[{"role":"user","content":"x"}]}`
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	w := &slowWriter{header: http.Header{}, pause: time.Second}
+	c.fe.Handler().ServeHTTP(w, req)
+	out := w.body.String()
+	if strings.Contains(out, `"error"`) || strings.Count(out, "w1:") != n || !strings.HasSuffix(out, "data: [DONE]\n\n") {
+		t.Errorf("status %d, %d tokens, error event %v; want %d tokens and [DONE]", w.status, strings.Count(out, "w1:"), strings.Contains(out, `"error"`), n)
+	}
+}

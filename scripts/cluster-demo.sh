@@ -58,5 +58,6 @@ for line in sys.stdin:
     print(ev["choices"][0]["text"], end="", flush=True)
 '
 echo
+sleep 1 # the workers publish their state within a second
 echo "--- after the story:"
 "$BIN/realm" cluster status --join "nats://$NATS"

@@ -229,6 +229,9 @@ func (s Security) serverOptions(o *server.Options) error {
 		if err != nil {
 			return fmt.Errorf("cluster: route tls: %w", err)
 		}
+		// A route is both server and client: the dialing side verifies
+		// the peer with the same CA (as nats-server's own config does).
+		rc.RootCAs = rc.ClientCAs
 		o.Cluster.TLSConfig, o.Cluster.TLSTimeout = rc, 2
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 (its own CA).
@@ -151,5 +154,52 @@ func TestAppsByDigest(t *testing.T) {
 	}
 	if _, _, err := FetchApp(ctx, nc, "nope", dir); err == nil {
 		t.Error("an app nobody published was fetched")
+	}
+}
+
+// TestRoutesWithTLS: two front-end servers route to each other over TLS
+// with credentials, and a JetStream bucket replicated on both works.
+func TestRoutesWithTLS(t *testing.T) {
+	cert, key := writeCert(t, t.TempDir())
+	sec := Security{CertFile: cert, KeyFile: key, CAFile: cert, User: "realm", Password: "s3cret"}
+	var listens, routes []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listens = append(listens, ln.Addr().String())
+		routes = append(routes, "nats://"+ln.Addr().String())
+		ln.Close()
+	}
+	var servers []*Server
+	for i := range 2 {
+		s, err := StartServer(ServerConfig{Name: fmt.Sprintf("t%d", i), Listen: "127.0.0.1:0", ClusterListen: listens[i],
+			Routes: routes, StoreDir: t.TempDir(), Security: sec, Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Error})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Shutdown()
+		servers = append(servers, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, err := Connect(ctx, "fe", servers[0].ClientURL(), sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fe, err := NewFrontend(ctx, FrontendConfig{Conn: nc, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	nc2, err := Connect(ctx, "w", servers[1].ClientURL(), sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	if err := WaitReady(ctx, nc2); err != nil {
+		t.Fatalf("the bucket is not visible through the other server: %v", err)
 	}
 }

@@ -32,7 +32,7 @@ VULKAN_HEADERS := $(shell printf '\043include <vulkan/vulkan.h>\n' | $$($(GO) en
 GOTAGS    ?= $(if $(VULKAN_HEADERS),$(if $(filter vulkan,$(SKIPS)),,vulkan_headers))
 TAGS      := $(if $(strip $(GOTAGS)),-tags $(GOTAGS))
 
-.PHONY: all build plugins examples run test test-go test-neon test-clone conformance deps vet fuzz loadtest generate clean
+.PHONY: all build plugins examples run test test-go test-neon test-clone conformance deps vet fuzz loadtest generate clean cluster-demo helm-test
 
 all: build
 
@@ -111,6 +111,15 @@ test-clone:
 # A bounded local load test of realm serve: 64 clients for 30 s on loopback.
 loadtest:
 	$(GO) test -count=1 -timeout 5m -run TestLoad -v ./tests/server -load
+
+# A front end and two workers on loopback stream a story (realm serve --cluster, realm worker).
+cluster-demo: $(BIN)/realm $(BIN)/realm-backend-reference $(BIN)/examples/chat.wasm $(BIN)/examples/generate.wasm
+	BIN=$(BIN) scripts/cluster-demo.sh
+
+# Render deploy/helm/realm with the Helm library and decode every manifest
+# (a module of its own: Helm and the Kubernetes types stay out of go.mod).
+helm-test:
+	cd deploy/helm/charttest && $(GO) test -count=1 ./...
 
 fuzz:
 	$(GO) test ./gguf -run '^$$' -fuzz FuzzRead -fuzztime 60s

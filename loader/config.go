@@ -46,6 +46,9 @@ type Config struct {
 	Apps []AppConfig `json:"apps"`
 	// Server holds the HTTP server settings.
 	Server ServerConfig `json:"server"`
+	// Cluster holds the NATS security settings of realm serve --cluster
+	// and realm worker (config_cluster.go).
+	Cluster ClusterConfig `json:"cluster"`
 }
 
 // BackendConfig is one backend block.
@@ -179,6 +182,7 @@ type rawConfig struct {
 	Models            []rawModel   `hcl:"model,block"`
 	Apps              []rawApp     `hcl:"app,block"`
 	Server            *rawServer   `hcl:"server,block"`
+	Cluster           *rawCluster  `hcl:"cluster,block"`
 }
 
 type rawBackend struct {
@@ -365,6 +369,9 @@ func (raw *rawConfig) validate(dir string) (*Config, hcl.Diagnostics) {
 	cfg.Server = ServerConfig{Addr: "127.0.0.1:8080", MaxConcurrent: 4, MaxQueue: 16}
 	if raw.Server != nil {
 		diags = append(diags, raw.Server.validate(dir, &cfg.Server)...)
+	}
+	if raw.Cluster != nil {
+		diags = append(diags, raw.Cluster.validate(dir, &cfg.Cluster)...)
 	}
 	return cfg, diags
 }

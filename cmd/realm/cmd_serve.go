@@ -37,8 +37,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		maxConns = fs.Int("max-conns", server.DefaultHTTPLimits.MaxConns, "connections open at once, in all (capped by the open-file limit)")
 		perAddr  = fs.Int("max-conns-per-addr", server.DefaultHTTPLimits.MaxConnsPerAddr, "connections open at once from one client IP address (behind a reverse proxy every client has the proxy's: raise it)")
 		grace    = fs.Duration("shutdown-grace", shutdownGrace, "on SIGINT/SIGTERM, how long requests in flight may finish before they are cancelled")
+		clus     = fs.Bool("cluster", false, "route requests to workers (realm worker --join) over an embedded NATS server instead of running them here")
+		cf       clusterServeFlags
 	)
 	rf := addRuntimeFlags(fs, withBackend|withCacheDir)
+	cf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: realm serve [--addr 127.0.0.1:8080] [--config plugins.hcl] [--backend NAME] [flags]")
 		fs.PrintDefaults()
@@ -52,6 +55,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return exitCode(2)
+	}
+	if *clus {
+		return runClusterServe(ctx, env, cf, rf.config, *addr, *appName, *chatWASM, *verbose)
 	}
 	log := cliLogger(env, hclog.Info, *verbose)
 	limits := server.DefaultHTTPLimits

@@ -44,6 +44,8 @@ func commands() map[string]command {
 		"bench":       {"measure prompt and generation speed (like llama-bench)", runBench},
 		"conformance": {"run the backend conformance suite through the plugins", runConformance},
 		"serve":       {"serve the OpenAI API; each request runs a WASM app", runServe},
+		"worker":      {"join a cluster and serve the requests its front ends route here", runWorker},
+		"cluster":     {"show a cluster's workers and what they hold", runCluster},
 	}
 }
 

@@ -433,8 +433,10 @@ func TestHealthStoppedPlugin(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	// SIGSTOP takes effect asynchronously: probe once it has.
-	stopped := waitFor(time.Second, func() bool { return procState(pid) == 'T' })
+	// SIGSTOP takes effect asynchronously, thread by thread: probe once
+	// every thread of the plugin has stopped (the leader alone showing T
+	// leaves a gRPC thread that can still answer).
+	stopped := waitFor(time.Second, func() bool { return allThreadsStopped(pid) })
 	st, b := get(t, base+"/health")
 	// Continue it before the supervisor's ping (5s) declares it hung.
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
@@ -572,8 +574,28 @@ func childPIDs(pid int) []int {
 
 // procState returns the state letter of /proc/pid/stat (R, S, T, ...),
 // 0 when unreadable.
+// allThreadsStopped reports whether every thread of process pid is in
+// the stopped state.
+func allThreadsStopped(pid int) bool {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(ents) == 0 {
+		return false
+	}
+	for _, e := range ents {
+		if taskState(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name())) != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
 func procState(pid int) byte {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return taskState(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// taskState is the state letter of a /proc stat file, 0 if unreadable.
+func taskState(path string) byte {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

@@ -459,6 +459,9 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	data := make([]modelObject, 0, len(entries))
 	for _, e := range entries {
+		if e.Error != "" { // not servable (`realm models` says why)
+			continue
+		}
 		data = append(data, modelObj(e))
 	}
 	s.metrics.request("models", "", "", http.StatusOK)
@@ -468,7 +471,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("model")
 	for _, e := range s.models.List(r.Context()) {
-		if e.Name == name {
+		if e.Name == name && e.Error == "" {
 			s.metrics.request("models", "", "", http.StatusOK)
 			writeJSON(w, http.StatusOK, modelObj(e))
 			return

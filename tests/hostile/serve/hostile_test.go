@@ -421,6 +421,23 @@ func TestErrorsRedacted(t *testing.T) {
 	t.Logf("%d: %s", st, msg)
 }
 
+// TestModelsListServableOnly: /v1/models leaves out a file whose header
+// does not parse (realm models lists it with the reason), and
+// /v1/models/broken is a 404.
+func TestModelsListServableOnly(t *testing.T) {
+	base, _ := startServer(t, server.Options{})
+	st, b := get(t, base+"/v1/models")
+	if st != 200 || !strings.Contains(string(b), `"stories260k"`) {
+		t.Fatalf("/v1/models: %d %s", st, b)
+	}
+	if strings.Contains(string(b), `"broken"`) {
+		t.Errorf("/v1/models lists the truncated file: %s", b)
+	}
+	if st, b := get(t, base+"/v1/models/broken"); st != 404 {
+		t.Errorf("/v1/models/broken: %d %s", st, b)
+	}
+}
+
 // TestHealthStoppedPlugin: /health says 503 while the plugin process is
 // up but stopped (SIGSTOP), and ok again once it continues.
 func TestHealthStoppedPlugin(t *testing.T) {

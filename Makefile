@@ -76,7 +76,7 @@ vet:
 # deps runs first, in its own make, so everything after it sees what it
 # installed (the Vulkan headers decide how the vulkan plugin builds).
 test: deps
-	$(MAKE) vet build test-go test-neon conformance test-clone
+	$(MAKE) vet build test-go test-neon conformance test-clone helm-test
 
 # REALM_SKIP tells the tests which groups make skips (TestCGuest reads it).
 test-go:

@@ -5,6 +5,7 @@ package vulkan
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,33 +13,28 @@ import (
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
+	"github.com/realmrt/realm/internal/conformance"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
 )
 
-// TestCheckGraph checks that the vulkan backend accepts the plain llama
-// graph and refuses the other architectures naming the ops it lacks.
-func TestCheckGraph(t *testing.T) {
+// archDir returns testdata/arch.
+func archDir(t *testing.T) string {
+	t.Helper()
 	root, err := refdata.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		arch string
-		want string // "" = accepted; else a substring of the error
-	}{
-		{"llama", ""},
-		{"llama3", "rope_ext"},
-		{"mixtral", "moe"},
-		{"qwen2", "add_row"},
-		{"qwen3", "rope_ext"},
-		{"gemma2", "attention_softcap"},
-		{"gemma3", "gelu_mul"},
-		{"phi3", "split_columns"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.arch, func(t *testing.T) {
-			f, err := gguf.Open(filepath.Join(root, "testdata", "arch", tc.arch+".gguf"))
+	return filepath.Join(root, "testdata", "arch")
+}
+
+// TestCheckGraph checks that every architecture's graph uses only ops
+// the device records, and that a graph op the backend lacks is refused
+// by name.
+func TestCheckGraph(t *testing.T) {
+	for _, name := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
+		t.Run(name, func(t *testing.T) {
+			f, err := gguf.Open(filepath.Join(archDir(t), name+".gguf"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,44 +43,54 @@ func TestCheckGraph(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = checkGraph(m)
-			switch {
-			case tc.want == "" && err != nil:
+			if err := checkGraph(m); err != nil {
 				t.Fatalf("refused: %v", err)
-			case tc.want != "" && (!errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("got %v, want ErrUnsupported naming %s", err, tc.want)
-			}
-			if err != nil {
-				t.Log(err)
 			}
 		})
 	}
 }
 
-// TestLoadRefusesOtherArchitectures loads the synthetic models through
-// the backend on the device: the plain llama file loads and decodes,
-// the others fail with ErrUnsupported naming the missing graph ops.
-func TestLoadRefusesOtherArchitectures(t *testing.T) {
+// TestArchConformance runs every testdata/arch case (llama.cpp's logits
+// for a greedy run) on the device through the graph executor, with the
+// bounds of `realm conformance`: NMSE ≤ 1e-5 per step for F32 (and the
+// greedy ids wherever llama.cpp's top-2 margin exceeds 0.02), ≤ 1e-3
+// for Q8_0/Q4_0.
+func TestArchConformance(t *testing.T) {
 	b := testBackend(t)
-	root, err := refdata.RepoRoot()
+	dir := archDir(t)
+	ctx := context.Background()
+	for _, name := range conformance.ArchCases() {
+		t.Run(name, func(t *testing.T) {
+			limit := 1e-5
+			if strings.Contains(name, "-") {
+				limit = 1e-3
+			}
+			res, err := conformance.RunArchCase(ctx, b, dir, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("max NMSE %.3g, mean %.3g, greedy prefix %d/%d", res.MaxNMSE, res.MeanNMSE, res.Prefix, res.Steps)
+			if !(res.MaxNMSE <= limit) || math.IsNaN(res.MaxNMSE) {
+				t.Errorf("max NMSE %.3g exceeds %.3g", res.MaxNMSE, limit)
+			}
+		})
+	}
+}
+
+// TestCheckGraphRefusesMissingOp checks the error for a graph op the
+// backend does not record.
+func TestCheckGraphRefusesMissingOp(t *testing.T) {
+	f, err := gguf.Open(filepath.Join(archDir(t), "gemma2.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	for _, name := range []string{"llama", "qwen2", "gemma2", "phi3", "mixtral"} {
-		path := filepath.Join(root, "testdata", "arch", name+".gguf")
-		mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
-		if name == "llama" {
-			if err != nil {
-				t.Fatalf("llama: %v", err)
-			}
-			b.UnloadModel(ctx, mi.ID)
-			continue
-		}
-		if !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), "which the vulkan backend lacks") {
-			t.Errorf("%s: %v", name, err)
-		} else {
-			t.Logf("%s: %v", name, err)
-		}
+	defer f.Close()
+	m, err := engine.NewModel(f.File, f.TensorData, reference.New(), supportedType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkOps(m, func(op string) bool { return op != engine.GOpAttnSoftCap })
+	if !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), engine.GOpAttnSoftCap) {
+		t.Fatalf("got %v, want ErrUnsupported naming %s", err, engine.GOpAttnSoftCap)
 	}
 }

@@ -39,6 +39,7 @@ type model struct {
 	file *gguf.Mapped
 	info *backends.ModelInfo
 	w    *gpuWeights
+	x    *gpuExec // records the model's graphs; used under dev.mu
 }
 
 // session is an open session; the registry serializes calls on it.
@@ -46,6 +47,7 @@ type session struct {
 	s       *gpuSession // freed once closed
 	sampler *sample.Sampler
 	bytes   uint64 // device memory of the session (immutable)
+	lm      *model // its model (read-locked while the session is)
 }
 
 // New opens the best usable Vulkan device (or opts.Device). Without a
@@ -116,7 +118,7 @@ func (b *Backend) Info(ctx context.Context) (*backends.Info, error) {
 		Version:         Version,
 		ProtocolVersion: backends.ProtocolVersion,
 		Types:           weightTypes(),
-		Ops:             engine.InfoOps(backends.Ops(), graphOps(), []string{"llama"}),
+		Ops:             engine.InfoOps(backends.Ops(), graphOps(), engine.Architectures()),
 	}
 	if b.dev != nil {
 		info.Devices = []backends.Device{b.dev.Info.Describe()}
@@ -164,12 +166,18 @@ func (b *Backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 	budget := b.budget()
 	d.mu.Lock()
 	w, err := uploadModel(d, m, budget)
+	var x *gpuExec
+	if err == nil {
+		if x, err = newExec(d, m, w); err != nil {
+			w.free(d)
+		}
+	}
 	d.mu.Unlock()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("vulkan: load %s: %w", req.Path, err)
 	}
-	lm := &model{m: m, file: f, info: m.Info(), w: w}
+	lm := &model{m: m, file: f, info: m.Info(), w: w, x: x}
 	lm.info.ExtraBytes = w.bytes
 	info := *lm.info
 	info.ID = b.reg.AddModel(lm)
@@ -184,7 +192,7 @@ func (b *Backend) budget() uint64 {
 		total = b.opts.MemoryLimit
 	}
 	var used uint64
-	b.reg.Range(func(_ backends.ModelID, m *model) { used += m.w.bytes },
+	b.reg.Range(func(_ backends.ModelID, m *model) { used += m.w.bytes + m.x.bytes.Load() },
 		func(_ backends.SessionID, s *session) { used += s.bytes })
 	if used >= total {
 		return 0
@@ -200,6 +208,7 @@ func (b *Backend) UnloadModel(ctx context.Context, id backends.ModelID) error {
 			e.s.free(b.dev)
 			e.sampler = nil
 		}
+		lm.x.release(b.dev)
 		lm.w.free(b.dev)
 		b.dev.mu.Unlock()
 		if err := lm.file.Close(); err != nil {
@@ -229,12 +238,12 @@ func (b *Backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 		return 0, fmt.Errorf("vulkan: %w: a KV cache of %d positions needs %d bytes, %d free on %s", backends.ErrOutOfMemory, nCtx, kv, free, b.dev.Info.Name)
 	}
 	b.dev.mu.Lock()
-	s, err := newSession(b.dev, lm.m, lm.w, nCtx)
+	s, err := newSession(b.dev, hp, nCtx)
 	b.dev.mu.Unlock()
 	if err != nil {
 		return 0, fmt.Errorf("vulkan: %w", err)
 	}
-	sid, err := b.reg.AddSession(id, &session{s: s, bytes: s.bytes})
+	sid, err := b.reg.AddSession(id, &session{s: s, bytes: s.bytes, lm: lm})
 	if err != nil { // the model is being unloaded
 		b.dev.mu.Lock()
 		s.free(b.dev)
@@ -271,10 +280,20 @@ func (b *Backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *
 			err = fmt.Errorf("vulkan: decode panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	logits, err := e.s.decode(ctx, b.dev, req.Tokens, req.Want != backends.WantNone)
+	lm, s := e.lm, e.s
+	if err := engine.CheckBatch(req.Tokens, lm.m.HP.NVocab, len(s.tokens), s.nCtx); err != nil {
+		return nil, fmt.Errorf("vulkan: decode: %w", err)
+	}
+	n := len(req.Tokens)
+	batch := &engine.Batch{Tokens: req.Tokens, Pos: make([]int32, n), Seq: make([]int32, n), NCtx: s.nCtx}
+	for i := range batch.Pos {
+		batch.Pos[i] = int32(len(s.tokens) + i)
+	}
+	logits, err := b.decode(ctx, lm, batch, []*gpuSession{s}, req.Want != backends.WantNone, s.ub)
 	if err != nil {
 		return nil, fmt.Errorf("vulkan: decode: %w", err)
 	}
+	s.tokens = append(s.tokens, req.Tokens...)
 	res = &backends.DecodeResult{NPast: len(e.s.tokens)}
 	switch req.Want {
 	case backends.WantLogits:
@@ -292,6 +311,76 @@ func (b *Backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *
 		res.Token = tok
 	}
 	return res, nil
+}
+
+// decode runs batch on model lm's graph over the sessions seqs (indexed
+// by the batch's sequence ids) under the device lock.
+func (b *Backend) decode(ctx context.Context, lm *model, batch *engine.Batch, seqs []*gpuSession, logits bool, ub int) ([]float32, error) {
+	b.dev.mu.Lock()
+	defer b.dev.mu.Unlock()
+	return lm.x.decode(ctx, b.dev, batch, seqs, logits, ub)
+}
+
+// BatchItem is one session's part of a merged batch: the tokens to
+// append to it.
+type BatchItem struct {
+	Session backends.SessionID
+	Tokens  []int32
+}
+
+// DecodeBatch runs the tokens of several sessions of one model as one
+// forward pass (one graph, one command buffer per micro-batch: every
+// weight is read once for all of them), appends them to their sessions
+// and returns each item's logits of its last token. Every session sees
+// the logits it would see decoding alone. Sessions must be distinct and
+// of one model; on error no session changes.
+func (b *Backend) DecodeBatch(ctx context.Context, items []BatchItem) ([][]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	var lm *model
+	seqs := make([]*gpuSession, len(items))
+	batch := &engine.Batch{}
+	for i, it := range items {
+		e, release, err := b.reg.Session(it.Session)
+		if err != nil {
+			return nil, fmt.Errorf("vulkan: batch item %d: %w", i, err)
+		}
+		defer release()
+		if lm == nil {
+			lm = e.lm
+		} else if e.lm != lm {
+			return nil, fmt.Errorf("vulkan: %w: batch item %d's session belongs to another model", backends.ErrInvalidArgument, i)
+		}
+		s := e.s
+		if len(it.Tokens) == 0 {
+			return nil, fmt.Errorf("vulkan: %w: batch item %d has no tokens", backends.ErrInvalidArgument, i)
+		}
+		if err := engine.CheckBatch(it.Tokens, lm.m.HP.NVocab, len(s.tokens), s.nCtx); err != nil {
+			return nil, fmt.Errorf("vulkan: batch item %d: %w", i, err)
+		}
+		seqs[i] = s
+		batch.NCtx = max(batch.NCtx, s.nCtx)
+		for j, t := range it.Tokens {
+			batch.Tokens = append(batch.Tokens, t)
+			batch.Pos = append(batch.Pos, int32(len(s.tokens)+j))
+			batch.Seq = append(batch.Seq, int32(i))
+		}
+	}
+	logits, err := b.decode(ctx, lm, batch, seqs, true, 0)
+	if err != nil {
+		return nil, fmt.Errorf("vulkan: decode batch: %w", err)
+	}
+	nv := lm.m.HP.NVocab
+	out := make([][]float32, len(items))
+	for i, it := range items {
+		out[i] = logits[i*nv : (i+1)*nv : (i+1)*nv]
+		seqs[i].tokens = append(seqs[i].tokens, it.Tokens...)
+	}
+	return out, nil
 }
 
 // Truncate rewinds a session to its first n positions.
@@ -368,27 +457,33 @@ func (b *Backend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (*
 	return b.ops.TensorOp(ctx, req)
 }
 
-// graphOps are the graph ops of the plain llama forward pass, the one
-// this backend records into command buffers.
+// graphOps are the graph ops this backend records into command
+// buffers (session.go), attention's window and soft-capping included.
 func graphOps() []string {
-	return []string{engine.GOpAdd, engine.GOpAttention, engine.GOpGetRows, engine.GOpMatMul,
-		engine.GOpRMSNorm, engine.GOpRoPE, engine.GOpSelectRows, engine.GOpSiLUMul}
+	ops := []string{engine.GOpAdd, engine.GOpAddRow, engine.GOpAttention, engine.GOpAttnSoftCap, engine.GOpAttnWindow,
+		engine.GOpGELUMul, engine.GOpGetRows, engine.GOpMatMul, engine.GOpMoE, engine.GOpRMSNorm, engine.GOpRoPE,
+		engine.GOpRoPEExt, engine.GOpScale, engine.GOpSelectRows, engine.GOpSiLUMul, engine.GOpSoftCap,
+		engine.GOpSoftmax, engine.GOpSplitColumns}
+	slices.Sort(ops)
+	return ops
 }
 
-// checkGraph refuses a model whose forward pass is not the plain llama
-// graph, naming the graph ops this backend lacks.
+// checkGraph refuses a model whose forward pass needs graph ops this
+// backend does not record, naming them.
 func checkGraph(m *engine.Model) error {
+	return checkOps(m, func(op string) bool { return slices.Contains(graphOps(), op) })
+}
+
+// checkOps refuses a model whose graph uses an op that has is false for.
+func checkOps(m *engine.Model, has func(op string) bool) error {
 	var missing []string
 	for _, op := range m.Ops() {
-		if !slices.Contains(graphOps(), op) {
+		if !has(op) {
 			missing = append(missing, op)
 		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: architecture %s needs graph ops %s, which the vulkan backend lacks", backends.ErrUnsupported, m.HP.Arch, strings.Join(missing, ", "))
-	}
-	if !m.Plain() {
-		return fmt.Errorf("%w: this %s model's layout (fused or biased projections, experts) is not the plain llama graph the vulkan backend runs", backends.ErrUnsupported, m.HP.Arch)
 	}
 	return nil
 }

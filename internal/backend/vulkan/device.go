@@ -69,11 +69,14 @@ func pipeSpecs() map[string]pipeSpec {
 	m := map[string]pipeSpec{
 		"rmsnorm":       {3, 6},
 		"softmax":       {1, 3},
-		"rope":          {2, 6},
-		"binary":        {3, 5},
+		"rope":          {2, 7},
+		"binary":        {3, 7},
 		"kvstore":       {2, 3},
-		"attention_f16": {4, 9},
-		"attention_f32": {4, 9},
+		"attention_f16": {4, 11},
+		"attention_f32": {4, 11},
+		"moe":           {3, 4},
+		"moesum":        {3, 3},
+		"columns":       {2, 6},
 	}
 	for _, t := range weightTypes() {
 		n, _ := typeName(t)
@@ -82,6 +85,8 @@ func pipeSpecs() map[string]pipeSpec {
 		m["matmult_"+n] = pipeSpec{3, 8}
 		m["matvec_"+n] = pipeSpec{3, 8}
 		m["getrows_"+n] = pipeSpec{3, 8}
+		m["matmulid_"+n] = pipeSpec{4, 10}
+		m["matmulid32_"+n] = pipeSpec{4, 10}
 	}
 	return m
 }

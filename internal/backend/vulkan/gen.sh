@@ -17,6 +17,8 @@ for t in f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k iq4_nl i
 	c "matmul32_$t" matmul.comp "-DTYPE_$T" -DBLOCKS
 	c "matmult_$t" matmul_tiled.comp "-DTYPE_$T"
 	c "matvec_$t" matvec.comp "-DTYPE_$T"
+	c "matmulid_$t" matmul.comp "-DTYPE_$T" -DMOE_ID
+	c "matmulid32_$t" matmul.comp "-DTYPE_$T" -DBLOCKS -DMOE_ID
 	c "getrows_$t" getrows.comp "-DTYPE_$T"
 done
 c rmsnorm rmsnorm.comp
@@ -26,3 +28,6 @@ c binary binary.comp
 c kvstore kvstore.comp
 c attention_f16 attention.comp -DKV_F16
 c attention_f32 attention.comp
+c moe moe.comp
+c moesum moesum.comp
+c columns columns.comp

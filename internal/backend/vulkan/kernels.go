@@ -168,7 +168,7 @@ func (k *Kernels) RoPE(x []float32, pos []int32, nHeads, headDim, nDims int, bas
 	k.do(func(s *scratch) error {
 		xb := s.f32(x[:n])
 		s.reads = append(s.reads, func() { copy(x[:n], floats(xb)) })
-		return s.d.opRoPE(xb, 0, s.f32(ropeTable(pos, nDims, base)), 0, len(pos), nHeads, headDim, nDims/2)
+		return s.d.opRoPE(xb, 0, s.f32(ropeTable(pos, nDims, base)), 0, len(pos), nHeads, headDim, nDims/2, false)
 	})
 }
 
@@ -213,7 +213,8 @@ func (k *Kernels) Attention(out, q, kc, vc []float32, p engine.AttentionParams) 
 		return
 	}
 	k.do(func(s *scratch) error {
-		a := attnArgs{nHead: p.NHead, nHeadKV: p.NHeadKV, headDim: p.HeadDim, startPos: p.StartPos, batch: p.Batch, scale: p.Scale}
+		a := attnArgs{nHead: p.NHead, nHeadKV: p.NHeadKV, headDim: p.HeadDim, startPos: p.StartPos, batch: p.Batch, scale: p.Scale,
+			window: p.Window, softCap: p.SoftCap}
 		return s.d.opAttention(a, s.f32(q[:nq]), 0, s.f32(kc[:nkv]), s.f32(vc[:nkv]), s.out(out[:nq]), 0)
 	})
 }

@@ -17,19 +17,14 @@ type vecRef struct {
 	off int
 }
 
-// gpuLayer holds one transformer block's weights on the device.
-type gpuLayer struct {
-	attnNorm, ffnNorm          vecRef
-	q, k, v, o, gate, up, down *devWeight
-}
-
-// gpuWeights are a model's weights on the device.
+// gpuWeights are a model's weights on the device: every matrix and
+// f32 vector the model's graph reads, keyed by the engine's pointers
+// (a graph of the model always uses the same ones).
 type gpuWeights struct {
-	tok, out *devWeight
-	outNorm  vecRef
-	layers   []gpuLayer
-	bufs     []*buffer
-	bytes    uint64
+	mats  map[*engine.Weight]*devWeight
+	vecs  map[*float32]vecRef
+	bufs  []*buffer
+	bytes uint64
 }
 
 // free releases the weight buffers.
@@ -60,11 +55,11 @@ func checkShape(hp *engine.HParams) error {
 	return nil
 }
 
-// uploadModel places every weight of m in device buffers. The caller
-// holds d.mu. budget is the device memory the weights may use.
+// uploadModel places every weight and vector the model's graph reads in
+// device buffers. The caller holds d.mu. budget is the device memory
+// the weights may use.
 func uploadModel(d *Device, m *engine.Model, budget uint64) (*gpuWeights, error) {
-	hp := &m.HP
-	if err := checkShape(hp); err != nil {
+	if err := checkShape(&m.HP); err != nil {
 		return nil, err
 	}
 	type job struct {
@@ -75,8 +70,11 @@ func uploadModel(d *Device, m *engine.Model, budget uint64) (*gpuWeights, error)
 	}
 	p := &planner{segCap: d.segCap}
 	var jobs []job
-	gw := &gpuWeights{layers: make([]gpuLayer, len(m.Layers))}
-	matrix := func(w *engine.Weight, dst **devWeight) error {
+	gw := &gpuWeights{mats: make(map[*engine.Weight]*devWeight), vecs: make(map[*float32]vecRef)}
+	matrix := func(w *engine.Weight) error {
+		if _, ok := gw.mats[w]; ok {
+			return nil
+		}
 		name, ok := typeName(w.Type)
 		if !ok {
 			return fmt.Errorf("%w: tensor %s has type %v, which has no shader", backends.ErrUnsupported, w.Name, w.Type)
@@ -86,47 +84,49 @@ func uploadModel(d *Device, m *engine.Model, budget uint64) (*gpuWeights, error)
 		if err != nil {
 			return fmt.Errorf("%w: tensor %s: %w", backends.ErrUnsupported, w.Name, err)
 		}
-		*dst = dw
+		gw.mats[w] = dw
 		jobs = append(jobs, job{pl: pl, data: w.Data, rb: dw.rowBytes, set: func(s []segment) { dw.segs = s }})
 		return nil
 	}
-	vector := func(v []float32, dst *vecRef) error {
+	vector := func(v []float32) error {
+		if len(v) == 0 {
+			return nil
+		}
+		if _, ok := gw.vecs[&v[0]]; ok {
+			return nil
+		}
 		pl, err := p.place(1, 4*len(v))
 		if err != nil {
 			return err
 		}
+		gw.vecs[&v[0]] = vecRef{}
 		jobs = append(jobs, job{pl: pl, data: f32Bytes(v), rb: 4 * len(v), set: func(s []segment) {
-			*dst = vecRef{buf: s[0].buf, off: int(s[0].off / 4)}
+			gw.vecs[&v[0]] = vecRef{buf: s[0].buf, off: int(s[0].off / 4)}
 		}})
 		return nil
 	}
-	if err := matrix(m.TokEmbd, &gw.tok); err != nil {
-		return nil, err
-	}
-	for i := range m.Layers {
-		L, G := &m.Layers[i], &gw.layers[i]
-		for _, e := range []struct {
-			w   *engine.Weight
-			dst **devWeight
-		}{{L.Q, &G.q}, {L.K, &G.k}, {L.V, &G.v}, {L.O, &G.o}, {L.Gate, &G.gate}, {L.Up, &G.up}, {L.Down, &G.down}} {
-			if err := matrix(e.w, e.dst); err != nil {
+	g := m.Graph(&engine.Batch{Tokens: []int32{0, 0}, Pos: []int32{0, 1}, Seq: []int32{0, 0}, NCtx: m.HP.NCtxTrain})
+	for i := range g.NumNodes() {
+		n := g.Node(i)
+		var ws []*engine.Weight
+		if n.Weight != nil {
+			ws = append(ws, n.Weight)
+		}
+		if e := n.MoE; e != nil {
+			ws = append(append(append(append(ws, e.Router), e.Gate...), e.Up...), e.Down...)
+		}
+		for _, w := range ws {
+			if err := matrix(w); err != nil {
 				return nil, err
 			}
 		}
-		if err := vector(L.AttnNorm, &G.attnNorm); err != nil {
+		if err := vector(n.Vec); err != nil {
 			return nil, err
 		}
-		if err := vector(L.FFNNorm, &G.ffnNorm); err != nil {
-			return nil, err
+		if a := n.Attn; a != nil && (a.HeadDim > maxHeadDim || a.NHeadKV*a.HeadDim%2 != 0) {
+			return nil, fmt.Errorf("%w: attention of %d heads of %d elements (the shader takes heads of at most %d and an even key/value width)",
+				backends.ErrUnsupported, a.NHeadKV, a.HeadDim, maxHeadDim)
 		}
-	}
-	if err := vector(m.OutNorm, &gw.outNorm); err != nil {
-		return nil, err
-	}
-	if m.Tied {
-		gw.out = gw.tok
-	} else if err := matrix(m.Output, &gw.out); err != nil {
-		return nil, err
 	}
 	gw.bytes = p.total()
 	if gw.bytes > budget {

@@ -86,23 +86,77 @@ func (d *Device) opSoftmax(x *buffer, xOff, n, rows int) error {
 }
 
 // opRoPE records the rotation of x [rows][nHeads][headDim] in place by
-// the cos/sin table cs [rows][half][2].
-func (d *Device) opRoPE(x *buffer, xOff int, cs *buffer, csOff, rows, nHeads, headDim, half int) error {
-	push := []uint32{u32(rows), u32(nHeads), u32(headDim), u32(half), u32(xOff), u32(csOff)}
+// the cos/sin table cs [rows][half][2] (pairs (i, i+half) with neox,
+// else (2i, 2i+1)).
+func (d *Device) opRoPE(x *buffer, xOff int, cs *buffer, csOff, rows, nHeads, headDim, half int, neox bool) error {
+	nx := uint32(0)
+	if neox {
+		nx = 1
+	}
+	push := []uint32{u32(rows), u32(nHeads), u32(headDim), u32(half), u32(xOff), u32(csOff), nx}
 	return d.run("rope", []*buffer{x, cs}, push, groups64(rows*nHeads*half))
 }
 
-// Binary operations of the binary shader.
+// Operations of the binary shader.
 const (
 	binAdd     = 0
 	binMul     = 1
 	binSiLUMul = 2
+	binGELUMul = 3
+	binScale   = 4 // a·f
+	binSoftCap = 5 // f·tanh(a/f)
+	binAddRow  = 6 // a[i] + b[i mod m]
 )
 
 // opBinary records y = a op b over n elements.
 func (d *Device) opBinary(op int, a *buffer, aOff int, b *buffer, bOff int, y *buffer, yOff, n int) error {
-	push := []uint32{u32(n), uint32(op), u32(aOff), u32(bOff), u32(yOff)}
+	return d.opBinaryF(op, a, aOff, b, bOff, y, yOff, n, 0, 0)
+}
+
+// opBinaryF records y = a op b over n elements with the scalar f and
+// the row width m of the ops that take them.
+func (d *Device) opBinaryF(op int, a *buffer, aOff int, b *buffer, bOff int, y *buffer, yOff, n int, f float32, m int) error {
+	push := []uint32{u32(n), uint32(op), u32(aOff), u32(bOff), u32(yOff), f32w(f), u32(m)}
 	return d.run("binary", []*buffer{a, b, y}, push, groups64(n))
+}
+
+// opColumns records y[r][c] = x[r][off+c] for r < rows, c < w, x rows
+// of xc elements.
+func (d *Device) opColumns(x *buffer, xOff, rows, xc, off, w int, y *buffer, yOff int) error {
+	push := []uint32{u32(rows), u32(w), u32(xc), u32(off), u32(xOff), u32(yOff)}
+	return d.run("columns", []*buffer{x, y}, push, groups64(rows*w))
+}
+
+// opMoERoute records the top-k routing of rows rows of ne expert
+// probabilities p into ids and wts ([rows][topk] each).
+func (d *Device) opMoERoute(p, ids, wts *buffer, rows, ne, topk int, norm bool) error {
+	nb := uint32(0)
+	if norm {
+		nb = 1
+	}
+	return d.run("moe", []*buffer{p, ids, wts}, []uint32{u32(rows), u32(ne), u32(topk), nb}, groups64(rows))
+}
+
+// opMoESum records y[r] = Σ_j eo[r·topk+j]·wts[r·topk+j] over rows of n.
+func (d *Device) opMoESum(eo, wts, y *buffer, rows, n, topk int) error {
+	return d.run("moesum", []*buffer{eo, wts, y}, []uint32{u32(rows), u32(n), u32(topk)}, groups64(rows*n))
+}
+
+// opMatMulID records, for every column b < slots whose ids[b] is
+// expert, y[b*w.rows + r] = Σ_k w[r][k]·x[(b/xdiv)*w.cols + k].
+func (d *Device) opMatMulID(w *devWeight, x *buffer, ids *buffer, expert, xdiv int, y *buffer, slots int) error {
+	shader := "matmulid_" + w.shader
+	if w.cols%32 == 0 && w.cols >= blockRowMin {
+		shader = "matmulid32_" + w.shader
+	}
+	for _, s := range w.segs {
+		push := []uint32{u32(w.cols), u32(s.rows), u32(slots), uint32(s.off), u32(w.rowBytes), 0, u32(s.row0), u32(w.rows),
+			u32(expert), u32(xdiv)}
+		if err := d.run(shader, []*buffer{s.buf, x, y, ids}, push, s.rows); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // opKVStore records the f16 packing of 2·npairs values of x into the
@@ -116,7 +170,9 @@ type attnArgs struct {
 	nHead, nHeadKV, headDim int
 	startPos, batch         int
 	scale                   float32
-	f16                     bool // the cache holds f16 pairs
+	f16                     bool    // the cache holds f16 pairs
+	window                  int     // sliding window (0: none)
+	softCap                 float32 // score soft-capping (0: none)
 }
 
 // maxHeadDim is the largest head the attention shader handles.
@@ -133,7 +189,7 @@ func (d *Device) opAttention(a attnArgs, q *buffer, qOff int, k, v, o *buffer, o
 		name = "attention_f16"
 	}
 	push := []uint32{u32(a.nHead), u32(a.nHead / a.nHeadKV), u32(a.headDim), u32(a.nHeadKV * a.headDim),
-		u32(a.startPos), u32(a.batch), f32w(a.scale), u32(qOff), u32(oOff)}
+		u32(a.startPos), u32(a.batch), f32w(a.scale), u32(qOff), u32(oOff), u32(a.window), f32w(a.softCap)}
 	return d.run(name, []*buffer{q, k, v, o}, push, a.batch*a.nHead)
 }
 

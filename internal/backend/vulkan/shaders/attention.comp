@@ -1,8 +1,9 @@
 #version 450
 // attention: causal grouped-query attention of one layer. One workgroup
 // per (query row b, head h): scores against cache rows 0..startPos+b of
-// kv head h/group, an online softmax over tiles of TILE keys, and the
-// weighted sum of the values. The cache is f16 (two halves per uint)
+// kv head h/group (only the last window of them when window > 0), each
+// score soft-capped (cap·tanh(s/cap)) when cap ≠ 0, an online softmax
+// over tiles of TILE keys, and the weighted sum of the values. The cache is f16 (two halves per uint)
 // when KV_F16 is defined, f32 otherwise. headDim ≤ 256.
 #include "common.glsl"
 #define TILE 256u
@@ -23,10 +24,17 @@ layout(std430, binding = 3) writeonly buffer OB { float O[]; };
 layout(push_constant) uniform P {
 	uint nHead; uint group; uint headDim; uint kvStride;
 	uint startPos; uint batch; float scale; uint qOff; uint oOff;
+	uint window; float cap;
 } p;
 shared float qs[256];
 shared float sc[TILE];
 shared float red[64];
+
+// tanhs is tanh without the overflow of exp(2x) for large |x|.
+float tanhs(float x) {
+	float t = exp(-2.0 * abs(x));
+	return sign(x) * (1.0 - t) / (1.0 + t);
+}
 
 float reduceMax(uint t, float v) {
 	red[t] = v;
@@ -64,10 +72,12 @@ void main() {
 	for (uint i = t; i < D; i += 64u) qs[i] = Q[qb + i];
 	barrier();
 	uint n = p.startPos + b + 1u;
+	uint lo = 0u;
+	if (p.window > 0u && n > p.window) lo = n - p.window;
 	float m = uintBitsToFloat(0xff800000u);
 	float l = 0.0;
 	float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
-	for (uint t0 = 0u; t0 < n; t0 += TILE) {
+	for (uint t0 = lo; t0 < n; t0 += TILE) {
 		uint tn = min(TILE, n - t0);
 		float lm = uintBitsToFloat(0xff800000u);
 		for (uint j = t; j < tn; j += 64u) {
@@ -75,6 +85,7 @@ void main() {
 			float s = 0.0;
 			for (uint i = 0u; i < D; i++) s += qs[i] * kval(kb + i);
 			s *= p.scale;
+			if (p.cap != 0.0) s = p.cap * tanhs(s / p.cap);
 			sc[j] = s;
 			lm = max(lm, s);
 		}

@@ -6,16 +6,25 @@
 // sub-block) per step, decoding whole words (for rows that are a
 // multiple of 32 and long enough to keep every thread busy); without,
 // one element per thread and step. Each dequantized element is used for
-// up to NC batch columns at once.
+// up to NC batch columns at once. With MOE_ID (mul_mat_id) the batch
+// columns are expert slots: column b is computed only when IDS[b] is
+// this dispatch's expert, from X row b/xdiv (a token's slots share its
+// input row), each column on its own.
 #include "common.glsl"
 #define NC 4u
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer WB { uint W[]; };
 layout(std430, binding = 1) readonly buffer XB { float X[]; };
 layout(std430, binding = 2) writeonly buffer YB { float Y[]; };
+#ifdef MOE_ID
+layout(std430, binding = 3) readonly buffer IB { uint IDS[]; };
+#endif
 layout(push_constant) uniform P {
 	uint cols; uint rows; uint batch; uint wOff;
 	uint rowBytes; uint xOff; uint yOff; uint yStride;
+#ifdef MOE_ID
+	uint expert; uint xdiv;
+#endif
 } p;
 #include "deq.glsl"
 #include "dot32.glsl"
@@ -23,14 +32,14 @@ shared vec4 red[64];
 shared float red1[64];
 
 // rowDot1 is the single-column product (decode), reduced as scalars.
-void rowDot1(uint r, uint t, uint ro) {
+void rowDot1(uint r, uint t, uint ro, uint xo, uint yo) {
 	float s = 0.0;
 #ifdef BLOCKS
 	vec4 acc = vec4(0.0);
-	for (uint u = t; u < p.cols / 32u; u += 64u) dot32(ro, u, p.xOff, 1u, p.cols, acc);
+	for (uint u = t; u < p.cols / 32u; u += 64u) dot32(ro, u, xo, 1u, p.cols, acc);
 	s = acc.x;
 #else
-	for (uint k = t; k < p.cols; k += 64u) s += deq(ro, k) * X[p.xOff + k];
+	for (uint k = t; k < p.cols; k += 64u) s += deq(ro, k) * X[xo + k];
 #endif
 	red1[t] = s;
 	barrier();
@@ -38,7 +47,8 @@ void rowDot1(uint r, uint t, uint ro) {
 		if (t < w) red1[t] += red1[t + w];
 		barrier();
 	}
-	if (t == 0u) Y[p.yOff + r] = red1[0];
+	if (t == 0u) Y[yo + r] = red1[0];
+	barrier();
 }
 
 void main() {
@@ -46,8 +56,15 @@ void main() {
 	if (r >= p.rows) return;
 	uint t = gl_LocalInvocationID.x;
 	uint ro = p.wOff + r * p.rowBytes;
+#ifdef MOE_ID
+	for (uint b = 0u; b < p.batch; b++) {
+		if (IDS[b] != p.expert) continue;
+		rowDot1(r, t, ro, p.xOff + (b / p.xdiv) * p.cols, p.yOff + b * p.yStride);
+	}
+	return;
+#endif
 	if (p.batch == 1u) {
-		rowDot1(r, t, ro);
+		rowDot1(r, t, ro, p.xOff, p.yOff);
 		return;
 	}
 	for (uint b0 = 0u; b0 < p.batch; b0 += NC) {

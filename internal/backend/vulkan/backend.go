@@ -341,6 +341,13 @@ func (b *Backend) DecodeBatch(ctx context.Context, items []BatchItem) ([][]float
 	if len(items) == 0 {
 		return nil, nil
 	}
+	for i := range items {
+		for j := range i {
+			if items[j].Session == items[i].Session {
+				return nil, fmt.Errorf("vulkan: %w: session %d appears twice in one batch", backends.ErrInvalidArgument, items[i].Session)
+			}
+		}
+	}
 	var lm *model
 	seqs := make([]*gpuSession, len(items))
 	batch := &engine.Batch{}

@@ -55,34 +55,11 @@ func loadLlama(l *Loader) (builder, error) {
 			return nil, l.err
 		}
 	}
-	var tied bool
-	m.outNorm, m.out, tied = l.Output(false)
+	m.outNorm, m.out, _ = l.Output(false)
 	if l.err != nil {
 		return nil, l.err
 	}
-	m.describePlain(l.m, tied)
 	return m, nil
-}
-
-// describePlain fills the Model's llama fields when the model is the
-// plain shape (separate Q/K/V without biases, dense SwiGLU, unscaled
-// RoPE): the shape backends with a fixed llama pass (vulkan) run.
-func (m *llama) describePlain(mod *Model, tied bool) {
-	if !m.rope.plain() {
-		return
-	}
-	layers := make([]Layer, len(m.layers))
-	for i := range m.layers {
-		L := &m.layers[i]
-		f := &L.ffn
-		if L.qkv.QKV != nil || L.qkv.QB != nil || L.qkv.KB != nil || L.qkv.VB != nil || L.oB != nil ||
-			L.moe != nil || f.GateB != nil || f.UpB != nil || f.DownB != nil {
-			return
-		}
-		layers[i] = Layer{AttnNorm: L.attnNorm, Q: L.qkv.Q, K: L.qkv.K, V: L.qkv.V, O: L.o,
-			FFNNorm: L.ffnNorm, Gate: f.Gate, Up: f.Up, Down: f.Down}
-	}
-	mod.TokEmbd, mod.Layers, mod.OutNorm, mod.Output, mod.Tied = m.tok, layers, m.outNorm, m.out, tied
 }
 
 func (m *llama) build(g *Graph) {

@@ -52,30 +52,11 @@ func (h *HParams) QDim() int { return h.NHead * h.HeadDim }
 // KVDim returns the width of the key/value projections (NHeadKV·HeadDim).
 func (h *HParams) KVDim() int { return h.NHeadKV * h.HeadDim }
 
-// Layer holds the weights of one block of a plain llama model (the
-// shape the vulkan backend runs).
-type Layer struct {
-	AttnNorm []float32
-	Q, K, V  *Weight
-	O        *Weight
-	FFNNorm  []float32
-	Gate, Up *Weight
-	Down     *Weight
-}
-
 // Model is a validated model whose matrices alias the caller's tensor
 // data (usually a read-only file mapping). A Model is immutable after
 // NewModel and safe for concurrent use by sessions.
 type Model struct {
-	HP HParams
-	// TokEmbd, Layers, OutNorm, Output and Tied describe a plain llama
-	// model (Plain reports whether the model is one); other
-	// architectures leave Layers nil.
-	TokEmbd  *Weight
-	Layers   []Layer
-	OutNorm  []float32
-	Output   *Weight // == TokEmbd when the embeddings are tied
-	Tied     bool
+	HP       HParams
 	k        Kernels
 	b        builder
 	ops      []string           // graph ops the forward pass uses
@@ -174,11 +155,6 @@ func (m *Model) graph(b *Batch) *Graph {
 
 // Ops lists the graph ops the model's forward pass uses, sorted.
 func (m *Model) Ops() []string { return slices.Clone(m.ops) }
-
-// Plain reports whether m is a plain llama model: Layers, TokEmbd,
-// OutNorm and Output describe all of it and its graph uses only the
-// base ops.
-func (m *Model) Plain() bool { return m.Layers != nil }
 
 // weight returns (and caches) the Weight over tensor ti's bytes, with
 // its size checked against the type and shape.

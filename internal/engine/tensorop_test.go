@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math"
 	"slices"
@@ -42,7 +43,12 @@ func TestTensorOps(t *testing.T) {
 	te, _ := m.Weight("token_embd.weight")
 	k.GetRows(wantRows, te, []int32{5, 511})
 	wantNorm := make([]float32, 128)
-	k.RMSNorm(wantNorm, x, m.Layers[0].AttnNorm, 64, 1e-5)
+	an, _ := m.Weight("blk.0.attn_norm.weight")
+	norm := make([]float32, an.Cols)
+	for i := range norm {
+		norm[i] = math.Float32frombits(binary.LittleEndian.Uint32(an.Data[4*i:]))
+	}
+	k.RMSNorm(wantNorm, x, norm, 64, 1e-5)
 
 	tests := []struct {
 		name      string

@@ -46,6 +46,10 @@ type CacheConfig struct {
 	BudgetBytes int64
 	// Logger receives load/evict events (nil: discard).
 	Logger hclog.Logger
+	// Fallbacks are the backends, best first, that a model is loaded on
+	// when Backend refuses it as unsupported (see Fallback); a model
+	// whose block names a backend never falls back.
+	Fallbacks []Fallback
 }
 
 // ModelCache loads models by name through a backend. A name is loaded
@@ -260,13 +264,16 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*model.Model, int
 	if err := c.reserve(ctx, fmt.Sprintf("model %q", name), size); err != nil {
 		return nil, 0, err
 	}
-	var info *backends.ModelInfo
-	if vl, ok := c.cfg.Backend.(VerifyingLoader); ok && res.SHA256 != "" {
-		// The supervisor reloads the model after a plugin restart; it
-		// verifies the file again then, exactly like this first load.
-		info, err = vl.LoadModelVerified(ctx, backends.LoadRequest{Path: res.Path}, func(ctx context.Context) error { return c.verify(ctx, res) })
-	} else {
-		info, err = c.cfg.Backend.LoadModel(ctx, backends.LoadRequest{Path: res.Path})
+	be, beName := c.cfg.Backend, active
+	info, err := c.loadOn(ctx, be, res)
+	if err != nil && errors.Is(err, backends.ErrUnsupported) && res.Backend == "" && ctx.Err() == nil {
+		be, beName, info, err = c.fallback(ctx, name, res, active, err)
+		if err != nil {
+			c.mu.Lock()
+			c.used -= size
+			c.mu.Unlock()
+			return nil, 0, err
+		}
 	}
 	if err != nil {
 		c.mu.Lock()
@@ -284,8 +291,8 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*model.Model, int
 	return &model.Model{
 		Name:         name,
 		Path:         res.Path,
-		Backend:      c.cfg.Backend,
-		BackendName:  active,
+		Backend:      be,
+		BackendName:  beName,
 		Info:         *info,
 		Tokenizer:    tok,
 		Meta:         meta,
@@ -402,7 +409,7 @@ func (c *ModelCache) unloadAll(ctx context.Context, ms []*model.Model, why strin
 }
 
 func (c *ModelCache) unload(ctx context.Context, m *model.Model) error {
-	if err := c.cfg.Backend.UnloadModel(ctx, m.Info.ID); err != nil {
+	if err := m.Backend.UnloadModel(ctx, m.Info.ID); err != nil {
 		c.log.Warn("unload failed", "name", m.Name, "error", err)
 		return fmt.Errorf("loader: unload %q: %w", m.Name, err)
 	}
@@ -501,7 +508,7 @@ func (c *ModelCache) List(ctx context.Context) []ModelEntry {
 		seen[list[i].Name] = true
 		if e := c.entries[list[i].Name]; e != nil && e.model != nil {
 			list[i].Loaded, list[i].Refs = true, e.refs
-			if me, ok := c.cfg.Backend.(interface{ ModelErr(backends.ModelID) error }); ok && list[i].Error == "" {
+			if me, ok := e.model.Backend.(interface{ ModelErr(backends.ModelID) error }); ok && list[i].Error == "" {
 				if err := me.ModelErr(e.model.Info.ID); err != nil {
 					list[i].Error = err.Error() // loaded, but lost to a plugin restart
 				}

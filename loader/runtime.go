@@ -49,6 +49,9 @@ type Runtime struct {
 	Registry *Registry
 	// Models loads models by name through Backend.
 	Models *ModelCache
+	// fallbacks are the other eligible backends, started when a model
+	// the chosen one cannot run needs one.
+	fallbacks []*lazyBackend
 }
 
 // Open parses the configuration, detects the machine, probes and selects
@@ -97,8 +100,24 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loader: starting backend %s: %w", d.Chosen, err)
 	}
+	// A model the serving backend cannot run (ErrUnsupported: an op,
+	// type or shape it lacks) is loaded on the next eligible backend
+	// that can, started on first need. A pin leaves no fallbacks.
+	var lazies []*lazyBackend
+	var fallbacks []Fallback
+	for _, name := range d.Order[1:] {
+		b, _ := cfg.Backend(name)
+		spec := pluginSpec(b)
+		if opts.Threads > 0 {
+			spec.Threads = opts.Threads
+		}
+		l := &lazyBackend{spec: spec, sc: sc}
+		lazies = append(lazies, l)
+		fallbacks = append(fallbacks, Fallback{Name: name, Backend: l.get})
+	}
 	reg := NewRegistry(cfg)
 	rt := &Runtime{
+		fallbacks:  lazies,
 		Config:     cfg,
 		Machine:    m,
 		Decision:   d,
@@ -110,6 +129,7 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 			BackendName: sup.Active(),
 			BudgetBytes: cfg.MemoryBudget,
 			Logger:      log,
+			Fallbacks:   fallbacks,
 		}),
 	}
 	return rt, nil
@@ -117,7 +137,7 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 
 // Close unloads every model and stops the backend plugin.
 func (rt *Runtime) Close() error {
-	return errors.Join(rt.Models.Close(), rt.Supervisor.Close())
+	return errors.Join(rt.Models.Close(), rt.Supervisor.Close(), closeAll(rt.fallbacks))
 }
 
 // pluginSpec turns a backend block into the supervisor's start spec.

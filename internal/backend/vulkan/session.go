@@ -66,8 +66,9 @@ func (s *gpuSession) free(d *Device) {
 type gpuExec struct {
 	m     *engine.Model
 	w     *gpuWeights
-	ub    int // tokens per command buffer
-	free  map[uint64][]*buffer
+	ub    int                  // tokens per command buffer
+	free  map[uint64][]*buffer // device-local, by size
+	hfree map[uint64][]*buffer // host-visible, by size
 	used  map[*buffer]bool
 	all   map[*buffer]bool
 	bytes atomic.Uint64 // device bytes of the pool (read without d.mu by the budget)
@@ -75,7 +76,8 @@ type gpuExec struct {
 
 // newExec returns the executor of model m with weights w.
 func newExec(d *Device, m *engine.Model, w *gpuWeights) (*gpuExec, error) {
-	x := &gpuExec{m: m, w: w, free: make(map[uint64][]*buffer), used: make(map[*buffer]bool), all: make(map[*buffer]bool)}
+	x := &gpuExec{m: m, w: w, free: make(map[uint64][]*buffer), hfree: make(map[uint64][]*buffer),
+		used: make(map[*buffer]bool), all: make(map[*buffer]bool)}
 	// The widest row any tensor or scratch of a one-token graph has
 	// bounds the micro-batch by the device's buffer limit.
 	g := m.Graph(&engine.Batch{Tokens: []int32{0}, Pos: []int32{0}, Seq: []int32{0}, All: true, NCtx: m.HP.NCtxTrain})
@@ -97,17 +99,29 @@ func newExec(d *Device, m *engine.Model, w *gpuWeights) (*gpuExec, error) {
 }
 
 // get returns a device buffer of at least n bytes from the pool.
-func (x *gpuExec) get(d *Device, n uint64) (*buffer, error) {
+func (x *gpuExec) get(d *Device, n uint64) (*buffer, error) { return x.alloc(d, n, false) }
+
+// alloc returns a device-local or host-visible (mapped) buffer of at
+// least n bytes from the pool.
+func (x *gpuExec) alloc(d *Device, n uint64, host bool) (*buffer, error) {
 	n = (max(n, 16) + 255) &^ 255
-	if l := x.free[n]; len(l) > 0 {
+	free := x.free
+	if host {
+		free = x.hfree
+	}
+	if l := free[n]; len(l) > 0 {
 		b := l[len(l)-1]
-		x.free[n] = l[:len(l)-1]
+		free[n] = l[:len(l)-1]
 		x.used[b] = true
 		return b, nil
 	}
-	b, err := d.vk.newBuffer(n, false)
+	b, err := d.vk.newBuffer(n, host)
 	if err != nil {
 		return nil, fmt.Errorf("activations: %w", err)
+	}
+	if host && b.mapped == nil {
+		d.vk.freeBuffer(b)
+		return nil, fmt.Errorf("vulkan: host buffer is not mapped")
 	}
 	x.all[b] = true
 	x.used[b] = true
@@ -117,25 +131,31 @@ func (x *gpuExec) get(d *Device, n uint64) (*buffer, error) {
 
 // put returns a buffer to the pool.
 func (x *gpuExec) put(b *buffer) {
-	if b != nil {
+	switch {
+	case b == nil:
+	case b.host:
+		x.hfree[b.size] = append(x.hfree[b.size], b)
+	default:
 		x.free[b.size] = append(x.free[b.size], b)
 	}
 }
 
 // trim frees the pooled buffers the last call did not use.
 func (x *gpuExec) trim(d *Device) {
-	for size, l := range x.free {
-		keep := l[:0]
-		for _, b := range l {
-			if x.used[b] {
-				keep = append(keep, b)
-				continue
+	for _, free := range []map[uint64][]*buffer{x.free, x.hfree} {
+		for size, l := range free {
+			keep := l[:0]
+			for _, b := range l {
+				if x.used[b] {
+					keep = append(keep, b)
+					continue
+				}
+				delete(x.all, b)
+				x.bytes.Add(^(b.size - 1))
+				d.vk.freeBuffer(b)
 			}
-			delete(x.all, b)
-			x.bytes.Add(^(b.size - 1))
-			d.vk.freeBuffer(b)
+			free[size] = keep
 		}
-		x.free[size] = keep
 	}
 	clear(x.used)
 }
@@ -147,6 +167,7 @@ func (x *gpuExec) release(d *Device) {
 	}
 	clear(x.all)
 	clear(x.free)
+	clear(x.hfree)
 	x.bytes.Store(0)
 }
 
@@ -261,23 +282,21 @@ func (x *gpuExec) run(d *Device, b *engine.Batch, seqs []*gpuSession, logits boo
 		return nil, fmt.Errorf("%w: graph has no output", backends.ErrInvalidArgument)
 	}
 	last[outT] = g.NumNodes()
-	// Host-visible inputs: token ids and every rotation's cos/sin table.
+	// Host-visible inputs and output: token ids, every rotation's
+	// cos/sin table, the logits.
 	var host []*buffer
 	defer func() {
 		for _, h := range host {
-			d.vk.freeBuffer(h)
+			x.put(h)
 		}
 		x.trim(d)
 	}()
 	newHost := func(n int) (*buffer, error) {
-		h, err := d.vk.newBuffer(uint64(max(n, 16)+15)&^15, true)
+		h, err := x.alloc(d, uint64(n), true)
 		if err != nil {
 			return nil, err
 		}
 		host = append(host, h)
-		if h.mapped == nil {
-			return nil, fmt.Errorf("vulkan: host buffer is not mapped")
-		}
 		return h, nil
 	}
 	ids, err := newHost(4 * rows)

@@ -148,6 +148,7 @@ type buffer struct {
 	p      *C.rv_buf
 	size   uint64
 	mapped []byte
+	host   bool // allocated host-visible (newBuffer's host)
 }
 
 func (v *vkdev) newBuffer(size uint64, host bool) (*buffer, error) {
@@ -159,7 +160,7 @@ func (v *vkdev) newBuffer(size uint64, host bool) (*buffer, error) {
 	if r := C.rv_buf_create(v.d, C.uint64_t(size), h, &b); r != C.RV_OK {
 		return nil, vkResult(fmt.Sprintf("allocate %d bytes", size), r)
 	}
-	buf := &buffer{p: b, size: size}
+	buf := &buffer{p: b, size: size, host: host}
 	if m := C.rv_buf_map(b); m != nil {
 		buf.mapped = unsafe.Slice((*byte)(m), int(size))
 	}

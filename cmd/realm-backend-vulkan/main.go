@@ -1,5 +1,6 @@
 // Command realm-backend-vulkan is the Vulkan GPU backend plugin: the
-// llama forward pass in compute shaders on the best usable Vulkan device
+// engine's forward-pass graph of every architecture recorded into
+// command buffers of compute shaders on the best usable Vulkan device
 // (REALM_VULKAN_DEVICE=<index> pins one; REALM_VULKAN_MEMORY_LIMIT=<bytes>
 // caps the device memory it uses), served over go-plugin/gRPC.
 // The SDK points descriptor 1 at stderr before anything else runs, so

@@ -4,8 +4,10 @@ package vulkan
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,4 +95,62 @@ func TestCheckGraphRefusesMissingOp(t *testing.T) {
 	if !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), engine.GOpAttnSoftCap) {
 		t.Fatalf("got %v, want ErrUnsupported naming %s", err, engine.GOpAttnSoftCap)
 	}
+}
+
+// TestLongRoPEContext runs phi3 in a 2048-position session, beyond its
+// original context, where LongRoPE switches to the long factors
+// (llama.cpp ran with --ctx 2048): NMSE ≤ 1e-5 per step and greedy ids
+// equal wherever llama.cpp's top-2 margin exceeds 0.02.
+func TestLongRoPEContext(t *testing.T) {
+	b := testBackend(t)
+	dir := archDir(t)
+	raw, err := os.ReadFile(filepath.Join(dir, "phi3-ctx2048.llamacpp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run struct {
+		PromptIDs []int32     `json:"prompt_ids"`
+		IDs       []int32     `json:"ids"`
+		Logits    [][]float32 `json:"logits"`
+	}
+	if err := json.Unmarshal(raw, &run); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: filepath.Join(dir, "phi3.gguf")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnloadModel(ctx, mi.ID)
+	sid, err := b.OpenSession(ctx, mi.ID, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.CloseSession(ctx, sid)
+	feed := run.PromptIDs
+	worst := 0.0
+	for step, want := range run.Logits {
+		r, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: feed, Want: backends.WantLogits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := refdata.NMSE(r.Logits, want)
+		if !(n <= 1e-5) {
+			t.Fatalf("step %d: NMSE %.3g", step, n)
+		}
+		worst = math.Max(worst, n)
+		w, second := 0, -1
+		for i := 1; i < len(want); i++ {
+			if v := want[i]; v > want[w] {
+				w, second = i, w
+			} else if second < 0 || v > want[second] {
+				second = i
+			}
+		}
+		if g := argmax(r.Logits); want[w]-want[second] > 0.02 && g != w {
+			t.Fatalf("step %d: greedy %d, llama.cpp %d", step, g, w)
+		}
+		feed = []int32{run.IDs[step]}
+	}
+	t.Logf("%d steps, worst NMSE %.3g", len(run.Logits), worst)
 }

@@ -19,7 +19,7 @@ import (
 )
 
 // testBackend returns the test binary's Backend over the shared device.
-func testBackend(t *testing.T) *Backend {
+func testBackend(t testing.TB) *Backend {
 	t.Helper()
 	d := testDevice(t)
 	sharedBackend.once.Do(func() {

@@ -18,7 +18,7 @@ import (
 
 // testDevice opens the device once per test binary; the test skips only
 // when the machine has no Vulkan loader or device at all.
-func testDevice(t *testing.T) *Device {
+func testDevice(t testing.TB) *Device {
 	t.Helper()
 	shared.once.Do(func() {
 		shared.d, shared.infos, shared.err = OpenDevice(-1)

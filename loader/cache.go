@@ -264,10 +264,11 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*model.Model, int
 	if err := c.reserve(ctx, fmt.Sprintf("model %q", name), size); err != nil {
 		return nil, 0, err
 	}
+	req := backends.LoadRequest{Path: res.Path}
 	be, beName := c.cfg.Backend, active
-	info, err := c.loadOn(ctx, be, res)
+	info, err := c.loadOn(ctx, be, res, req)
 	if err != nil && errors.Is(err, backends.ErrUnsupported) && res.Backend == "" && ctx.Err() == nil {
-		be, beName, info, err = c.fallback(ctx, name, res, active, err)
+		be, beName, info, err = c.fallback(ctx, name, res, req, active, err)
 		if err != nil {
 			c.mu.Lock()
 			c.used -= size

@@ -23,22 +23,22 @@ type Fallback struct {
 	Backend func(ctx context.Context) (backends.Backend, error)
 }
 
-// loadOn loads the resolved model on b, verified on every reload when
-// b reloads by itself and the model has a digest.
-func (c *ModelCache) loadOn(ctx context.Context, b backends.Backend, res Resolved) (*backends.ModelInfo, error) {
+// loadOn loads the resolved model on b with req, verified on every
+// reload when b reloads by itself and the model has a digest.
+func (c *ModelCache) loadOn(ctx context.Context, b backends.Backend, res Resolved, req backends.LoadRequest) (*backends.ModelInfo, error) {
 	if vl, ok := b.(VerifyingLoader); ok && res.SHA256 != "" {
 		// The supervisor reloads the model after a plugin restart; it
 		// verifies the file again then, exactly like this first load.
-		return vl.LoadModelVerified(ctx, backends.LoadRequest{Path: res.Path}, func(ctx context.Context) error { return c.verify(ctx, res) })
+		return vl.LoadModelVerified(ctx, req, func(ctx context.Context) error { return c.verify(ctx, res) })
 	}
-	return b.LoadModel(ctx, backends.LoadRequest{Path: res.Path})
+	return b.LoadModel(ctx, req)
 }
 
 // fallback loads model name on the first fallback backend that can run
 // it, after the serving backend active refused it with cause (an
 // ErrUnsupported). The error, when none can, names every backend tried
 // and why it could not.
-func (c *ModelCache) fallback(ctx context.Context, name string, res Resolved, active string, cause error) (backends.Backend, string, *backends.ModelInfo, error) {
+func (c *ModelCache) fallback(ctx context.Context, name string, res Resolved, req backends.LoadRequest, active string, cause error) (backends.Backend, string, *backends.ModelInfo, error) {
 	why := []string{fmt.Sprintf("%s: %v", active, cause)}
 	for _, f := range c.cfg.Fallbacks {
 		if f.Name == active {
@@ -49,7 +49,7 @@ func (c *ModelCache) fallback(ctx context.Context, name string, res Resolved, ac
 			why = append(why, fmt.Sprintf("%s: not started: %v", f.Name, err))
 			continue
 		}
-		info, err := c.loadOn(ctx, b, res)
+		info, err := c.loadOn(ctx, b, res, req)
 		if err == nil {
 			c.log.Warn("model cannot run on the serving backend; loaded on a fallback backend",
 				"name", name, "backend", active, "why", cause.Error(), "fallback", f.Name)

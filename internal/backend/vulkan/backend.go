@@ -3,6 +3,7 @@
 package vulkan
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -351,12 +352,24 @@ func (b *Backend) DecodeBatch(ctx context.Context, items []BatchItem) ([][]float
 	var lm *model
 	seqs := make([]*gpuSession, len(items))
 	batch := &engine.Batch{}
-	for i, it := range items {
-		e, release, err := b.reg.Session(it.Session)
+	// Sessions are locked in handle order, so that two batches over the
+	// same sessions cannot wait on each other.
+	locked := make([]*session, len(items))
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, c int) int { return cmp.Compare(items[a].Session, items[c].Session) })
+	for _, i := range order {
+		e, release, err := b.reg.Session(items[i].Session)
 		if err != nil {
 			return nil, fmt.Errorf("vulkan: batch item %d: %w", i, err)
 		}
 		defer release()
+		locked[i] = e
+	}
+	for i, it := range items {
+		e := locked[i]
 		if lm == nil {
 			lm = e.lm
 		} else if e.lm != lm {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/realmrt/realm/backends"
@@ -109,6 +110,30 @@ func TestDecodeBatchMatchesSolo(t *testing.T) {
 	if _, err := b.DecodeBatch(ctx, []BatchItem{{s, make([]int32, 9)}}); !errors.Is(err, backends.ErrContextFull) {
 		t.Errorf("overfull item: %v", err)
 	}
+	// Two batches over the same sessions in opposite orders, at once,
+	// must not wait on each other.
+	s2, err := b.OpenSession(ctx, mi.ID, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := b.OpenSession(ctx, mi.ID, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, items := range [][]BatchItem{{{s2, []int32{1}}, {s3, []int32{2}}}, {{s3, []int32{3}}, {s2, []int32{4}}}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if _, err := b.DecodeBatch(ctx, items); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // argmax returns the index of the largest element.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/realmrt/realm/backends"
 )
 
@@ -36,11 +38,22 @@ func (c *ModelCache) loadOn(ctx context.Context, b backends.Backend, res Resolve
 
 // fallback loads model name on the first fallback backend that can run
 // it, after the serving backend active refused it with cause (an
-// ErrUnsupported). The error, when none can, names every backend tried
-// and why it could not.
+// ErrUnsupported).
 func (c *ModelCache) fallback(ctx context.Context, name string, res Resolved, req backends.LoadRequest, active string, cause error) (backends.Backend, string, *backends.ModelInfo, error) {
+	return fallbackLoad(ctx, c.log, c.cfg.Fallbacks, fmt.Sprintf("model %q", name), active, cause,
+		func(ctx context.Context, b backends.Backend) (*backends.ModelInfo, error) {
+			return c.loadOn(ctx, b, res, req)
+		})
+}
+
+// fallbackLoad loads what (a model, named for messages) with load on
+// the first of fallbacks that can run it, after the serving backend
+// active refused it with cause. The error, when none can, names every
+// backend tried and why it could not.
+func fallbackLoad(ctx context.Context, log hclog.Logger, fallbacks []Fallback, what, active string, cause error,
+	load func(context.Context, backends.Backend) (*backends.ModelInfo, error)) (backends.Backend, string, *backends.ModelInfo, error) {
 	why := []string{fmt.Sprintf("%s: %v", active, cause)}
-	for _, f := range c.cfg.Fallbacks {
+	for _, f := range fallbacks {
 		if f.Name == active {
 			continue
 		}
@@ -49,10 +62,10 @@ func (c *ModelCache) fallback(ctx context.Context, name string, res Resolved, re
 			why = append(why, fmt.Sprintf("%s: not started: %v", f.Name, err))
 			continue
 		}
-		info, err := c.loadOn(ctx, b, res, req)
+		info, err := load(ctx, b)
 		if err == nil {
-			c.log.Warn("model cannot run on the serving backend; loaded on a fallback backend",
-				"name", name, "backend", active, "why", cause.Error(), "fallback", f.Name)
+			log.Warn("model cannot run on the serving backend; loaded on a fallback backend",
+				"model", what, "backend", active, "why", cause.Error(), "fallback", f.Name)
 			return b, f.Name, info, nil
 		}
 		if ctx.Err() != nil {
@@ -61,9 +74,27 @@ func (c *ModelCache) fallback(ctx context.Context, name string, res Resolved, re
 		why = append(why, fmt.Sprintf("%s: %v", f.Name, err))
 	}
 	if len(why) == 1 {
-		return nil, "", nil, fmt.Errorf("model %q cannot run on backend %s and no other backend is eligible: %w", name, active, cause)
+		return nil, "", nil, fmt.Errorf("%s cannot run on backend %s and no other backend is eligible: %w", what, active, cause)
 	}
-	return nil, "", nil, fmt.Errorf("%w: model %q cannot run on any eligible backend: %s", backends.ErrUnsupported, name, strings.Join(why, "; "))
+	return nil, "", nil, fmt.Errorf("%w: %s cannot run on any eligible backend: %s", backends.ErrUnsupported, what, strings.Join(why, "; "))
+}
+
+// LoadModel loads a model file (outside the model cache: `realm
+// generate FILE`) on the serving backend or, when that refuses it as
+// unsupported, on the first fallback backend that can run it. It
+// returns the backend holding the model and that backend's name.
+func (rt *Runtime) LoadModel(ctx context.Context, req backends.LoadRequest) (backends.Backend, string, *backends.ModelInfo, error) {
+	info, err := rt.Supervisor.LoadModel(ctx, req)
+	if err == nil {
+		return rt.Supervisor, rt.Supervisor.Active(), info, nil
+	}
+	if !errors.Is(err, backends.ErrUnsupported) || ctx.Err() != nil {
+		return nil, "", nil, err
+	}
+	return fallbackLoad(ctx, rt.Models.log, rt.Models.cfg.Fallbacks, req.Path, rt.Supervisor.Active(), err,
+		func(ctx context.Context, b backends.Backend) (*backends.ModelInfo, error) {
+			return b.LoadModel(ctx, req)
+		})
 }
 
 // lazyBackend is a fallback backend's supervisor, started on first use.

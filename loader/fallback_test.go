@@ -205,6 +205,15 @@ backend "reference" {
 	if err := wide.Backend.CloseSession(ctx, sid); err != nil {
 		t.Fatal(err)
 	}
+	// A file loaded outside the cache (realm generate FILE) falls back
+	// the same way.
+	fb, fbName, fmi, err := rt.LoadModel(ctx, backends.LoadRequest{Path: filepath.Join(models, "wide.gguf")})
+	if err != nil || fbName != "reference" {
+		t.Fatalf("Runtime.LoadModel: %s, %v", fbName, err)
+	}
+	if err := fb.UnloadModel(ctx, fmi.ID); err != nil {
+		t.Fatal(err)
+	}
 	// Pinned to vulkan, the same model is refused, naming why.
 	rt2, err := Open(ctx, Options{ConfigPath: cfgPath, Probe: probe, Pin: "vulkan"})
 	if err != nil {

@@ -44,13 +44,15 @@ func openGenerateBackend(ctx context.Context, env *cliEnv, path, cfgFlag, pinFla
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	mi, err := rt.Supervisor.LoadModel(ctx, backends.LoadRequest{Path: abs})
+	// A model the selected backend cannot run loads on the next eligible
+	// one that can (the loader logs which and why).
+	b, _, mi, err := rt.LoadModel(ctx, backends.LoadRequest{Path: abs})
 	if err != nil {
 		_ = rt.Close()
 		return nil, 0, nil, err
 	}
-	return rt.Supervisor, mi.ID, func() {
-		_ = rt.Supervisor.UnloadModel(context.WithoutCancel(ctx), mi.ID)
+	return b, mi.ID, func() {
+		_ = b.UnloadModel(context.WithoutCancel(ctx), mi.ID)
 		_ = rt.Close()
 	}, nil
 }

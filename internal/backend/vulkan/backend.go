@@ -41,6 +41,7 @@ type model struct {
 	info *backends.ModelInfo
 	w    *gpuWeights
 	x    *gpuExec // records the model's graphs; used under dev.mu
+	q    merger   // merges concurrent Decode calls into one pass
 }
 
 // session is an open session; the registry serializes calls on it.
@@ -285,12 +286,7 @@ func (b *Backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *
 	if err := engine.CheckBatch(req.Tokens, lm.m.HP.NVocab, len(s.tokens), s.nCtx); err != nil {
 		return nil, fmt.Errorf("vulkan: decode: %w", err)
 	}
-	n := len(req.Tokens)
-	batch := &engine.Batch{Tokens: req.Tokens, Pos: make([]int32, n), Seq: make([]int32, n), NCtx: s.nCtx}
-	for i := range batch.Pos {
-		batch.Pos[i] = int32(len(s.tokens) + i)
-	}
-	logits, err := b.decode(ctx, lm, batch, []*gpuSession{s}, req.Want != backends.WantNone, s.ub)
+	logits, err := b.mergedDecode(ctx, lm, s, req.Tokens, req.Want != backends.WantNone)
 	if err != nil {
 		return nil, fmt.Errorf("vulkan: decode: %w", err)
 	}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/gguf"
 	"github.com/realmrt/realm/internal/backend/reference"
 	"github.com/realmrt/realm/internal/engine"
 	"github.com/realmrt/realm/internal/refdata"
@@ -150,5 +154,72 @@ func TestEmbedBadInput(t *testing.T) {
 	}
 	if _, err := b.Embed(ctx, backends.EmbedRequest{Model: 999, Inputs: [][]int32{{1}}}); !errors.Is(err, backends.ErrNotFound) {
 		t.Errorf("unknown model: %v", err)
+	}
+}
+
+// TestBertBadInput edits every bert key and tensor of the synthetic
+// model (removed, zero, huge, wrong type, pooling and causal values
+// Realm does not run) and checks that loading fails cleanly naming the
+// cause or succeeds, never panics, and that what loads still embeds.
+func TestBertBadInput(t *testing.T) {
+	path, c := loadEmbedCase(t, "bert")
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ids := [][]int32{c.Inputs[0].IDs}
+	load := func(edit func(*gguf.File)) (err error) {
+		cp := *f.File
+		cp.Metadata = slices.Clone(f.Metadata)
+		cp.Tensors = slices.Clone(f.Tensors)
+		edit(&cp)
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+				t.Error(err)
+			}
+		}()
+		m, err := engine.NewModel(&cp, f.TensorData, reference.New(), nil)
+		if err != nil {
+			if !errors.Is(err, backends.ErrInvalidModel) && !errors.Is(err, backends.ErrUnsupported) {
+				t.Errorf("unclassified error: %v", err)
+			}
+			return err
+		}
+		if _, err := m.Embeddings(context.Background(), ids, true); err != nil && !errors.Is(err, backends.ErrInvalidArgument) && !errors.Is(err, backends.ErrContextFull) {
+			t.Errorf("loaded but embed failed: %v", err)
+		}
+		return nil
+	}
+	for i, kv := range f.Metadata {
+		if !strings.HasPrefix(kv.Key, "bert.") {
+			continue
+		}
+		for _, v := range []gguf.Value{gguf.NewUint32(0), gguf.NewUint64(1 << 40), gguf.NewString("x"), gguf.NewFloat32(-1), gguf.NewBool(true), gguf.NewUint32(4)} {
+			load(func(c *gguf.File) { c.Metadata[i].Value = v })
+		}
+		load(func(c *gguf.File) { c.Metadata = slices.Delete(c.Metadata, i, i+1) })
+	}
+	for i, ti := range f.Tensors {
+		err := load(func(c *gguf.File) { c.Tensors = slices.Delete(c.Tensors, i, i+1) })
+		if err == nil && !strings.HasSuffix(ti.Name, ".bias") && ti.Name != "token_types.weight" {
+			t.Errorf("without %s: loaded", ti.Name)
+		}
+	}
+	for key, want := range map[string]string{"bert.pooling_type": "pooling_type", "bert.attention.causal": "causal"} {
+		i := slices.IndexFunc(f.Metadata, func(kv gguf.KV) bool { return kv.Key == key })
+		v := gguf.NewUint32(4) // rank pooling
+		if key == "bert.attention.causal" {
+			v = gguf.NewBool(true)
+		}
+		if err := load(func(c *gguf.File) { c.Metadata[i].Value = v }); !errors.Is(err, backends.ErrUnsupported) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s = %v: %v", key, v, err)
+		}
+	}
+	// CLS pooling loads and returns the first row.
+	i := slices.IndexFunc(f.Metadata, func(kv gguf.KV) bool { return kv.Key == "bert.pooling_type" })
+	if err := load(func(c *gguf.File) { c.Metadata[i].Value = gguf.NewUint32(2) }); err != nil {
+		t.Errorf("cls pooling: %v", err)
 	}
 }

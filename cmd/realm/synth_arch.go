@@ -43,10 +43,7 @@ func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab i
 		return nil, fmt.Errorf("unknown --arch %q (want one of %s)", arch, strings.Join(synthArches, ", "))
 	}
 	if arch == "bert" {
-		if preset != "" {
-			return nil, fmt.Errorf("--arch bert has no presets")
-		}
-		return synthBertFile(ft, donor, vocab)
+		return synthBertFile(preset, ft, donor, vocab)
 	}
 	sh := archShape{arch: arch, nEmbd: 64, nLayer: 2, nHead: 4, nHeadKV: 2, nFF: 128, window: 6, pattern: 2}
 	if strings.HasPrefix(arch, "gemma") {

@@ -12,11 +12,21 @@ import (
 // mean pooling) with the donor's WordPiece vocabulary. The token
 // embeddings are F16 when the type asks for F32, so that a 30522-token
 // vocabulary stays a 4 MB file; llama.cpp reads them the same way.
-func synthBertFile(ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
+// With preset "bge-small" it has the shape of BAAI/bge-small-en-v1.5
+// (12 layers, n_embd 384, 12 heads, n_ff 1536; CLS pooling) for
+// benchmarks.
+func synthBertFile(preset string, ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
 	if m, _ := donor.String("tokenizer.ggml.model"); m != "bert" {
 		return nil, fmt.Errorf("--arch bert needs a WordPiece (tokenizer.ggml.model \"bert\") donor, got %q", m)
 	}
-	const nEmbd, nLayer, nHead, nFF, ctx = 64, 2, 4, 128, 512
+	nEmbd, nLayer, nHead, nFF, ctx, pool := 64, 2, 4, 128, 512, 1 // mean pooling
+	switch preset {
+	case "":
+	case "bge-small":
+		nEmbd, nLayer, nHead, nFF, pool = 384, 12, 12, 1536, 2 // CLS pooling
+	default:
+		return nil, fmt.Errorf("no preset %q for --arch bert (presets: bge-small)", preset)
+	}
 	nTypes := 2
 	if n, ok := donor.Uint("tokenizer.ggml.token_type_count"); ok && n > 0 && n <= 16 {
 		nTypes = int(n)
@@ -32,7 +42,7 @@ func synthBertFile(ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, erro
 		{Key: "bert.attention.head_count", Value: u32(nHead)},
 		{Key: "bert.attention.layer_norm_epsilon", Value: gguf.NewFloat32(1e-12)},
 		{Key: "bert.attention.causal", Value: gguf.NewBool(false)},
-		{Key: "bert.pooling_type", Value: u32(1)}, // mean
+		{Key: "bert.pooling_type", Value: u32(pool)},
 	}
 	for _, kv := range donor.Metadata {
 		if strings.HasPrefix(kv.Key, "tokenizer.") {
@@ -72,7 +82,7 @@ func synthBertFile(ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, erro
 			ts[i].Type = gguf.TypeF32 // norms and biases stay F32
 		case ts[i].Name == "token_types.weight" || ts[i].Name == "position_embd.weight":
 			ts[i].Type = gguf.TypeF32 // small, and read by row
-		case ts[i].Name == "token_embd.weight" && ts[i].Type == gguf.TypeF32:
+		case ts[i].Name == "token_embd.weight" && ts[i].Type == gguf.TypeF32 && preset == "":
 			ts[i].Type = gguf.TypeF16
 		}
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
@@ -91,11 +92,11 @@ func (GoExt) LayerNorm(out, x []float32, n int, eps float32) {
 }
 
 // GELU is ggml's CPU gelu: 0 below −10, x above 10, else the tanh
-// approximation of the f16-rounded input, rounded to f16 (ggml looks
-// it up in an f16 table).
+// approximation looked up, as ggml does, in a table of f16 results
+// indexed by the f16-rounded input.
 func (GoExt) GELU(out, x []float32) {
 	out = out[:len(x)]
-	const c = 0.7978845608028654 // sqrt(2/π)
+	t := geluTable()
 	for i, v := range x {
 		switch {
 		case v <= -10:
@@ -103,12 +104,22 @@ func (GoExt) GELU(out, x []float32) {
 		case v >= 10:
 			out[i] = v
 		default:
-			h := float64(gguf.F16ToF32(gguf.F32ToF16(v)))
-			g := 0.5 * h * (1 + math.Tanh(c*h*(1+0.044715*h*h)))
-			out[i] = roundF16(float32(g))
+			out[i] = gguf.F16ToF32(t[gguf.F32ToF16(v)])
 		}
 	}
 }
+
+// geluTable is gelu of every f16 value, rounded to f16 (built once,
+// read-only afterwards).
+var geluTable = sync.OnceValue(func() *[1 << 16]uint16 {
+	const c = 0.7978845608028654 // sqrt(2/π)
+	var t [1 << 16]uint16
+	for i := range t {
+		h := float64(gguf.F16ToF32(uint16(i)))
+		t[i] = gguf.F32ToF16(float32(0.5 * h * (1 + math.Tanh(c*h*(1+0.044715*h*h)))))
+	}
+	return &t
+})
 
 // LayerNorm normalizes every row of x (LayerNorm, not RMSNorm) and
 // applies weight and bias (either may be nil).
@@ -221,14 +232,15 @@ func (e *executor) encoderOp(n *node, g *Graph, bufs [][]float32, out []float32)
 }
 
 // attentionFull is bidirectional grouped-query attention inside each
-// run of rows of one sequence: scores q·k·Scale over the run's rows,
-// softmax, weighted sum of v (f32 throughout, as llama.cpp's no-cache
-// attention without flash attention).
+// run of rows of one sequence, on the kernels' MatMul over f32 copies of
+// each head's K and Vᵀ: scores K·q·Scale, softmax, Vᵀ·p (f32 throughout,
+// as llama.cpp's no-cache attention without flash attention).
 func (e *executor) attentionFull(n *node, g *Graph, bufs [][]float32, out []float32) error {
 	a := n.att
 	q, kr, vr := bufs[n.in[0]], bufs[n.in[1]], bufs[n.in[2]]
-	qd := a.NHead * a.HeadDim
-	kvd := a.NHeadKV * a.HeadDim
+	hd := a.HeadDim
+	qd := a.NHead * hd
+	kvd := a.NHeadKV * hd
 	if a.NHeadKV <= 0 || a.NHead%a.NHeadKV != 0 {
 		return fmt.Errorf("%w: %d query heads over %d kv heads", backends.ErrInvalidArgument, a.NHead, a.NHeadKV)
 	}
@@ -240,33 +252,36 @@ func (e *executor) attentionFull(n *node, g *Graph, bufs [][]float32, out []floa
 			r1++
 		}
 		nr := r1 - r0
-		sc := e.get(nr * nr)
-		for h := 0; h < a.NHead; h++ {
-			kh := h / grp
-			for i := 0; i < nr; i++ {
-				qi := q[(r0+i)*qd+h*a.HeadDim:][:a.HeadDim]
-				row := sc[i*nr : (i+1)*nr]
-				for j := 0; j < nr; j++ {
-					kj := kr[(r0+j)*kvd+kh*a.HeadDim:][:a.HeadDim]
-					var s float32
-					for d, v := range qi {
-						s += v * kj[d]
-					}
-					row[j] = s * a.Scale
+		kh, vt, qh, oh, sc := e.get(nr*hd), e.get(hd*nr), e.get(nr*hd), e.get(nr*hd), e.get(nr*nr)
+		for kvh := 0; kvh < a.NHeadKV; kvh++ {
+			for j := 0; j < nr; j++ {
+				src := (r0+j)*kvd + kvh*hd
+				copy(kh[j*hd:(j+1)*hd], kr[src:src+hd])
+				for d, v := range vr[src : src+hd] {
+					vt[d*nr+j] = v
 				}
 			}
-			e.k.Softmax(sc, nr)
-			for i := 0; i < nr; i++ {
-				o := out[(r0+i)*qd+h*a.HeadDim:][:a.HeadDim]
-				clear(o)
-				for j, p := range sc[i*nr : (i+1)*nr] {
-					vj := vr[(r0+j)*kvd+kh*a.HeadDim:][:a.HeadDim]
-					for d, v := range vj {
-						o[d] += p * v
-					}
+			kw := &Weight{Name: "attention.k", Type: gguf.TypeF32, Rows: nr, Cols: hd, Data: gguf.F32Bytes(kh)}
+			vw := &Weight{Name: "attention.vt", Type: gguf.TypeF32, Rows: hd, Cols: nr, Data: gguf.F32Bytes(vt)}
+			for h := kvh * grp; h < (kvh+1)*grp; h++ {
+				for i := 0; i < nr; i++ {
+					copy(qh[i*hd:(i+1)*hd], q[(r0+i)*qd+h*hd:])
+				}
+				e.k.MatMul(sc, kw, qh, nr)
+				for i := range sc {
+					sc[i] *= a.Scale
+				}
+				e.k.Softmax(sc, nr)
+				e.k.MatMul(oh, vw, sc, nr)
+				for i := 0; i < nr; i++ {
+					copy(out[(r0+i)*qd+h*hd:(r0+i)*qd+(h+1)*hd], oh[i*hd:(i+1)*hd])
 				}
 			}
 		}
+		e.put(kh)
+		e.put(vt)
+		e.put(qh)
+		e.put(oh)
 		e.put(sc)
 		r0 = r1
 	}

@@ -400,7 +400,8 @@ async function bench(args) {
 // embed prints llama.cpp's pooled embedding (llama_get_embeddings_seq, not
 // normalized) of each text, tokenized like tokenizePrompt (and, for a
 // WordPiece vocabulary, closed with SEP as llama.cpp's add_special does):
-// {"inputs":[{"text":...,"ids":[...],"embedding":[...]}],"pooling":...,"llama_cpp":{...}}.
+// {"inputs":[{"text":...,"ids":[...],"embedding":[...]}],"elapsed_ms":...,"llama_cpp":{...}}
+// (elapsed_ms: the embedding of all texts, one after another, after the load).
 async function embed(args) {
   const { values, positionals } = parseArgs({
     args,
@@ -419,6 +420,7 @@ async function embed(args) {
   const model = await llama.loadModel({ modelPath: resolve(values.m), gpuLayers: 0 });
   const ec = await model.createEmbeddingContext({ contextSize: ctxSize, threads: { ideal: threads, min: threads } });
   const inputs = [];
+  const t0 = performance.now();
   for (const text of positionals) {
     // llama.cpp's tokenizer (add_special) closes a WordPiece sequence
     // with SEP; node-llama-cpp's tokenize does not add it.
@@ -427,7 +429,8 @@ async function embed(args) {
     const e = await ec.getEmbeddingFor(ids);
     inputs.push({ text, ids, embedding: [...e.vector] });
   }
-  process.stdout.write(JSON.stringify({ inputs, llama_cpp: buildInfo(llama) }) + "\n");
+  const elapsedMs = performance.now() - t0;
+  process.stdout.write(JSON.stringify({ inputs, elapsed_ms: elapsedMs, n_threads: threads, llama_cpp: buildInfo(llama) }) + "\n");
   await ec.dispose();
   await model.dispose();
   await llama.dispose();

@@ -252,7 +252,10 @@ func (e *executor) attentionFull(n *node, g *Graph, bufs [][]float32, out []floa
 			r1++
 		}
 		nr := r1 - r0
-		kh, vt, qh, oh, sc := e.get(nr*hd), e.get(hd*nr), e.get(nr*hd), e.get(nr*hd), e.get(nr*nr)
+		// Query rows go in blocks so that the scores stay within
+		// maxScoreFloats however long the sequence.
+		qb := max(1, min(nr, maxScoreFloats/nr))
+		kh, vt, qh, oh, sc := e.get(nr*hd), e.get(hd*nr), e.get(qb*hd), e.get(qb*hd), e.get(qb*nr)
 		for kvh := 0; kvh < a.NHeadKV; kvh++ {
 			for j := 0; j < nr; j++ {
 				src := (r0+j)*kvd + kvh*hd
@@ -264,17 +267,21 @@ func (e *executor) attentionFull(n *node, g *Graph, bufs [][]float32, out []floa
 			kw := &Weight{Name: "attention.k", Type: gguf.TypeF32, Rows: nr, Cols: hd, Data: gguf.F32Bytes(kh)}
 			vw := &Weight{Name: "attention.vt", Type: gguf.TypeF32, Rows: hd, Cols: nr, Data: gguf.F32Bytes(vt)}
 			for h := kvh * grp; h < (kvh+1)*grp; h++ {
-				for i := 0; i < nr; i++ {
-					copy(qh[i*hd:(i+1)*hd], q[(r0+i)*qd+h*hd:])
-				}
-				e.k.MatMul(sc, kw, qh, nr)
-				for i := range sc {
-					sc[i] *= a.Scale
-				}
-				e.k.Softmax(sc, nr)
-				e.k.MatMul(oh, vw, sc, nr)
-				for i := 0; i < nr; i++ {
-					copy(out[(r0+i)*qd+h*hd:(r0+i)*qd+(h+1)*hd], oh[i*hd:(i+1)*hd])
+				for i0 := 0; i0 < nr; i0 += qb {
+					m := min(qb, nr-i0)
+					for i := 0; i < m; i++ {
+						copy(qh[i*hd:(i+1)*hd], q[(r0+i0+i)*qd+h*hd:])
+					}
+					s := sc[:m*nr]
+					e.k.MatMul(s, kw, qh[:m*hd], m)
+					for i := range s {
+						s[i] *= a.Scale
+					}
+					e.k.Softmax(s, nr)
+					e.k.MatMul(oh[:m*hd], vw, s, m)
+					for i := 0; i < m; i++ {
+						copy(out[(r0+i0+i)*qd+h*hd:(r0+i0+i)*qd+(h+1)*hd], oh[i*hd:(i+1)*hd])
+					}
 				}
 			}
 		}
@@ -287,6 +294,9 @@ func (e *executor) attentionFull(n *node, g *Graph, bufs [][]float32, out []floa
 	}
 	return nil
 }
+
+// maxScoreFloats bounds the attention scores held at once (16 MiB).
+const maxScoreFloats = 1 << 22
 
 // poolRows writes one row of width c per run of equal seq ids of x:
 // their mean, their first row or their last row.

@@ -80,6 +80,15 @@ const (
 	DetokenizePieces = 1 << 0
 )
 
+// Embed flags (realm_host_embed).
+const (
+	// EmbedNormalize scales each embedding to unit Euclidean length.
+	EmbedNormalize = 1 << 0
+)
+
+// MaxEmbedInputs is the most sequences one realm_host_embed call takes.
+const MaxEmbedInputs = 2048
+
 // Log levels (realm_host_log).
 const (
 	LogDebug = 0

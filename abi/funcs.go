@@ -215,6 +215,23 @@ func Functions() []Func {
 		Params: []Param{p("out_ptr", ParamBytesOut), p("out_cap", ParamUint32)},
 		Result: "the message length",
 		Notes:  "Writes: the message when it fits. Errors: EFAULT.",
+	}, {
+		Name: "realm_host_embed",
+		Doc: "computes the pooled embedding of each of n_inputs token sequences with an embedding model " +
+			"(model_info's pooling is set), in one batch: the sequences are the n_ids ids at ids_ptr, " +
+			"cut into the lengths at lens_ptr.",
+		Params: []Param{p("model", ParamHandle), p("ids_ptr", ParamI32sIn), p("n_ids", ParamUint32),
+			p("lens_ptr", ParamI32sIn), p("n_inputs", ParamUint32), p("flags", ParamUint32),
+			p("out_ptr", ParamF32sOut), p("out_cap", ParamUint32)},
+		Result: "n_inputs·n_embd (a count of floats)",
+		Notes: "Reads: n_ids little-endian i32 token ids at ids_ptr (tokenized with the model's special tokens, " +
+			"for bert CLS … SEP) and n_inputs i32 lengths at lens_ptr. flags: Embed*. " +
+			"Writes: n_embd little-endian f32 per input, in order, at out_ptr when the count ≤ out_cap; " +
+			"a smaller out_cap computes nothing and only returns the count. " +
+			"Errors: EBADF, EFAULT, EINVAL (n_inputs 0, an empty input, lengths that do not add up to n_ids, " +
+			"an id outside the vocabulary, unknown flags), E2BIG (an input longer than the model's or the policy's context, " +
+			"n_inputs > MaxEmbedInputs), ENOTSUP (not an embedding model, or its backend cannot embed), " +
+			"ELIMIT (the policy's max_tokens for this run is spent), EUNAVAIL, EBACKEND, ECANCELED.",
 	}}
 }
 

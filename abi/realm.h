@@ -57,6 +57,9 @@ enum realm_errno {
 /* realm_host_detokenize flags */
 #define REALM_DETOKENIZE_PIECES 1u
 
+/* realm_host_embed flags */
+#define REALM_EMBED_NORMALIZE 1u
+
 /* realm_host_log levels */
 #define REALM_LOG_DEBUG 0
 #define REALM_LOG_INFO 1
@@ -202,6 +205,14 @@ int32_t realm_host_log(int32_t level, const char *msg, uint32_t msg_len);
  */
 REALM_IMPORT(realm_host_last_error)
 int32_t realm_host_last_error(char *out, uint32_t out_cap);
+
+/*
+ * realm_host_embed computes the pooled embedding of each of n_inputs token sequences with an
+ * embedding model (model_info's pooling is set), in one batch: the sequences are the n_ids ids at
+ * ids_ptr, cut into the lengths at lens_ptr. Result: n_inputs·n_embd (a count of floats).
+ */
+REALM_IMPORT(realm_host_embed)
+int32_t realm_host_embed(int32_t model, const int32_t *ids, uint32_t n_ids, const int32_t *lens, uint32_t n_inputs, uint32_t flags, float *out, uint32_t out_cap);
 
 #undef REALM_IMPORT
 

@@ -38,6 +38,11 @@ type Backend interface {
 	CloseSession(ctx context.Context, id SessionID) error
 	// TensorOp runs one kernel operation on the given inputs.
 	TensorOp(ctx context.Context, req TensorOpRequest) (*TensorOpResult, error)
+	// Embed runs an embedding model (one whose ModelInfo.Pooling is
+	// set) over a batch of token sequences and returns one pooled vector
+	// per sequence. A model that does not pool, or a backend that cannot
+	// run it, fails with ErrUnsupported.
+	Embed(ctx context.Context, req EmbedRequest) (*EmbedResult, error)
 }
 
 // Sentinel errors. The gRPC transport maps them to status codes and
@@ -87,15 +92,18 @@ type LoadRequest struct {
 
 // ModelInfo describes a loaded model.
 type ModelInfo struct {
-	ID           ModelID          `json:"id"`
-	Arch         string           `json:"arch"`
-	NCtxTrain    int              `json:"n_ctx_train"`
-	NVocab       int              `json:"n_vocab"`
-	NEmbd        int              `json:"n_embd"`
-	NLayer       int              `json:"n_layer"`
-	NHead        int              `json:"n_head"`
-	NHeadKV      int              `json:"n_head_kv"`
-	NFF          int              `json:"n_ff"`
+	ID        ModelID `json:"id"`
+	Arch      string  `json:"arch"`
+	NCtxTrain int     `json:"n_ctx_train"`
+	NVocab    int     `json:"n_vocab"`
+	NEmbd     int     `json:"n_embd"`
+	NLayer    int     `json:"n_layer"`
+	NHead     int     `json:"n_head"`
+	NHeadKV   int     `json:"n_head_kv"`
+	NFF       int     `json:"n_ff"`
+	// Pooling is how Embed pools the token vectors of a sequence
+	// ("mean", "cls", "last"), empty for a model that does not embed.
+	Pooling      string           `json:"pooling,omitempty"`
 	TensorTypes  map[string]int   `json:"tensor_types"` // type name → tensor count
 	WeightBytes  uint64           `json:"weight_bytes"`
 	ExtraBytes   uint64           `json:"extra_bytes"` // repacked copies, device buffers, ...
@@ -214,4 +222,20 @@ type TensorOpRequest struct {
 type TensorOpResult struct {
 	Shape []int
 	Data  []float32
+}
+
+// EmbedRequest asks for the pooled embeddings of Inputs (each a
+// sequence of token ids, already tokenized with the model's special
+// tokens) from one model.
+type EmbedRequest struct {
+	Model  ModelID
+	Inputs [][]int32
+	// Normalize scales each vector to unit Euclidean length.
+	Normalize bool
+}
+
+// EmbedResult holds one vector of NEmbd elements per input, in order.
+type EmbedResult struct {
+	NEmbd      int
+	Embeddings [][]float32
 }

@@ -64,6 +64,7 @@ func modelInfoToPB(in *ModelInfo) *pb.ModelInfo {
 		NFf:         int64(in.NFF),
 		WeightBytes: in.WeightBytes,
 		ExtraBytes:  in.ExtraBytes,
+		Pooling:     in.Pooling,
 	}
 	if len(in.TensorTypes) > 0 {
 		out.TensorTypes = make(map[string]int64, len(in.TensorTypes))
@@ -85,7 +86,8 @@ func modelInfoFromPB(in *pb.ModelInfo) (*ModelInfo, error) {
 		return nil, fmt.Errorf("%w: plugin returned no model info", ErrInvalidArgument)
 	}
 	var err error
-	out := &ModelInfo{ID: ModelID(in.GetId()), Arch: in.GetArch(), WeightBytes: in.GetWeightBytes(), ExtraBytes: in.GetExtraBytes()}
+	out := &ModelInfo{ID: ModelID(in.GetId()), Arch: in.GetArch(), WeightBytes: in.GetWeightBytes(), ExtraBytes: in.GetExtraBytes(),
+		Pooling: in.GetPooling()}
 	for _, f := range []struct {
 		dst *int
 		v   int64
@@ -260,4 +262,22 @@ func clampInt32(v int) int32 {
 		return math.MinInt32
 	}
 	return int32(v)
+}
+
+// embedFromPB splits an EmbedResponse into n vectors, checking that the
+// plugin returned exactly n·n_embd floats.
+func embedFromPB(resp *pb.EmbedResponse, n int) (*EmbedResult, error) {
+	d, err := toInt(resp.GetNEmbd())
+	if err != nil {
+		return nil, err
+	}
+	data := resp.GetData()
+	if d <= 0 || len(data) != n*d {
+		return nil, fmt.Errorf("%w: plugin returned %d floats for %d embeddings of %d", ErrInvalidArgument, len(data), n, d)
+	}
+	out := &EmbedResult{NEmbd: d, Embeddings: make([][]float32, n)}
+	for i := range out.Embeddings {
+		out.Embeddings[i] = data[i*d : (i+1)*d : (i+1)*d]
+	}
+	return out, nil
 }

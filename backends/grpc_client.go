@@ -120,6 +120,19 @@ func (c *GRPCClient) TensorOp(ctx context.Context, req TensorOpRequest) (*Tensor
 	return &TensorOpResult{Shape: shape, Data: resp.GetData()}, nil
 }
 
+// Embed implements Backend.
+func (c *GRPCClient) Embed(ctx context.Context, req EmbedRequest) (*EmbedResult, error) {
+	in := make([]*pb.Tokens, len(req.Inputs))
+	for i, t := range req.Inputs {
+		in[i] = &pb.Tokens{Ids: t}
+	}
+	resp, err := c.client.Embed(ctx, &pb.EmbedRequest{ModelId: uint64(req.Model), Inputs: in, Normalize: req.Normalize})
+	if err != nil {
+		return nil, c.err(ctx, "embed", err)
+	}
+	return embedFromPB(resp, len(req.Inputs))
+}
+
 // err converts a call's error. When the caller's own ctx ended, the
 // context error is what the caller sees (wrapped with the operation), not
 // a transport error.

@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	pb "github.com/realmrt/realm/backends/proto"
@@ -117,4 +118,25 @@ func (s *GRPCServer) TensorOp(ctx context.Context, req *pb.TensorOpRequest) (*pb
 		return nil, StatusFromError(err)
 	}
 	return &pb.TensorOpResponse{Shape: intsToPB(res.Shape), Data: res.Data}, nil
+}
+
+// Embed implements pb.BackendServer.
+func (s *GRPCServer) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	r := EmbedRequest{Model: ModelID(req.GetModelId()), Normalize: req.GetNormalize(),
+		Inputs: make([][]int32, len(req.GetInputs()))}
+	for i, t := range req.GetInputs() {
+		r.Inputs[i] = t.GetIds()
+	}
+	res, err := s.impl.Embed(ctx, r)
+	if err != nil {
+		return nil, StatusFromError(err)
+	}
+	out := &pb.EmbedResponse{NEmbd: int64(res.NEmbd), Data: make([]float32, 0, res.NEmbd*len(res.Embeddings))}
+	for _, e := range res.Embeddings {
+		if len(e) != res.NEmbd {
+			return nil, StatusFromError(fmt.Errorf("%w: embedding of %d elements, want %d", ErrInvalidArgument, len(e), res.NEmbd))
+		}
+		out.Data = append(out.Data, e...)
+	}
+	return out, nil
 }

@@ -58,6 +58,7 @@ func hostImpls() map[string]struct {
 		abi.FuncTensorFree:       {tensorFree, 1},
 		abi.FuncLog:              {hostLog, 3},
 		abi.FuncLastError:        {lastError, 2},
+		abi.FuncEmbed:            {embed, 8},
 	}
 }
 

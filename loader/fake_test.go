@@ -103,6 +103,11 @@ func (f *fakeBackend) CloseSession(ctx context.Context, id backends.SessionID) e
 	return backends.ErrUnsupported
 }
 
+// Embed is not supported by the fake.
+func (f *fakeBackend) Embed(ctx context.Context, req backends.EmbedRequest) (*backends.EmbedResult, error) {
+	return nil, backends.ErrUnsupported
+}
+
 // TensorOp computes an f32 matmul (the only op the probe uses).
 func (f *fakeBackend) TensorOp(ctx context.Context, req backends.TensorOpRequest) (*backends.TensorOpResult, error) {
 	if f.opErr != nil {

@@ -196,6 +196,22 @@ func (s *Supervisor) TensorOp(ctx context.Context, req backends.TensorOpRequest)
 	return res, err
 }
 
+// Embed implements backends.Backend. req.Model is a supervisor model id.
+func (s *Supervisor) Embed(ctx context.Context, req backends.EmbedRequest) (*backends.EmbedResult, error) {
+	var res *backends.EmbedResult
+	err := s.do(ctx, "embed", func(ctx context.Context, inst *instance) error {
+		inner, err := s.model(ctx, inst, req.Model)
+		if err != nil {
+			return err
+		}
+		r := req
+		r.Model = inner
+		res, err = inst.backend.Embed(ctx, r)
+		return err
+	})
+	return res, err
+}
+
 // ModelErr returns why a held model cannot be served now (it failed to
 // reload into the current plugin process), or nil.
 func (s *Supervisor) ModelErr(id backends.ModelID) error {

@@ -288,6 +288,8 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 //	GET  /v1/models, GET /v1/models/{model}
 //	Ollama's API (ollama.go): POST /api/chat, /api/generate, /api/show;
 //	GET /api/tags, /api/ps, /api/version
+//	POST /v1/embeddings, Ollama's POST /api/embed and /api/embeddings
+//	(embeddings.go)
 //	GET  /health, GET /metrics (API key needed when keys are configured,
 //	unless Options.PublicProbes)
 func (s *Server) Handler() http.Handler {
@@ -302,6 +304,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/ps", s.auth(s.ollamaPS))
 	mux.HandleFunc("POST /api/show", s.auth(s.ollamaShow))
 	mux.HandleFunc("GET /api/version", s.auth(s.ollamaVersion))
+	mux.HandleFunc("POST /v1/embeddings", s.auth(s.openAIEmbeddings))
+	mux.HandleFunc("POST /api/embed", s.auth(func(w http.ResponseWriter, r *http.Request) { s.ollamaEmbed(w, r, false) }))
+	mux.HandleFunc("POST /api/embeddings", s.auth(func(w http.ResponseWriter, r *http.Request) { s.ollamaEmbed(w, r, true) }))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{model}", s.auth(s.getModel))
 	probe := s.auth
@@ -331,7 +336,8 @@ func allowedMethod(p string) string {
 	case p == "/v1/models", strings.HasPrefix(p, "/v1/models/"), p == "/health", p == "/metrics",
 		p == "/api/tags", p == "/api/ps", p == "/api/version":
 		return http.MethodGet
-	case p == "/api/chat", p == "/api/generate", p == "/api/show":
+	case p == "/api/chat", p == "/api/generate", p == "/api/show",
+		p == "/v1/embeddings", p == "/api/embed", p == "/api/embeddings":
 		return http.MethodPost
 	}
 	return ""
@@ -386,6 +392,10 @@ func endpointOf(r *http.Request) string {
 		return "completions"
 	case strings.HasPrefix(r.URL.Path, "/v1/models"):
 		return "models"
+	case r.URL.Path == "/v1/embeddings":
+		return "embeddings"
+	case r.URL.Path == "/api/embed", r.URL.Path == "/api/embeddings":
+		return "ollama_" + strings.TrimPrefix(r.URL.Path, "/api/")
 	case r.URL.Path == "/api/chat", r.URL.Path == "/api/generate", r.URL.Path == "/api/show",
 		r.URL.Path == "/api/tags", r.URL.Path == "/api/ps", r.URL.Path == "/api/version":
 		return "ollama_" + strings.TrimPrefix(r.URL.Path, "/api/") // a fixed set: bounded labels

@@ -69,3 +69,6 @@ func hostLog(level int32, msgPtr, msgLen uint32) int32
 
 //go:wasmimport env realm_host_last_error
 func hostLastError(outPtr, outCap uint32) int32
+
+//go:wasmimport env realm_host_embed
+func hostEmbed(model int32, idsPtr, nIDs, lensPtr, nInputs, flags, outPtr, outCap uint32) int32

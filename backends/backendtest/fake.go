@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/realmrt/realm/backends"
@@ -91,8 +93,12 @@ func (f *Fake) LoadModel(ctx context.Context, req backends.LoadRequest) (*backen
 	f.nextID++
 	id := backends.ModelID(f.nextID)
 	f.models[id] = req.Path
-	return &backends.ModelInfo{ID: id, Arch: "fake", NVocab: f.nVocab, NCtxTrain: 1 << 16,
-		TensorTypes: map[string]int{"F32": 1}, TensorShapes: map[string][]int{"w": {2, 3}}}, nil
+	info := &backends.ModelInfo{ID: id, Arch: "fake", NVocab: f.nVocab, NCtxTrain: 1 << 16,
+		TensorTypes: map[string]int{"F32": 1}, TensorShapes: map[string][]int{"w": {2, 3}}}
+	if IsEmbedPath(req.Path) {
+		info.Arch, info.Pooling, info.NEmbd, info.NCtxTrain = "fake-embed", "mean", EmbedDim, 64
+	}
+	return info, nil
 }
 
 // UnloadModel implements backends.Backend.
@@ -223,6 +229,73 @@ func (f *Fake) TensorOp(ctx context.Context, req backends.TensorOpRequest) (*bac
 		out[i] = a[i] + b[i]
 	}
 	return &backends.TensorOpResult{Shape: req.Inputs[0].Shape, Data: out}, nil
+}
+
+// EmbedDim is the length of the Fake's embeddings.
+const EmbedDim = 8
+
+// IsEmbedPath reports whether the Fake loads the file at path as an
+// embedding model: its name contains "embed".
+func IsEmbedPath(path string) bool {
+	return strings.Contains(filepath.Base(path), "embed")
+}
+
+// Embedding returns the Fake's pooled embedding of tokens: element j is
+// the mean over the tokens t of ((t·31 + j·7) mod 97) + 1, scaled to
+// unit length when normalize is set.
+func Embedding(tokens []int32, normalize bool) []float32 {
+	out := make([]float32, EmbedDim)
+	for j := range out {
+		var sum float64
+		for _, t := range tokens {
+			sum += float64(((int64(t)*31+int64(j)*7)%97+97)%97 + 1)
+		}
+		out[j] = float32(sum / float64(len(tokens)))
+	}
+	if normalize {
+		var ss float64
+		for _, v := range out {
+			ss += float64(v) * float64(v)
+		}
+		for j := range out {
+			out[j] = float32(float64(out[j]) / math.Sqrt(ss))
+		}
+	}
+	return out
+}
+
+// Embed implements backends.Backend for models loaded from a file
+// whose name contains "embed" (others: ErrUnsupported). The context is
+// 64 tokens.
+func (f *Fake) Embed(ctx context.Context, req backends.EmbedRequest) (*backends.EmbedResult, error) {
+	if err := f.hook(ctx, "Embed"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	path, ok := f.models[req.Model]
+	f.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("fake: model %d: %w", req.Model, backends.ErrNotFound)
+	}
+	if !IsEmbedPath(path) {
+		return nil, fmt.Errorf("fake: model %d is not an embedding model: %w", req.Model, backends.ErrUnsupported)
+	}
+	if len(req.Inputs) == 0 {
+		return nil, fmt.Errorf("fake: no inputs: %w", backends.ErrInvalidArgument)
+	}
+	res := &backends.EmbedResult{NEmbd: EmbedDim}
+	for i, in := range req.Inputs {
+		if len(in) == 0 || len(in) > 64 {
+			return nil, fmt.Errorf("fake: input %d has %d tokens (want 1..64): %w", i, len(in), backends.ErrInvalidArgument)
+		}
+		for _, t := range in {
+			if t < 0 || int(t) >= f.nVocab {
+				return nil, fmt.Errorf("fake: token %d: %w", t, backends.ErrInvalidArgument)
+			}
+		}
+		res.Embeddings = append(res.Embeddings, Embedding(in, req.Normalize))
+	}
+	return res, nil
 }
 
 func f32s(b []byte) []float32 {

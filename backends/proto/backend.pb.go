@@ -515,6 +515,7 @@ type ModelInfo struct {
 	WeightBytes   uint64                 `protobuf:"varint,11,opt,name=weight_bytes,json=weightBytes,proto3" json:"weight_bytes,omitempty"`
 	ExtraBytes    uint64                 `protobuf:"varint,12,opt,name=extra_bytes,json=extraBytes,proto3" json:"extra_bytes,omitempty"`
 	TensorShapes  map[string]*Shape      `protobuf:"bytes,13,rep,name=tensor_shapes,json=tensorShapes,proto3" json:"tensor_shapes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Pooling       string                 `protobuf:"bytes,14,opt,name=pooling,proto3" json:"pooling,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +639,13 @@ func (x *ModelInfo) GetTensorShapes() map[string]*Shape {
 		return x.TensorShapes
 	}
 	return nil
+}
+
+func (x *ModelInfo) GetPooling() string {
+	if x != nil {
+		return x.Pooling
+	}
+	return ""
 }
 
 type LoadModelResponse struct {
@@ -1555,6 +1563,165 @@ func (x *TensorOpResponse) GetData() []float32 {
 	return nil
 }
 
+// Tokens is one input sequence of an EmbedRequest.
+type Tokens struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []int32                `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tokens) Reset() {
+	*x = Tokens{}
+	mi := &file_backend_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tokens) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tokens) ProtoMessage() {}
+
+func (x *Tokens) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tokens.ProtoReflect.Descriptor instead.
+func (*Tokens) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Tokens) GetIds() []int32 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// EmbedRequest mirrors backends.EmbedRequest.
+type EmbedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ModelId       uint64                 `protobuf:"varint,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	Inputs        []*Tokens              `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	Normalize     bool                   `protobuf:"varint,3,opt,name=normalize,proto3" json:"normalize,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedRequest) Reset() {
+	*x = EmbedRequest{}
+	mi := &file_backend_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedRequest) ProtoMessage() {}
+
+func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
+func (*EmbedRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *EmbedRequest) GetModelId() uint64 {
+	if x != nil {
+		return x.ModelId
+	}
+	return 0
+}
+
+func (x *EmbedRequest) GetInputs() []*Tokens {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *EmbedRequest) GetNormalize() bool {
+	if x != nil {
+		return x.Normalize
+	}
+	return false
+}
+
+// EmbedResponse holds the vectors one after another (n_embd each).
+type EmbedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NEmbd         int64                  `protobuf:"varint,1,opt,name=n_embd,json=nEmbd,proto3" json:"n_embd,omitempty"`
+	Data          []float32              `protobuf:"fixed32,2,rep,packed,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedResponse) Reset() {
+	*x = EmbedResponse{}
+	mi := &file_backend_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedResponse) ProtoMessage() {}
+
+func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
+func (*EmbedResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *EmbedResponse) GetNEmbd() int64 {
+	if x != nil {
+		return x.NEmbd
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetData() []float32 {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_backend_proto protoreflect.FileDescriptor
 
 const file_backend_proto_rawDesc = "" +
@@ -1583,7 +1750,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x10LoadModelRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\"\x1b\n" +
 	"\x05Shape\x12\x12\n" +
-	"\x04dims\x18\x01 \x03(\x03R\x04dims\"\xe1\x04\n" +
+	"\x04dims\x18\x01 \x03(\x03R\x04dims\"\xfb\x04\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04arch\x18\x02 \x01(\tR\x04arch\x12\x1e\n" +
@@ -1599,7 +1766,8 @@ const file_backend_proto_rawDesc = "" +
 	"\fweight_bytes\x18\v \x01(\x04R\vweightBytes\x12\x1f\n" +
 	"\vextra_bytes\x18\f \x01(\x04R\n" +
 	"extraBytes\x12R\n" +
-	"\rtensor_shapes\x18\r \x03(\v2-.realm.backend.v1.ModelInfo.TensorShapesEntryR\ftensorShapes\x1a>\n" +
+	"\rtensor_shapes\x18\r \x03(\v2-.realm.backend.v1.ModelInfo.TensorShapesEntryR\ftensorShapes\x12\x18\n" +
+	"\apooling\x18\x0e \x01(\tR\apooling\x1a>\n" +
 	"\x10TensorTypesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aX\n" +
@@ -1668,11 +1836,20 @@ const file_backend_proto_rawDesc = "" +
 	"\x06params\x18\x03 \x01(\v2\x1a.realm.backend.v1.OpParamsR\x06params\"<\n" +
 	"\x10TensorOpResponse\x12\x14\n" +
 	"\x05shape\x18\x01 \x03(\x03R\x05shape\x12\x12\n" +
+	"\x04data\x18\x02 \x03(\x02R\x04data\"\x1a\n" +
+	"\x06Tokens\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\x05R\x03ids\"y\n" +
+	"\fEmbedRequest\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\x04R\amodelId\x120\n" +
+	"\x06inputs\x18\x02 \x03(\v2\x18.realm.backend.v1.TokensR\x06inputs\x12\x1c\n" +
+	"\tnormalize\x18\x03 \x01(\bR\tnormalize\":\n" +
+	"\rEmbedResponse\x12\x15\n" +
+	"\x06n_embd\x18\x01 \x01(\x03R\x05nEmbd\x12\x12\n" +
 	"\x04data\x18\x02 \x03(\x02R\x04data*7\n" +
 	"\x04Want\x12\x0f\n" +
 	"\vWANT_LOGITS\x10\x00\x12\x0f\n" +
 	"\vWANT_SAMPLE\x10\x01\x12\r\n" +
-	"\tWANT_NONE\x10\x022\xf7\x05\n" +
+	"\tWANT_NONE\x10\x022\xc1\x06\n" +
 	"\aBackend\x12E\n" +
 	"\x04Ping\x12\x1d.realm.backend.v1.PingRequest\x1a\x1e.realm.backend.v1.PingResponse\x12E\n" +
 	"\x04Info\x12\x1d.realm.backend.v1.InfoRequest\x1a\x1e.realm.backend.v1.InfoResponse\x12T\n" +
@@ -1682,7 +1859,8 @@ const file_backend_proto_rawDesc = "" +
 	"\x06Decode\x12\x1f.realm.backend.v1.DecodeRequest\x1a .realm.backend.v1.DecodeResponse\x12Q\n" +
 	"\bTruncate\x12!.realm.backend.v1.TruncateRequest\x1a\".realm.backend.v1.TruncateResponse\x12]\n" +
 	"\fCloseSession\x12%.realm.backend.v1.CloseSessionRequest\x1a&.realm.backend.v1.CloseSessionResponse\x12Q\n" +
-	"\bTensorOp\x12!.realm.backend.v1.TensorOpRequest\x1a\".realm.backend.v1.TensorOpResponseB/Z-github.com/realmrt/realm/backends/proto;protob\x06proto3"
+	"\bTensorOp\x12!.realm.backend.v1.TensorOpRequest\x1a\".realm.backend.v1.TensorOpResponse\x12H\n" +
+	"\x05Embed\x12\x1e.realm.backend.v1.EmbedRequest\x1a\x1f.realm.backend.v1.EmbedResponseB/Z-github.com/realmrt/realm/backends/proto;protob\x06proto3"
 
 var (
 	file_backend_proto_rawDescOnce sync.Once
@@ -1697,7 +1875,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_backend_proto_goTypes = []any{
 	(Want)(0),                    // 0: realm.backend.v1.Want
 	(*ErrorDetail)(nil),          // 1: realm.backend.v1.ErrorDetail
@@ -1725,42 +1903,48 @@ var file_backend_proto_goTypes = []any{
 	(*OpParams)(nil),             // 23: realm.backend.v1.OpParams
 	(*TensorOpRequest)(nil),      // 24: realm.backend.v1.TensorOpRequest
 	(*TensorOpResponse)(nil),     // 25: realm.backend.v1.TensorOpResponse
-	nil,                          // 26: realm.backend.v1.ModelInfo.TensorTypesEntry
-	nil,                          // 27: realm.backend.v1.ModelInfo.TensorShapesEntry
+	(*Tokens)(nil),               // 26: realm.backend.v1.Tokens
+	(*EmbedRequest)(nil),         // 27: realm.backend.v1.EmbedRequest
+	(*EmbedResponse)(nil),        // 28: realm.backend.v1.EmbedResponse
+	nil,                          // 29: realm.backend.v1.ModelInfo.TensorTypesEntry
+	nil,                          // 30: realm.backend.v1.ModelInfo.TensorShapesEntry
 }
 var file_backend_proto_depIdxs = []int32{
 	5,  // 0: realm.backend.v1.InfoResponse.devices:type_name -> realm.backend.v1.Device
-	26, // 1: realm.backend.v1.ModelInfo.tensor_types:type_name -> realm.backend.v1.ModelInfo.TensorTypesEntry
-	27, // 2: realm.backend.v1.ModelInfo.tensor_shapes:type_name -> realm.backend.v1.ModelInfo.TensorShapesEntry
+	29, // 1: realm.backend.v1.ModelInfo.tensor_types:type_name -> realm.backend.v1.ModelInfo.TensorTypesEntry
+	30, // 2: realm.backend.v1.ModelInfo.tensor_shapes:type_name -> realm.backend.v1.ModelInfo.TensorShapesEntry
 	9,  // 3: realm.backend.v1.LoadModelResponse.model:type_name -> realm.backend.v1.ModelInfo
 	0,  // 4: realm.backend.v1.DecodeRequest.want:type_name -> realm.backend.v1.Want
 	15, // 5: realm.backend.v1.DecodeRequest.sample:type_name -> realm.backend.v1.SampleParams
 	22, // 6: realm.backend.v1.TensorOpRequest.inputs:type_name -> realm.backend.v1.TensorRef
 	23, // 7: realm.backend.v1.TensorOpRequest.params:type_name -> realm.backend.v1.OpParams
-	8,  // 8: realm.backend.v1.ModelInfo.TensorShapesEntry.value:type_name -> realm.backend.v1.Shape
-	2,  // 9: realm.backend.v1.Backend.Ping:input_type -> realm.backend.v1.PingRequest
-	4,  // 10: realm.backend.v1.Backend.Info:input_type -> realm.backend.v1.InfoRequest
-	7,  // 11: realm.backend.v1.Backend.LoadModel:input_type -> realm.backend.v1.LoadModelRequest
-	11, // 12: realm.backend.v1.Backend.UnloadModel:input_type -> realm.backend.v1.UnloadModelRequest
-	13, // 13: realm.backend.v1.Backend.OpenSession:input_type -> realm.backend.v1.OpenSessionRequest
-	16, // 14: realm.backend.v1.Backend.Decode:input_type -> realm.backend.v1.DecodeRequest
-	18, // 15: realm.backend.v1.Backend.Truncate:input_type -> realm.backend.v1.TruncateRequest
-	20, // 16: realm.backend.v1.Backend.CloseSession:input_type -> realm.backend.v1.CloseSessionRequest
-	24, // 17: realm.backend.v1.Backend.TensorOp:input_type -> realm.backend.v1.TensorOpRequest
-	3,  // 18: realm.backend.v1.Backend.Ping:output_type -> realm.backend.v1.PingResponse
-	6,  // 19: realm.backend.v1.Backend.Info:output_type -> realm.backend.v1.InfoResponse
-	10, // 20: realm.backend.v1.Backend.LoadModel:output_type -> realm.backend.v1.LoadModelResponse
-	12, // 21: realm.backend.v1.Backend.UnloadModel:output_type -> realm.backend.v1.UnloadModelResponse
-	14, // 22: realm.backend.v1.Backend.OpenSession:output_type -> realm.backend.v1.OpenSessionResponse
-	17, // 23: realm.backend.v1.Backend.Decode:output_type -> realm.backend.v1.DecodeResponse
-	19, // 24: realm.backend.v1.Backend.Truncate:output_type -> realm.backend.v1.TruncateResponse
-	21, // 25: realm.backend.v1.Backend.CloseSession:output_type -> realm.backend.v1.CloseSessionResponse
-	25, // 26: realm.backend.v1.Backend.TensorOp:output_type -> realm.backend.v1.TensorOpResponse
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	26, // 8: realm.backend.v1.EmbedRequest.inputs:type_name -> realm.backend.v1.Tokens
+	8,  // 9: realm.backend.v1.ModelInfo.TensorShapesEntry.value:type_name -> realm.backend.v1.Shape
+	2,  // 10: realm.backend.v1.Backend.Ping:input_type -> realm.backend.v1.PingRequest
+	4,  // 11: realm.backend.v1.Backend.Info:input_type -> realm.backend.v1.InfoRequest
+	7,  // 12: realm.backend.v1.Backend.LoadModel:input_type -> realm.backend.v1.LoadModelRequest
+	11, // 13: realm.backend.v1.Backend.UnloadModel:input_type -> realm.backend.v1.UnloadModelRequest
+	13, // 14: realm.backend.v1.Backend.OpenSession:input_type -> realm.backend.v1.OpenSessionRequest
+	16, // 15: realm.backend.v1.Backend.Decode:input_type -> realm.backend.v1.DecodeRequest
+	18, // 16: realm.backend.v1.Backend.Truncate:input_type -> realm.backend.v1.TruncateRequest
+	20, // 17: realm.backend.v1.Backend.CloseSession:input_type -> realm.backend.v1.CloseSessionRequest
+	24, // 18: realm.backend.v1.Backend.TensorOp:input_type -> realm.backend.v1.TensorOpRequest
+	27, // 19: realm.backend.v1.Backend.Embed:input_type -> realm.backend.v1.EmbedRequest
+	3,  // 20: realm.backend.v1.Backend.Ping:output_type -> realm.backend.v1.PingResponse
+	6,  // 21: realm.backend.v1.Backend.Info:output_type -> realm.backend.v1.InfoResponse
+	10, // 22: realm.backend.v1.Backend.LoadModel:output_type -> realm.backend.v1.LoadModelResponse
+	12, // 23: realm.backend.v1.Backend.UnloadModel:output_type -> realm.backend.v1.UnloadModelResponse
+	14, // 24: realm.backend.v1.Backend.OpenSession:output_type -> realm.backend.v1.OpenSessionResponse
+	17, // 25: realm.backend.v1.Backend.Decode:output_type -> realm.backend.v1.DecodeResponse
+	19, // 26: realm.backend.v1.Backend.Truncate:output_type -> realm.backend.v1.TruncateResponse
+	21, // 27: realm.backend.v1.Backend.CloseSession:output_type -> realm.backend.v1.CloseSessionResponse
+	25, // 28: realm.backend.v1.Backend.TensorOp:output_type -> realm.backend.v1.TensorOpResponse
+	28, // 29: realm.backend.v1.Backend.Embed:output_type -> realm.backend.v1.EmbedResponse
+	20, // [20:30] is the sub-list for method output_type
+	10, // [10:20] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1774,7 +1958,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	Backend_Truncate_FullMethodName     = "/realm.backend.v1.Backend/Truncate"
 	Backend_CloseSession_FullMethodName = "/realm.backend.v1.Backend/CloseSession"
 	Backend_TensorOp_FullMethodName     = "/realm.backend.v1.Backend/TensorOp"
+	Backend_Embed_FullMethodName        = "/realm.backend.v1.Backend/Embed"
 )
 
 // BackendClient is the client API for Backend service.
@@ -56,6 +57,7 @@ type BackendClient interface {
 	Truncate(ctx context.Context, in *TruncateRequest, opts ...grpc.CallOption) (*TruncateResponse, error)
 	CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error)
 	TensorOp(ctx context.Context, in *TensorOpRequest, opts ...grpc.CallOption) (*TensorOpResponse, error)
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
 type backendClient struct {
@@ -156,6 +158,16 @@ func (c *backendClient) TensorOp(ctx context.Context, in *TensorOpRequest, opts 
 	return out, nil
 }
 
+func (c *backendClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, Backend_Embed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -173,6 +185,7 @@ type BackendServer interface {
 	Truncate(context.Context, *TruncateRequest) (*TruncateResponse, error)
 	CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error)
 	TensorOp(context.Context, *TensorOpRequest) (*TensorOpResponse, error)
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -209,6 +222,9 @@ func (UnimplementedBackendServer) CloseSession(context.Context, *CloseSessionReq
 }
 func (UnimplementedBackendServer) TensorOp(context.Context, *TensorOpRequest) (*TensorOpResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TensorOp not implemented")
+}
+func (UnimplementedBackendServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -393,6 +409,24 @@ func _Backend_TensorOp_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Embed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -435,6 +469,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TensorOp",
 			Handler:    _Backend_TensorOp_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _Backend_Embed_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

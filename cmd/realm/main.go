@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"models":      {"list the servable model names", runModels},
 		"generate":    {"generate text from a model", runGenerate},
 		"tokenize":    {"tokenize text with a model's tokenizer", runTokenize},
+		"embed":       {"print the embeddings of texts from an embedding model", runEmbed},
 		"bench":       {"measure prompt and generation speed (like llama-bench)", runBench},
 		"conformance": {"run the backend conformance suite through the plugins", runConformance},
 		"serve":       {"serve the OpenAI API; each request runs a WASM app", runServe},

@@ -13,7 +13,7 @@ import (
 // synthArches are the architectures realm gguf synth --arch writes:
 // small models (2 layers, n_embd 64) with every feature of the family,
 // for comparisons with llama.cpp.
-var synthArches = []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"}
+var synthArches = []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "bert"}
 
 // archShape is the shape of an --arch model.
 type archShape struct {
@@ -41,6 +41,9 @@ func archPresets() map[string]archShape {
 func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
 	if !slices.Contains(synthArches, arch) {
 		return nil, fmt.Errorf("unknown --arch %q (want one of %s)", arch, strings.Join(synthArches, ", "))
+	}
+	if arch == "bert" {
+		return synthBertFile(preset, ft, donor, vocab)
 	}
 	sh := archShape{arch: arch, nEmbd: 64, nLayer: 2, nHead: 4, nHeadKV: 2, nFF: 128, window: 6, pattern: 2}
 	if strings.HasPrefix(arch, "gemma") {

@@ -7,7 +7,9 @@
 // model by name and generates with the host's one-call generate, which
 // streams the text to stdout as it is produced (the server turns it into
 // the HTTP response or Server-Sent Events). On failure it writes the
-// error, with its errno name, to stderr and exits with status 1.
+// error, with its errno name, to stderr and exits with status 1. An
+// embeddings request (endpoint "embeddings", server.EmbedGuestRequest)
+// is answered by embed.go.
 //
 //	echo '{"model":"stories260k","prompt":"Once upon a time","max_tokens":32}' |
 //	    realm run chat.wasm
@@ -29,8 +31,9 @@ const maxRequest = 16 << 20
 
 // request is the part of the server's request this app uses.
 type request struct {
-	Model  string `json:"model"`
-	Prompt string `json:"prompt"`
+	Endpoint string `json:"endpoint"` // "embeddings": see embed.go
+	Model    string `json:"model"`
+	Prompt   string `json:"prompt"`
 	abi.GenerateParams
 }
 
@@ -57,6 +60,9 @@ func run(stdin io.Reader) error {
 	var req request
 	if err := json.Unmarshal(b, &req); err != nil {
 		return fmt.Errorf("request JSON: %w", err)
+	}
+	if req.Endpoint == "embeddings" {
+		return embed(b, os.Stdout)
 	}
 	if req.Model == "" {
 		return errors.New("request names no model")

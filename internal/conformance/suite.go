@@ -136,6 +136,12 @@ func Run(ctx context.Context, name string, sut, ref backends.Backend, opts Optio
 			}
 			rep.Add(runArch(ctx, sut, opts.ArchDir, name))
 		}
+		for _, name := range EmbedCases() {
+			if opts.Filter != nil && !opts.Filter.MatchString("embed/"+name) {
+				continue
+			}
+			rep.Add(runEmbed(ctx, sut, opts.ArchDir, name))
+		}
 	}
 	rep.Duration = time.Since(start).Seconds()
 	return rep

@@ -192,6 +192,9 @@ func (b *backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 		return 0, err
 	}
 	defer release()
+	if p := lm.m.Pooling(); p != "" {
+		return 0, fmt.Errorf("engine: %w: %s is an embedding model (pooling %s): use Embed, not sessions", backends.ErrUnsupported, lm.m.HP.Arch, p)
+	}
 	if nCtx, err = b.reg.SessionSize(b.opts.DefaultContext, nCtx, lm.m.HP.NCtxTrain); err != nil {
 		return 0, err
 	}

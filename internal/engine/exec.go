@@ -170,6 +170,8 @@ func (e *executor) exec(n *node, g *Graph, bufs [][]float32, out []float32, kv K
 		}
 	case gMoE:
 		e.moeFFN(n, g, in(0), out)
+	case gLayerNorm, gGELU, gAddRows, gAttnFull, gPool:
+		return e.encoderOp(n, g, bufs, out)
 	default:
 		return fmt.Errorf("%w: graph op %d", backends.ErrUnsupported, n.op)
 	}

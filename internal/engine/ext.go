@@ -74,7 +74,7 @@ type GoExt struct{}
 
 // ExtOps lists the ops GoExt implements.
 func (GoExt) ExtOps() []string {
-	return []string{GOpRoPEExt, GOpGELUMul, GOpScale, GOpSoftCap, GOpAddRow}
+	return append([]string{GOpRoPEExt, GOpGELUMul, GOpScale, GOpSoftCap, GOpAddRow}, encoderOps[:]...)
 }
 
 // RoPEExt rotates x in place (ggml rope_ext without YaRN ramp).

@@ -31,6 +31,7 @@ func architectures() map[string]archLoader {
 		"gemma2":   loadGemma2,
 		"gemma3":   loadGemma3,
 		"phi3":     loadPhi3,
+		"bert":     loadBert,
 	}
 }
 

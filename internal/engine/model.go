@@ -217,6 +217,7 @@ func (m *Model) Info() *backends.ModelInfo {
 		NHead:        m.HP.NHead,
 		NHeadKV:      m.HP.NHeadKV,
 		NFF:          m.HP.NFF,
+		Pooling:      m.Pooling(),
 		TensorTypes:  types,
 		WeightBytes:  m.wBytes,
 		ExtraBytes:   extra,

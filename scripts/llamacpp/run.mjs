@@ -5,6 +5,7 @@
 //
 //   node run.mjs version
 //   node run.mjs generate -m MODEL.gguf -p PROMPT [-n 32] [-t THREADS] [--ctx 512] [--ignore-eos] [--logits]
+//   node run.mjs embed    -m MODEL.gguf [-t THREADS] [--ctx 512] TEXT...
 //   node run.mjs bench    -m MODEL.gguf [-p 128] [-n 32] [-t THREADS] [-r 5] [--fa auto|on|off]
 //
 // generate tokenizes PROMPT the way llama.cpp's common_tokenize(add_special,
@@ -396,6 +397,45 @@ async function bench(args) {
   await llama.dispose();
 }
 
+// embed prints llama.cpp's pooled embedding (llama_get_embeddings_seq, not
+// normalized) of each text, tokenized like tokenizePrompt (and, for a
+// WordPiece vocabulary, closed with SEP as llama.cpp's add_special does):
+// {"inputs":[{"text":...,"ids":[...],"embedding":[...]}],"elapsed_ms":...,"llama_cpp":{...}}
+// (elapsed_ms: the embedding of all texts, one after another, after the load).
+async function embed(args) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      m: { type: "string", short: "m" },
+      t: { type: "string", short: "t", default: "2" },
+      ctx: { type: "string", default: "512" },
+    },
+  });
+  if (!values.m) usage("embed: -m MODEL is required");
+  if (positionals.length === 0) usage("embed: at least one TEXT is required");
+  const threads = intOpt(values.t, "-t", 1);
+  const ctxSize = intOpt(values.ctx, "--ctx", 16);
+  const llama = await openLlama();
+  const model = await llama.loadModel({ modelPath: resolve(values.m), gpuLayers: 0 });
+  const ec = await model.createEmbeddingContext({ contextSize: ctxSize, threads: { ideal: threads, min: threads } });
+  const inputs = [];
+  const t0 = performance.now();
+  for (const text of positionals) {
+    // llama.cpp's tokenizer (add_special) closes a WordPiece sequence
+    // with SEP; node-llama-cpp's tokenize does not add it.
+    const ids = tokenizePrompt(model, text);
+    if (model.vocabularyType === "wpm" && model.tokens.sep != null && ids[ids.length - 1] !== model.tokens.sep) ids.push(model.tokens.sep);
+    const e = await ec.getEmbeddingFor(ids);
+    inputs.push({ text, ids, embedding: [...e.vector] });
+  }
+  const elapsedMs = performance.now() - t0;
+  process.stdout.write(JSON.stringify({ inputs, elapsed_ms: elapsedMs, n_threads: threads, llama_cpp: buildInfo(llama) }) + "\n");
+  await ec.dispose();
+  await model.dispose();
+  await llama.dispose();
+}
+
 async function version() {
   const llama = await openLlama();
   process.stdout.write(JSON.stringify(buildInfo(llama), null, 2) + "\n");
@@ -410,6 +450,9 @@ try {
       break;
     case "bench":
       await bench(rest);
+      break;
+    case "embed":
+      await embed(rest);
       break;
     case "version":
       await version();

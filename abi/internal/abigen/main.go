@@ -167,6 +167,7 @@ var cMacros = []struct {
 	{"realm_host_tokenize flags", true, []macro{{"REALM_TOKENIZE_ADD_BOS", abi.TokenizeAddBOS},
 		{"REALM_TOKENIZE_PARSE_SPECIAL", abi.TokenizeParseSpecial}, {"REALM_TOKENIZE_DEFAULT_BOS", abi.TokenizeDefaultBOS}}},
 	{"realm_host_detokenize flags", true, []macro{{"REALM_DETOKENIZE_PIECES", abi.DetokenizePieces}}},
+	{"realm_host_embed flags", true, []macro{{"REALM_EMBED_NORMALIZE", abi.EmbedNormalize}}},
 	{"realm_host_log levels", false, []macro{{"REALM_LOG_DEBUG", abi.LogDebug}, {"REALM_LOG_INFO", abi.LogInfo},
 		{"REALM_LOG_WARN", abi.LogWarn}, {"REALM_LOG_ERROR", abi.LogError}}},
 }

@@ -25,7 +25,8 @@ var (
 const (
 	maxNodes       = 1 << 20
 	maxStates      = 1 << 17
-	maxStacks      = 4096 // stacks in one parse state
+	maxStacks      = 512     // stacks in one parse state
+	maxStackItems  = 1 << 22 // stacks in all the states of an engine
 	maxTransitions = 1 << 21
 	maxMaskBytes   = 32 << 20
 )
@@ -63,6 +64,7 @@ type engine struct {
 	trans      map[uint64]int32 // state<<8 | byte → state, or -1 (dead)
 	masks      map[int32][]uint64
 	maskBytes  int
+	stackItems int
 	full       bool // a limit was hit: the Cache replaces this engine
 	start      int32
 	startErr   error
@@ -181,12 +183,13 @@ func (e *engine) internState(s state) (int32, error) {
 	if id, ok := e.stateIx[string(key)]; ok {
 		return id, nil
 	}
-	if len(e.states) >= maxStates {
+	if len(e.states) >= maxStates || e.stackItems+len(s.stacks) > maxStackItems {
 		e.full = true
 		return 0, ErrTooComplex
 	}
 	id := int32(len(e.states))
 	e.states = append(e.states, s)
+	e.stackItems += len(s.stacks)
 	e.stateIx[string(key)] = id
 	return id, nil
 }
@@ -273,8 +276,7 @@ func (e *engine) stepSlow(s int32, b byte) (int32, error) {
 		next = state{need: st.need - 1, size: st.size, val: st.val<<6 | uint32(b&0x3F), stacks: st.stacks}
 		if next.need == 0 {
 			c := rune(next.val)
-			minimum := map[uint8]rune{2: 0x80, 3: 0x800, 4: 0x10000}[st.size]
-			if c < minimum || c > utf8.MaxRune || c >= 0xD800 && c <= 0xDFFF {
+			if c < minRune(st.size) || c > utf8.MaxRune || c >= 0xD800 && c <= 0xDFFF {
 				return -1, nil
 			}
 			x, err := e.stepRune(st.stacks, c)
@@ -287,13 +289,27 @@ func (e *engine) stepSlow(s int32, b byte) (int32, error) {
 	if next.need > 0 {
 		// Prune a sequence no code point it can become is accepted by.
 		shift := 6 * uint32(next.need)
-		lo := rune(next.val << shift)
-		hi := lo | rune(1<<shift-1)
-		if !e.possible(next.stacks, lo, hi) {
+		lo := max(rune(next.val<<shift), minRune(next.size))
+		hi := min(rune(next.val<<shift)|rune(1<<shift-1), utf8.MaxRune)
+		if lo > hi || lo >= 0xD800 && hi <= 0xDFFF || !e.possible(next.stacks, lo, hi) {
 			return -1, nil
 		}
 	}
 	return e.internState(next)
+}
+
+// minRune is the smallest code point a UTF-8 sequence of size bytes
+// may encode (smaller ones are overlong).
+func minRune(size uint8) rune {
+	switch size {
+	case 2:
+		return 0x80
+	case 3:
+		return 0x800
+	case 4:
+		return 0x10000
+	}
+	return 0
 }
 
 // complete reports whether s ends the grammar.

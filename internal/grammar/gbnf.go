@@ -570,22 +570,7 @@ func (p *parser) char() (rune, error) {
 // consuming a character: the automaton would expand it forever.
 func (g *Grammar) checkLeftRecursion() error {
 	n := len(g.alts)
-	nullable := make([]bool, n)
-	for changed := true; changed; {
-		changed = false
-		for r := range n {
-			if nullable[r] {
-				continue
-			}
-			for _, a := range g.alts[r] {
-				if g.seqNullable(a, nullable) {
-					nullable[r] = true
-					changed = true
-					break
-				}
-			}
-		}
-	}
+	nullable := g.nullable()
 	// Edges r → s when s can start r (after nullable elements).
 	const (
 		white = iota
@@ -628,12 +613,52 @@ func (g *Grammar) checkLeftRecursion() error {
 	return nil
 }
 
-func (g *Grammar) seqNullable(start int32, nullable []bool) bool {
-	for i := start; g.elems[i].kind != kEnd; i++ {
-		e := &g.elems[i]
-		if e.kind == kChar || !nullable[e.rule] {
-			return false
+// nullable computes which rules match the empty string, in time linear
+// in the grammar: an alternative waits on the count of its references
+// not yet known nullable (one with a character never is).
+func (g *Grammar) nullable() []bool {
+	type altRef struct{ rule, alt int32 }
+	nullable := make([]bool, len(g.alts))
+	waiting := map[altRef]int{}
+	users := make([][]altRef, len(g.alts)) // rule → alternatives referencing it, once per reference
+	var ready []int32
+	for r, alts := range g.alts {
+		for ai, a := range alts {
+			k := altRef{int32(r), int32(ai)}
+			n, hasChar := 0, false
+			for i := a; g.elems[i].kind != kEnd; i++ {
+				if g.elems[i].kind == kChar {
+					hasChar = true
+					break
+				}
+				n++
+			}
+			if hasChar {
+				continue
+			}
+			if n == 0 {
+				if !nullable[r] {
+					nullable[r] = true
+					ready = append(ready, int32(r))
+				}
+				continue
+			}
+			waiting[k] = n
+			for i := a; g.elems[i].kind != kEnd; i++ {
+				users[g.elems[i].rule] = append(users[g.elems[i].rule], k)
+			}
 		}
 	}
-	return true
+	for len(ready) > 0 {
+		r := ready[len(ready)-1]
+		ready = ready[:len(ready)-1]
+		for _, k := range users[r] {
+			waiting[k]--
+			if waiting[k] == 0 && !nullable[k.rule] {
+				nullable[k.rule] = true
+				ready = append(ready, k.rule)
+			}
+		}
+	}
+	return nullable
 }

@@ -157,6 +157,14 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		g.Messages = p.messages
 		if p.tools != nil {
 			toolFmt = toolFormat(tmplText)
+			if p.forceTool != "" {
+				gr, aerr := toolGrammar(p.tools, p.forceTool, toolFmt)
+				if aerr != nil {
+					fail(aerr)
+					return
+				}
+				g.Grammar = gr
+			}
 		}
 	} else {
 		g.Prompt = p.prompt

@@ -31,8 +31,9 @@ import (
 //     $schema, $id, $comment, deprecated, readOnly, writeOnly
 //
 // Whitespace between tokens is at most one space or a newline and 20
-// blanks; numbers have at most 16 integer and 16 fraction digits, so
-// every value of a bounded schema ends in a bounded number of tokens.
+// blanks; numbers have at most 16 integer and 16 fraction digits and a
+// two-digit exponent (every number fits a float64), so every value of a
+// bounded schema ends in a bounded number of tokens.
 
 // SchemaError is an invalid or unsupported JSON schema.
 type SchemaError struct {
@@ -131,6 +132,33 @@ type compiler struct {
 // validate against it. An unsupported keyword or a malformed schema is
 // a *SchemaError.
 func FromJSONSchema(schema []byte) (string, error) {
+	b := NewBuilder()
+	expr, err := b.Schema(schema)
+	if err != nil {
+		return "", err
+	}
+	return b.Grammar(expr)
+}
+
+// Builder assembles one grammar from several JSON schemas and rules of
+// the caller's own (a tool call: fixed text around each tool's
+// arguments). Generated rule names start with "s-"; the primitives
+// (space, string, value, …) are defined once.
+type Builder struct {
+	c *compiler
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder {
+	c := &compiler{rules: map[string]string{}, names: map[string]int{}}
+	c.primitives()
+	return &Builder{c: c}
+}
+
+// Schema compiles a JSON schema and returns a GBNF expression for its
+// JSON values (followed by optional space). $refs resolve within this
+// schema.
+func (b *Builder) Schema(schema []byte) (string, error) {
 	if len(schema) > MaxSchemaBytes {
 		return "", &SchemaError{Msg: fmt.Sprintf("%d bytes is more than the limit of %d", len(schema), MaxSchemaBytes)}
 	}
@@ -155,26 +183,34 @@ func FromJSONSchema(schema []byte) (string, error) {
 			return "", &SchemaError{Msg: "a schema must be an object"}
 		}
 	}
-	c := &compiler{root: root, rules: map[string]string{}, names: map[string]int{}, refs: map[string]string{}}
-	c.primitives()
-	body, err := c.visit(root, "", "root")
-	if err != nil {
-		return "", err
-	}
-	c.rules["root"] = body
-	var b strings.Builder
-	b.WriteString("root ::= " + body + "\n")
-	for _, n := range c.order {
+	c := b.c
+	c.root, c.refs = root, map[string]string{}
+	return c.visit(root, "", "root")
+}
+
+// Rule adds the rule name ::= body (name must not start with "s-" nor
+// be a primitive's).
+func (b *Builder) Rule(name, body string) { b.c.add(name, body) }
+
+// Grammar returns the grammar with root ::= rootExpr and every rule
+// added, checked by Parse.
+func (b *Builder) Grammar(rootExpr string) (string, error) {
+	var sb strings.Builder
+	sb.WriteString("root ::= " + rootExpr + "\n")
+	for _, n := range b.c.order {
 		if n != "root" {
-			b.WriteString(n + " ::= " + c.rules[n] + "\n")
+			sb.WriteString(n + " ::= " + b.c.rules[n] + "\n")
 		}
 	}
-	text := b.String()
+	text := sb.String()
 	if _, err := Parse(text); err != nil {
 		return "", &SchemaError{Msg: "the schema does not compile: " + err.Error()}
 	}
 	return text, nil
 }
+
+// Literal returns the GBNF string literal matching exactly s.
+func Literal(s string) string { return literal(s) }
 
 // JSONObjectGrammar is the GBNF grammar of any JSON object (OpenAI's
 // response_format json_object).
@@ -196,7 +232,7 @@ func (c *compiler) primitives() {
 		{"boolean", `("true" | "false") space`},
 		{"null", `"null" space`},
 		{"integer", `"-"? ("0" | [1-9] [0-9]{0,15}) space`},
-		{"number", `"-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})? space`},
+		{"number", `"-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,2})? space`},
 		{"char", `[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})`},
 		{"string", `"\"" char* "\"" space`},
 		{"value", `object | array | string | number | boolean | null`},

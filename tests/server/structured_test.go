@@ -1,0 +1,242 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/realmrt/realm/internal/refdata"
+	"github.com/realmrt/realm/loader"
+	"github.com/realmrt/realm/server"
+)
+
+// personSchema bounds every string and list, so that every output ends
+// within max_tokens whatever the weights.
+const personSchema = `{"type":"object","properties":{` +
+	`"name":{"type":"string","minLength":1,"maxLength":12},` +
+	`"age":{"type":"integer"},` +
+	`"role":{"enum":["admin","user","guest"]},` +
+	`"tags":{"type":"array","items":{"type":"string","maxLength":8},"maxItems":3},` +
+	`"active":{"type":"boolean"},` +
+	`"score":{"type":["number","null"]}},` +
+	`"required":["name","age","role","tags","active","score"],"additionalProperties":false}`
+
+// boundedTools is a weather tool whose arguments are bounded.
+const boundedTools = `[{"type":"function","function":{"name":"get_weather","description":"Current weather of a city",` +
+	`"parameters":{"type":"object","properties":{"city":{"type":"string","minLength":1,"maxLength":16},"unit":{"enum":["celsius","fahrenheit"]}},"required":["city","unit"],"additionalProperties":false}}},` +
+	`{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{"zone":{"type":"string","maxLength":8}},"required":["zone"],"additionalProperties":false}}}]`
+
+// validPerson reports whether text is a JSON value of personSchema.
+func validPerson(text string) error {
+	var v struct {
+		Name   *string
+		Age    *json.Number
+		Role   *string
+		Tags   *[]string
+		Active *bool
+		Score  *json.RawMessage
+	}
+	d := json.NewDecoder(strings.NewReader(text))
+	d.DisallowUnknownFields()
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		return err
+	}
+	if d.More() {
+		return fmt.Errorf("trailing data")
+	}
+	var present map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &present); err != nil {
+		return err
+	}
+	for _, k := range []string{"name", "age", "role", "tags", "active", "score"} {
+		if _, ok := present[k]; !ok {
+			return fmt.Errorf("the required property %q is missing", k)
+		}
+	}
+	switch {
+	case v.Name == nil || v.Age == nil || v.Role == nil || v.Tags == nil || v.Active == nil:
+		return fmt.Errorf("a required property is null")
+	case len([]rune(*v.Name)) < 1 || len([]rune(*v.Name)) > 12:
+		return fmt.Errorf("name length %d", len([]rune(*v.Name)))
+	case strings.ContainsAny(v.Age.String(), ".eE"):
+		return fmt.Errorf("age %s is not an integer", *v.Age)
+	case *v.Role != "admin" && *v.Role != "user" && *v.Role != "guest":
+		return fmt.Errorf("role %q", *v.Role)
+	case len(*v.Tags) > 3:
+		return fmt.Errorf("%d tags", len(*v.Tags))
+	}
+	for _, tag := range *v.Tags {
+		if len([]rune(tag)) > 8 {
+			return fmt.Errorf("tag %q too long", tag)
+		}
+	}
+	if v.Score != nil {
+		s := string(*v.Score)
+		var f float64
+		if err := json.Unmarshal(*v.Score, &f); err != nil {
+			return fmt.Errorf("score %s", s)
+		}
+	}
+	return nil
+}
+
+// startRandomServer serves the random-weight synthetic models of
+// testdata/arch (stories260K's vocabulary) under chat templates:
+// rand-qwen (qwen2 weights, Qwen 2.5's Hermes template), rand-llama3
+// (llama weights, Llama 3.1's template), rand-nemo (llama weights,
+// Mistral Nemo's template).
+func startRandomServer(t *testing.T) string {
+	t.Helper()
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(root, "chat", "testdata", "templates", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	dir := t.TempDir()
+	models := filepath.Join(dir, "models")
+	if err := os.MkdirAll(models, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for src, m := range map[string]map[string]string{
+		"qwen2.gguf": {"rand-qwen": tmpl("Qwen-Qwen2.5-7B-Instruct.jinja")},
+		"llama.gguf": {"rand-llama3": tmpl("meta-llama-Llama-3.1-8B-Instruct.jinja"), "rand-nemo": tmpl("mistralai-Mistral-Nemo-Instruct-2407.jinja")},
+	} {
+		if err := writeTemplateModels(models, filepath.Join(root, "testdata", "arch", src), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fmt.Sprintf("models_dir = %q\nbackend \"reference\" {\n  binary   = %q\n  arch     = \"any\"\n  priority = 10\n}\n",
+		models, filepath.Join(testEnv.dir, "bin", "realm-backend-reference"))
+	cfgPath := filepath.Join(dir, "plugins.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "structured-test", Output: os.Stderr, Level: hclog.Warn})
+	rt, err := loader.Open(context.Background(), loader.Options{ConfigPath: cfgPath, Pin: "reference", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := startServerOn(t, rt)
+	return ts
+}
+
+// startServerOn starts a server over rt, closed with the test.
+func startServerOn(t *testing.T, rt *loader.Runtime) (string, *server.Server) {
+	t.Helper()
+	srv, err := server.New(context.Background(), rt, server.Options{DefaultWASM: testEnv.chat, CacheDir: testEnv.cacheDir})
+	if err != nil {
+		rt.Close()
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		srv.Close(context.Background())
+		rt.Close()
+	})
+	return ts.URL, srv
+}
+
+// TestStructuredNodeClient: the official openai client asks a
+// random-weight model for a json_schema answer 100 times (seeds 0–99):
+// every answer parses and validates, where the same requests without
+// response_format never give JSON; tool_choice "required" and a named
+// function (streamed) give a parsed tool call of a declared tool with
+// arguments of its schema.
+func TestStructuredNodeClient(t *testing.T) {
+	base := startRandomServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	nodeDir := nodeInstall(t, ctx, "openai")
+	cmd := exec.CommandContext(ctx, "node", "structured.mjs", base+"/v1", "rand-qwen", "100", personSchema, boundedTools)
+	cmd.Dir = nodeDir
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node structured.mjs: %v\n%s", err, b)
+	}
+	type answer struct{ Text, Finish string }
+	type call struct {
+		Name, Arguments string
+		Function        struct{ Name, Arguments string }
+	}
+	var res struct {
+		Constrained, Free []answer
+		Tool, ToolStream  struct {
+			Finish string
+			Calls  []call
+		}
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if len(res.Constrained) != 100 {
+		t.Fatalf("%d constrained answers", len(res.Constrained))
+	}
+	valid := 0
+	for i, a := range res.Constrained {
+		if err := validPerson(a.Text); err != nil || a.Finish != "stop" {
+			t.Errorf("seed %d: %q (finish %s) does not validate: %v", i, a.Text, a.Finish, err)
+			continue
+		}
+		valid++
+	}
+	t.Logf("json_schema: %d/100 valid; e.g. %s", valid, res.Constrained[0].Text)
+	for i, a := range res.Free {
+		if validPerson(a.Text) == nil || json.Valid([]byte(a.Text)) {
+			t.Errorf("unconstrained seed %d is JSON: %q", i, a.Text)
+		}
+	}
+	checkArgs := func(what, name, args string) {
+		t.Helper()
+		var w struct {
+			City *string
+			Unit *string
+			Zone *string
+		}
+		d := json.NewDecoder(strings.NewReader(args))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&w); err != nil {
+			t.Errorf("%s: arguments %q: %v", what, args, err)
+			return
+		}
+		switch name {
+		case "get_weather":
+			if w.City == nil || w.Unit == nil || (*w.Unit != "celsius" && *w.Unit != "fahrenheit") || w.Zone != nil {
+				t.Errorf("%s: get_weather arguments %q", what, args)
+			}
+		case "get_time":
+			if w.Zone == nil || w.City != nil {
+				t.Errorf("%s: get_time arguments %q", what, args)
+			}
+		default:
+			t.Errorf("%s: call of %q", what, name)
+		}
+	}
+	if res.Tool.Finish != "tool_calls" || len(res.Tool.Calls) != 1 {
+		t.Errorf("tool_choice required: %+v", res.Tool)
+	} else {
+		checkArgs("required", res.Tool.Calls[0].Function.Name, res.Tool.Calls[0].Function.Arguments)
+	}
+	if res.ToolStream.Finish != "tool_calls" || len(res.ToolStream.Calls) != 1 || res.ToolStream.Calls[0].Name != "get_weather" {
+		t.Errorf("named tool_choice, streamed: %+v", res.ToolStream)
+	} else {
+		checkArgs("named", "get_weather", res.ToolStream.Calls[0].Arguments)
+	}
+}

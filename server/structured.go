@@ -46,7 +46,7 @@ func parseStructured(rf, gr rawRef) (string, *apiError) {
 			text = grammar.JSONObjectGrammar()
 		case "json_schema":
 			if f.JSONSchema == nil || len(bytes.TrimSpace(f.JSONSchema.Schema)) == 0 || string(f.JSONSchema.Schema) == "null" {
-				return "", badRequest("response_format.json_schema.schema", "response_format json_schema needs json_schema.schema")
+				return "", badRequest("response_format.json_schema.schema", "response_format.json_schema.schema is required with type json_schema")
 			}
 			t, e := schemaGrammar(f.JSONSchema.Schema, schemaParam)
 			if e != nil {
@@ -66,7 +66,7 @@ func parseStructured(rf, gr rawRef) (string, *apiError) {
 			return "", badRequest("grammar", "grammar must be a string (GBNF)")
 		}
 		if _, err := grammar.Parse(g); err != nil {
-			e := badRequest("grammar", "invalid grammar: %v", err)
+			e := badRequest("grammar", "invalid %v", err)
 			e.code = "invalid_grammar"
 			return "", e
 		}
@@ -90,7 +90,7 @@ func schemaGrammar(schema []byte, param string) (string, *apiError) {
 
 func schemaError(err error, param string) *apiError {
 	var se *grammar.SchemaError
-	e := badRequest(param, "%v", err)
+	e := badRequest(param, "%s: %v", param, err)
 	e.code = "invalid_json_schema"
 	if errors.As(err, &se) && se.Keyword != "" && strings.Contains(se.Msg, "not supported") {
 		e.code = "unsupported_json_schema"

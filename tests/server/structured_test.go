@@ -240,3 +240,87 @@ func TestStructuredNodeClient(t *testing.T) {
 		checkArgs("named", "get_weather", res.ToolStream.Calls[0].Arguments)
 	}
 }
+
+// TestStructuredAPI: the raw grammar field, json_object on completions,
+// a streamed json_schema answer, Ollama's format ("json" and a schema),
+// and forced tool calls in the Llama 3.x and Mistral formats, on the
+// random-weight models.
+func TestStructuredAPI(t *testing.T) {
+	base := startRandomServer(t)
+	chat := func(model, extra string) (int, []byte) {
+		resp, b := post(t, base+"/v1/chat/completions", `{"model":"`+model+`","messages":[{"role":"user","content":"Hi"}],"temperature":1,"max_tokens":300`+extra+`}`)
+		return resp.StatusCode, b
+	}
+	for seed := range 5 {
+		resp, b := post(t, base+"/v1/completions", fmt.Sprintf(`{"model":"rand-qwen","prompt":"Answer:","seed":%d,"max_tokens":10,"grammar":"root ::= (\"yes\" | \"no\") \"!\""}`, seed))
+		var c struct {
+			Choices []struct {
+				Text         string
+				FinishReason string `json:"finish_reason"`
+			}
+		}
+		if err := json.Unmarshal(b, &c); err != nil || resp.StatusCode != 200 || (c.Choices[0].Text != "yes!" && c.Choices[0].Text != "no!") || c.Choices[0].FinishReason != "stop" {
+			t.Errorf("grammar, seed %d: %d %s", seed, resp.StatusCode, b)
+		}
+		resp, b = post(t, base+"/v1/completions", fmt.Sprintf(`{"model":"rand-qwen","prompt":"{","seed":%d,"max_tokens":300,"response_format":{"type":"json_object"}}`, seed))
+		if err := json.Unmarshal(b, &c); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("json_object: %d %s", resp.StatusCode, b)
+		}
+		var obj map[string]any
+		if c.Choices[0].FinishReason == "stop" && json.Unmarshal([]byte(c.Choices[0].Text), &obj) != nil {
+			t.Errorf("json_object, seed %d: %q is not a JSON object", seed, c.Choices[0].Text)
+		}
+	}
+	// Streamed.
+	st, b := chat("rand-qwen", `,"seed":7,"stream":true,"response_format":{"type":"json_schema","json_schema":{"name":"p","schema":`+personSchema+`}}`)
+	var text strings.Builder
+	for _, ev := range sseEvents(t, b) {
+		if ev == "[DONE]" {
+			continue
+		}
+		var ch struct {
+			Choices []struct{ Delta struct{ Content string } }
+		}
+		if err := json.Unmarshal([]byte(ev), &ch); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ch.Choices {
+			text.WriteString(c.Delta.Content)
+		}
+	}
+	if err := validPerson(text.String()); st != 200 || err != nil {
+		t.Errorf("streamed json_schema: %d %q: %v", st, text.String(), err)
+	}
+	// Ollama.
+	resp, b := post(t, base+"/api/chat", `{"model":"rand-qwen","stream":false,"messages":[{"role":"user","content":"Hi"}],"options":{"seed":3,"num_predict":300},"format":`+personSchema+`}`)
+	var oc struct{ Message struct{ Content string } }
+	if err := json.Unmarshal(b, &oc); err != nil || resp.StatusCode != 200 || validPerson(oc.Message.Content) != nil {
+		t.Errorf("ollama format schema: %d %s (%v)", resp.StatusCode, b, validPerson(oc.Message.Content))
+	}
+	resp, b = post(t, base+"/api/generate", `{"model":"rand-qwen","stream":false,"prompt":"Hi","options":{"seed":3,"num_predict":300},"format":"json"}`)
+	var og struct {
+		Response   string
+		DoneReason string `json:"done_reason"`
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(b, &og); err != nil || resp.StatusCode != 200 || (og.DoneReason == "stop" && json.Unmarshal([]byte(og.Response), &obj) != nil) {
+		t.Errorf("ollama format json: %d %s", resp.StatusCode, b)
+	}
+	resp, b = post(t, base+"/api/generate", `{"model":"rand-qwen","stream":false,"prompt":"Hi","format":"yaml"}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "format") {
+		t.Errorf("ollama format yaml: %d %s", resp.StatusCode, b)
+	}
+	// Forced tool calls in the other formats.
+	for _, model := range []string{"rand-llama3", "rand-nemo"} {
+		st, b := chat(model, `,"seed":5,"tools":`+boundedTools+`,"tool_choice":{"type":"function","function":{"name":"get_time"}}`)
+		a := decode[toolCallAnswer](t, b)
+		if st != 200 || a.Choices[0].FinishReason != "tool_calls" || len(a.Choices[0].Message.ToolCalls) != 1 || a.Choices[0].Message.ToolCalls[0].Function.Name != "get_time" {
+			t.Errorf("%s: %d %s", model, st, b)
+			continue
+		}
+		var args struct{ Zone *string }
+		if err := json.Unmarshal([]byte(a.Choices[0].Message.ToolCalls[0].Function.Arguments), &args); err != nil || args.Zone == nil {
+			t.Errorf("%s: arguments %s", model, b)
+		}
+	}
+}

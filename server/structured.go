@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/realmrt/realm/internal/grammar"
@@ -214,3 +215,33 @@ func ollamaFormat(raw json.RawMessage) (any, error) {
 	}
 	return nil, fmt.Errorf(`format must be "json" or a JSON schema object`)
 }
+
+// grammarUnmet checks a buffered answer against the grammar the app was
+// given. An app that does not pass GuestRequest.Grammar on to the host's
+// sampler (one with its own sampler) would otherwise return unconstrained
+// text as structured output. Only a whole answer is checked: none cut by
+// max_tokens or a stop string.
+func grammarUnmet(g GuestRequest, finish, text string) *apiError {
+	if g.Grammar == "" || finish != "stop" || len(g.Stop) > 0 {
+		return nil
+	}
+	p, err := grammar.Parse(g.Grammar)
+	if err != nil {
+		return nil // checked before the run
+	}
+	m, err := grammar.NewMatcher(p, grammar.NewVocab(noTokens{}))
+	if err == nil && m.AcceptBytes([]byte(text)) == nil && m.Complete() {
+		return nil
+	}
+	return &apiError{status: http.StatusInternalServerError, typ: "server_error", code: "grammar_not_applied",
+		message: "the app's answer does not follow the requested response_format, grammar or tool_choice (the app must pass the request's grammar on to the host's sampler)",
+		kind:    "app_error"}
+}
+
+// noTokens is an empty vocabulary: matching text needs no tokens.
+type noTokens struct{}
+
+func (noTokens) NVocab() int        { return 0 }
+func (noTokens) Piece(int32) []byte { return nil }
+func (noTokens) IsEOG(int32) bool   { return false }
+func (noTokens) EOGs() []int32      { return nil }

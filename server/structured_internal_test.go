@@ -21,14 +21,6 @@ func matches(t *testing.T, text, g string) bool {
 	return m.AcceptBytes([]byte(text)) == nil && m.Complete()
 }
 
-// noTokens is an empty vocabulary: matching text needs none.
-type noTokens struct{}
-
-func (noTokens) NVocab() int        { return 0 }
-func (noTokens) Piece(int32) []byte { return nil }
-func (noTokens) IsEOG(int32) bool   { return false }
-func (noTokens) EOGs() []int32      { return nil }
-
 func TestToolGrammar(t *testing.T) {
 	tools := []byte(`[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}},` +
 		`{"type":"function","function":{"name":"ping"}}]`)

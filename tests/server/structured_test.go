@@ -324,3 +324,21 @@ func TestStructuredAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestStructuredAppIgnoringGrammar: an app that does not pass the
+// grammar on (the echo app answers the user's text) gets a 500 when
+// its answer does not follow response_format, not a silent wrong
+// answer; an answer that happens to follow it passes.
+func TestStructuredAppIgnoringGrammar(t *testing.T) {
+	ts := startModelsServer(t, map[string]string{"stories-chat": "{% for m in messages %}{{ m.content }}{% endfor %}"},
+		fmt.Sprintf("app \"echo\" {\n  wasm = %q\n  models = [\"*\"]\n}\n", filepath.Join(testEnv.dir, "bin", "echo.wasm")))
+	for _, c := range []struct {
+		content string
+		status  int
+	}{{"hello", 500}, {`{\"a\": [1, true]}`, 200}} {
+		resp, b := post(t, ts.URL+"/v1/apps/echo/chat/completions", `{"model":"stories-chat","messages":[{"role":"user","content":"`+c.content+`"}],"response_format":{"type":"json_object"}}`)
+		if resp.StatusCode != c.status || (c.status == 500 && !strings.Contains(string(b), "grammar_not_applied")) {
+			t.Errorf("%s: %d %s", c.content, resp.StatusCode, b)
+		}
+	}
+}

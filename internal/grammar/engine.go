@@ -27,7 +27,7 @@ const (
 	maxStates      = 1 << 17
 	maxStacks      = 512     // stacks in one parse state
 	maxStackItems  = 1 << 22 // stacks in all the states of an engine
-	maxTransitions = 1 << 21
+	maxTransTables = 1 << 15 // 1 KiB each
 	maxMaskBytes   = 32 << 20
 )
 
@@ -61,7 +61,8 @@ type engine struct {
 	expandMemo map[int32][]int32
 	states     []state
 	stateIx    map[string]int32
-	trans      map[uint64]int32 // state<<8 | byte → state, or -1 (dead)
+	trans      []*[256]int32 // state → byte → state+1, 0 unknown, -1 dead (dense: the trie walk's hot path)
+	nTrans     int           // tables allocated in trans
 	masks      map[int32][]uint64
 	maskBytes  int
 	stackItems int
@@ -75,7 +76,7 @@ func newEngine(g *Grammar, v *Vocab) *engine {
 	e := &engine{g: g, v: v,
 		nodes: []node{{-1, -1}}, nodeIx: map[node]int32{},
 		expandMemo: map[int32][]int32{}, stateIx: map[string]int32{},
-		trans: map[uint64]int32{}, masks: map[int32][]uint64{}}
+		masks: map[int32][]uint64{}}
 	var stacks []int32
 	for _, a := range g.alts[g.root] {
 		if g.elems[a].kind == kEnd {
@@ -232,18 +233,36 @@ func (e *engine) possible(stacks []int32, lo, hi rune) bool {
 // step is the state after byte b from state s; -1 when b is not
 // allowed. Memoized.
 func (e *engine) step(s int32, b byte) (int32, error) {
-	key := uint64(s)<<8 | uint64(b)
-	if t, ok := e.trans[key]; ok {
-		return t, nil
+	if int(s) < len(e.trans) {
+		if tab := e.trans[s]; tab != nil {
+			switch t := tab[b]; {
+			case t > 0:
+				return t - 1, nil
+			case t < 0:
+				return -1, nil
+			}
+		}
 	}
 	t, err := e.stepSlow(s, b)
 	if err != nil {
 		return -1, err
 	}
-	if len(e.trans) >= maxTransitions {
-		clear(e.trans)
+	for int(s) >= len(e.trans) {
+		e.trans = append(e.trans, nil)
 	}
-	e.trans[key] = t
+	if e.trans[s] == nil {
+		if e.nTrans >= maxTransTables {
+			clear(e.trans) // recomputable: start over
+			e.nTrans = 0
+		}
+		e.trans[s] = new([256]int32)
+		e.nTrans++
+	}
+	if t < 0 {
+		e.trans[s][b] = -1
+	} else {
+		e.trans[s][b] = t + 1
+	}
 	return t, nil
 }
 

@@ -132,10 +132,13 @@ func Functions() []Func {
 	}, {
 		Name: "realm_host_session_sample",
 		Doc: "samples a token from the last logits on the host, with SampleParams JSON (greedy when empty). " +
-			"The session keeps its RNG (seeded by the first call's seed) and the recent tokens for the repetition penalty.",
+			"The session keeps its RNG (seeded by the first call's seed) and the recent tokens for the repetition penalty. " +
+			"With grammar or json_schema the token is drawn from the tokens that can continue the constrained text " +
+			"(the session keeps the parse and advances it by each sampled token; an end-of-generation token only where the text is complete).",
 		Params: []Param{p("session", ParamHandle), p("params_ptr", ParamBytesIn), p("params_len", ParamUint32)},
 		Result: "the token id",
-		Notes:  "Errors: EBADF, EFAULT, E2BIG (params_len > MaxJSONLen), EINVAL (malformed JSON, nothing decoded yet).",
+		Notes: "Errors: EBADF, EFAULT, E2BIG (params_len > MaxJSONLen), EINVAL (malformed JSON, nothing decoded yet, " +
+			"an invalid grammar or schema, no token can continue it).",
 	}, {
 		Name:   "realm_host_session_truncate",
 		Doc:    "rewinds a session to its first n positions.",
@@ -156,7 +159,9 @@ func Functions() []Func {
 			p("params_ptr", ParamBytesIn), p("params_len", ParamUint32)},
 		Result: "the number of tokens generated",
 		Notes: "Reads: the prompt (UTF-8) and GenerateParams JSON (may be empty). " +
-			"Errors: EBADF, EFAULT, E2BIG, EINVAL (malformed JSON, unknown fields, an empty stop string), " +
+			"With grammar or json_schema (see realm_host_session_sample) the output is a sentence of the grammar: " +
+			"generation ends at an end-of-generation token, which is allowed only where the text is complete. " +
+			"Errors: EBADF, EFAULT, E2BIG, EINVAL (malformed JSON, unknown fields, an empty stop string, an invalid grammar or schema), " +
 			"ECTXFULL (the prompt does not fit), ELIMIT (the policy's max_tokens is spent, or max output reached), " +
 			"EIO (the output failed), ENOTSUP (no tokenizer), EUNAVAIL, EBACKEND, ECANCELED (the run's deadline passed).",
 	}, {

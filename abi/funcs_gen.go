@@ -101,12 +101,16 @@ const (
 	// FuncSessionSample samples a token from the last logits on the host, with
 	// SampleParams JSON (greedy when empty). The session keeps its RNG (seeded
 	// by the first call's seed) and the recent tokens for the repetition
-	// penalty.
+	// penalty. With grammar or json_schema the token is drawn from the tokens
+	// that can continue the constrained text (the session keeps the parse and
+	// advances it by each sampled token; an end-of-generation token only where
+	// the text is complete).
 	//
 	//	realm_host_session_sample(session i32, params_ptr u32, params_len u32) -> i32
 	//
 	// Result: the token id. Errors: EBADF, EFAULT, E2BIG (params_len >
-	// MaxJSONLen), EINVAL (malformed JSON, nothing decoded yet).
+	// MaxJSONLen), EINVAL (malformed JSON, nothing decoded yet, an invalid
+	// grammar or schema, no token can continue it).
 	FuncSessionSample = "realm_host_session_sample"
 
 	// FuncSessionTruncate rewinds a session to its first n positions.
@@ -129,11 +133,15 @@ const (
 	//	realm_host_generate(model i32, prompt_ptr u32, prompt_len u32, params_ptr u32, params_len u32) -> i32
 	//
 	// Result: the number of tokens generated. Reads: the prompt (UTF-8) and
-	// GenerateParams JSON (may be empty). Errors: EBADF, EFAULT, E2BIG, EINVAL
-	// (malformed JSON, unknown fields, an empty stop string), ECTXFULL (the
-	// prompt does not fit), ELIMIT (the policy's max_tokens is spent, or max
-	// output reached), EIO (the output failed), ENOTSUP (no tokenizer),
-	// EUNAVAIL, EBACKEND, ECANCELED (the run's deadline passed).
+	// GenerateParams JSON (may be empty). With grammar or json_schema (see
+	// realm_host_session_sample) the output is a sentence of the grammar:
+	// generation ends at an end-of-generation token, which is allowed only
+	// where the text is complete. Errors: EBADF, EFAULT, E2BIG, EINVAL
+	// (malformed JSON, unknown fields, an empty stop string, an invalid
+	// grammar or schema), ECTXFULL (the prompt does not fit), ELIMIT (the
+	// policy's max_tokens is spent, or max output reached), EIO (the output
+	// failed), ENOTSUP (no tokenizer), EUNAVAIL, EBACKEND, ECANCELED (the
+	// run's deadline passed).
 	FuncGenerate = "realm_host_generate"
 
 	// FuncTensorFromWeight makes a tensor handle for a weight of a loaded

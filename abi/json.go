@@ -1,5 +1,7 @@
 package abi
 
+import "encoding/json"
+
 // ModelInfo is the JSON document realm_host_model_info returns.
 type ModelInfo struct {
 	Name         string         `json:"name"`
@@ -31,6 +33,18 @@ type SampleParams struct {
 	RepeatPenalty float32 `json:"repeat_penalty,omitempty"`
 	RepeatLastN   int     `json:"repeat_last_n,omitempty"`
 	Seed          uint64  `json:"seed,omitempty"`
+	// Grammar (llama.cpp's GBNF notation, start rule "root") or
+	// JSONSchema (a JSON schema of the subset package grammar documents)
+	// constrain the tokens to a language: the host masks the logits of
+	// every token that cannot continue it before it draws, and allows an
+	// end-of-generation token only where the text is complete. At most
+	// one of them. realm_host_generate applies it to its whole output;
+	// realm_host_session_sample keeps one parse per session, advanced by
+	// each token it samples (and restarted when the grammar or schema
+	// changes, or after it sampled the end of generation). Optional:
+	// older guests omit them.
+	Grammar    string          `json:"grammar,omitempty"`
+	JSONSchema json.RawMessage `json:"json_schema,omitempty"`
 }
 
 // GenerateParams is the JSON realm_host_generate takes. Zero fields

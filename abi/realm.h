@@ -130,7 +130,10 @@ int32_t realm_host_session_logits(int32_t session, float *out, uint32_t out_cap)
 /*
  * realm_host_session_sample samples a token from the last logits on the host, with SampleParams
  * JSON (greedy when empty). The session keeps its RNG (seeded by the first call's seed) and the
- * recent tokens for the repetition penalty. Result: the token id.
+ * recent tokens for the repetition penalty. With grammar or json_schema the token is drawn from the
+ * tokens that can continue the constrained text (the session keeps the parse and advances it by
+ * each sampled token; an end-of-generation token only where the text is complete). Result: the
+ * token id.
  */
 REALM_IMPORT(realm_host_session_sample)
 int32_t realm_host_session_sample(int32_t session, const char *params, uint32_t params_len);

@@ -46,6 +46,10 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
+	constraint, _, err := in.constraint(tok, gp.SampleParams)
+	if err != nil {
+		return 0, fmt.Errorf("generate: %w", err)
+	}
 	maxTokens := in.policy.MaxTokensFor(gp.MaxTokens)
 	if in.policy.MaxTokens > 0 {
 		left := in.policy.MaxTokens - in.generated
@@ -85,6 +89,7 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		MaxTokens: maxTokens, NCtx: nCtx, Sample: sampleParams(gp.SampleParams), Stop: gp.Stop,
 		Logprobs: gp.Logprobs, TopLogprobs: gp.TopLogprobs,
 		PresencePenalty: gp.PresencePenalty, FrequencyPenalty: gp.FrequencyPenalty,
+		Constraint: asConstraint(constraint),
 	}, in.stdout)
 	for _, lp := range res.Logprobs {
 		in.logprobs = append(in.logprobs, tokenLogprob(lp))

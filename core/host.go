@@ -24,6 +24,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/realmrt/realm/abi"
+	"github.com/realmrt/realm/internal/grammar"
 )
 
 // Defaults applied to zero Policy fields.
@@ -169,6 +170,9 @@ type Host struct {
 	log   hclog.Logger
 	cache wazero.CompilationCache
 	funcs []hostFunc
+	// grammars caches compiled grammars and their token masks per
+	// vocabulary (the grammar and json_schema sampler options).
+	grammars *grammar.Cache
 
 	mu       sync.Mutex
 	runtimes map[uint32]*wrt // by memory limit in pages
@@ -198,7 +202,7 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.Models == nil {
 		return nil, errors.New("core: Config.Models is required")
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, runtimes: map[uint32]*wrt{}}
+	h := &Host{cfg: cfg, log: cfg.Logger, runtimes: map[uint32]*wrt{}, grammars: grammar.NewCache(0)}
 	if h.log == nil {
 		h.log = hclog.NewNullLogger()
 	}

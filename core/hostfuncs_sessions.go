@@ -232,8 +232,66 @@ func sessionSample(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	} else {
 		s.sampler.SetParams(sampleParams(sp))
 	}
-	id, err := s.sampler.Sample(s.logits, s.history)
+	if sp.Grammar == "" && (len(sp.JSONSchema) == 0 || string(sp.JSONSchema) == "null") {
+		id, err := s.sampler.Sample(s.logits, s.history)
+		if err != nil {
+			return 0, errf(abi.ErrnoInval, "sample: %v", err)
+		}
+		return id, nil
+	}
+	return in.sampleConstrained(s, sp)
+}
+
+// sampleConstrained samples with the grammar or json_schema option: the
+// session's parse (started when the grammar changes or the last one
+// ended) masks a copy of the logits, and the sampled token advances it.
+func (in *instance) sampleConstrained(s *sessionHandle, sp abi.SampleParams) (int32, error) {
+	tok := s.m.Tokenizer
+	if tok == nil {
+		return 0, errf(abi.ErrnoNotsup, "sample: model %q has no tokenizer", s.m.Name)
+	}
+	if s.masked == nil {
+		need := 4 * int64(len(s.logits))
+		if in.tensorBytes+need > in.policy.MaxTensorBytes {
+			return 0, errf(abi.ErrnoNomem, "sample: the masked logits (%d bytes) exceed the run's host memory budget", need)
+		}
+		in.tensorBytes += need
+		s.host += need
+		s.masked = make([]float32, len(s.logits))
+	}
+	text := sp.Grammar
+	if text == "" {
+		text = "json_schema:" + string(sp.JSONSchema)
+	}
+	if s.grammar == nil || s.grammarText != text || s.grammar.Done() {
+		m, _, err := in.constraint(tok, sp)
+		if err != nil {
+			return 0, fmt.Errorf("sample: %w", err)
+		}
+		s.grammar, s.grammarText = m, text
+	}
+	masked := s.masked[:copy(s.masked, s.logits)]
+	n, err := s.grammar.Apply(masked)
 	if err != nil {
+		return 0, errf(abi.ErrnoInval, "sample: %v", err)
+	}
+	if n == 0 {
+		return 0, errf(abi.ErrnoInval, "sample: no token of the vocabulary can continue the grammar")
+	}
+	id, err := s.sampler.Sample(masked, s.history)
+	if err != nil {
+		return 0, errf(abi.ErrnoInval, "sample: %v", err)
+	}
+	if !s.grammar.Allowed(id) {
+		// Every allowed token has a −∞ logit: take the first of them.
+		for i := range masked {
+			if s.grammar.Allowed(int32(i)) {
+				id = int32(i)
+				break
+			}
+		}
+	}
+	if err := s.grammar.Accept(id); err != nil {
 		return 0, errf(abi.ErrnoInval, "sample: %v", err)
 	}
 	return id, nil
@@ -254,6 +312,7 @@ func sessionTruncate(in *instance, _ api.Memory, p []uint64) (int32, error) {
 	s.nPast = int(n)
 	s.logits = nil
 	s.history = s.history[:n]
+	s.grammar, s.grammarText = nil, "" // a parse cannot rewind: the next constrained sample starts again
 	return int32(n), nil
 }
 

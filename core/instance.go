@@ -11,6 +11,7 @@ import (
 
 	"github.com/realmrt/realm/abi"
 	"github.com/realmrt/realm/backends"
+	"github.com/realmrt/realm/internal/grammar"
 	"github.com/realmrt/realm/internal/sample"
 	"github.com/realmrt/realm/model"
 )
@@ -76,6 +77,11 @@ type sessionHandle struct {
 	kv      int64  // bytes counted in instance.kvBytes
 	unkv    func() // gives the KV reservation back to the Models
 	host    int64  // logits and history bytes counted in instance.tensorBytes
+	// grammar is the parse of the grammar/json_schema sampler option
+	// (grammarText its grammar), masked holds the masked logits.
+	grammar     *grammar.Matcher
+	grammarText string
+	masked      []float32
 }
 
 type tensorHandle struct {

@@ -157,6 +157,14 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		g.Messages = p.messages
 		if p.tools != nil {
 			toolFmt = toolFormat(tmplText)
+			if p.forceTool != "" {
+				gr, aerr := toolGrammar(p.tools, p.forceTool, toolFmt)
+				if aerr != nil {
+					fail(aerr)
+					return
+				}
+				g.Grammar = gr
+			}
 		}
 	} else {
 		g.Prompt = p.prompt
@@ -242,6 +250,12 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	}
 	finish := finishReason(res, generated, g.MaxTokens)
 	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
+	if !out.stream {
+		if e := grammarUnmet(g, finish, out.buf.String()); e != nil {
+			fail(e)
+			return
+		}
+	}
 	if toolFmt != "" {
 		s.answerTools(out, toolFmt, finish, u, g, p, res, backend)
 		return

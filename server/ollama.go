@@ -60,8 +60,8 @@ var ollamaOptions = map[string]string{
 // /api/generate that are implemented; any other field is refused by
 // name rather than ignored.
 var ollamaFields = map[bool]map[string]bool{
-	true:  {"model": true, "messages": true, "stream": true, "options": true, "tools": true},
-	false: {"model": true, "prompt": true, "system": true, "raw": true, "stream": true, "options": true},
+	true:  {"model": true, "messages": true, "stream": true, "options": true, "tools": true, "format": true},
+	false: {"model": true, "prompt": true, "system": true, "raw": true, "stream": true, "options": true, "format": true},
 }
 
 // ollamaError answers an error in Ollama's shape: {"error": "..."}.
@@ -195,6 +195,11 @@ func parseOllama(body []byte, chat bool) (*ollamaRequest, error) {
 			}
 			b["messages"] = append(msgs, map[string]string{"role": "user", "content": prompt})
 		}
+	}
+	if rf, err := ollamaFormat(in["format"]); err != nil {
+		return nil, err
+	} else if rf != nil {
+		b["response_format"] = rf
 	}
 	if raw, ok := in["options"]; ok && string(raw) != "null" {
 		var opts map[string]json.RawMessage

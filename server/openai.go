@@ -41,6 +41,8 @@ type completionRequest struct {
 	User             string   `json:"user"` // the end user's id: accepted, not used
 	Tools            rawRef   `json:"tools"`
 	ToolChoice       rawRef   `json:"tool_choice"`
+	ResponseFormat   rawRef   `json:"response_format"`
+	Grammar          rawRef   `json:"grammar"` // GBNF, as llama-server takes it
 }
 
 // rawRef is a JSON value kept as a reference into the request body,
@@ -84,6 +86,10 @@ type GuestRequest struct {
 	TopLogprobs      int     `json:"top_logprobs,omitempty"`
 	PresencePenalty  float32 `json:"presence_penalty,omitempty"`
 	FrequencyPenalty float32 `json:"frequency_penalty,omitempty"`
+	// Grammar (GBNF) constrains the output: response_format, the
+	// request's grammar or a forced tool call, compiled by the server
+	// (abi.SampleParams.Grammar: the app passes it on to generate).
+	Grammar string `json:"grammar,omitempty"`
 }
 
 // DefaultMaxTokens is max_tokens when a request sets none: the host's.
@@ -145,6 +151,7 @@ type parsed struct {
 	prompt       string
 	maxTokens    int    // 0: not set
 	tools        []byte // the tools to render (chat), nil: none
+	forceTool    string // tool_choice: "" auto/none, "*" required, or a function name
 	guest        GuestRequest
 	includeUsage bool
 }
@@ -193,6 +200,9 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 			return nil, e
 		}
 		p.tools = tools
+		if tools != nil {
+			p.forceTool = parseToolChoice(r.ToolChoice)
+		}
 	} else {
 		if len(r.Prompt) == 0 || string(r.Prompt) == "null" {
 			return nil, badRequest("prompt", "prompt is required")
@@ -218,6 +228,14 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		p.maxTokens = *mt
 	}
 	g := &p.guest
+	gr, aerr := parseStructured(r.ResponseFormat, r.Grammar)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if gr != "" && p.forceTool != "" {
+		return nil, badRequest("tool_choice", "a forced tool call cannot be combined with response_format or grammar")
+	}
+	g.Grammar = gr
 	// OpenAI's default temperature is 1; 0 is greedy decoding.
 	g.Temperature = 1
 	if r.Temperature != nil {

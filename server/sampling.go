@@ -20,16 +20,17 @@ var knownFields = map[bool]map[string]bool{
 	true: {"model": true, "messages": true, "max_tokens": true, "max_completion_tokens": true,
 		"temperature": true, "top_p": true, "top_k": true, "min_p": true, "repeat_penalty": true, "seed": true,
 		"stop": true, "stream": true, "stream_options": true, "n": true, "logprobs": true, "top_logprobs": true,
-		"presence_penalty": true, "frequency_penalty": true, "user": true, "tools": true, "tool_choice": true},
+		"presence_penalty": true, "frequency_penalty": true, "user": true, "tools": true, "tool_choice": true,
+		"response_format": true, "grammar": true},
 	false: {"model": true, "prompt": true, "max_tokens": true, "max_completion_tokens": true,
 		"temperature": true, "top_p": true, "top_k": true, "min_p": true, "repeat_penalty": true, "seed": true,
 		"stop": true, "stream": true, "stream_options": true, "n": true, "logprobs": true,
-		"presence_penalty": true, "frequency_penalty": true, "user": true},
+		"presence_penalty": true, "frequency_penalty": true, "user": true,
+		"response_format": true, "grammar": true},
 }
 
 // notYet says what a field clients commonly send is waiting for.
 var notYet = map[string]string{
-	"response_format":     "structured output (response_format json_object/json_schema) is not supported yet",
 	"tools":               "tool calling is only supported in chat completions",
 	"tool_choice":         "tool calling is only supported in chat completions",
 	"functions":           "function calling is not supported",

@@ -17,8 +17,8 @@ import (
 // <tool_call>{"name":…,"arguments":…}</tool_call> blocks, or Llama 3.x
 // JSON {"name":…,"parameters":…} (after an optional <|python_tag|>), or
 // Mistral's [TOOL_CALLS] (a JSON array, or name[ARGS]{…}).
-// tool_choice "required" or a named function need constrained decoding
-// and are refused for now.
+// tool_choice "required" or a named function are enforced by a grammar
+// of the format (server/structured.go).
 
 // Tool-call formats.
 const (
@@ -82,10 +82,14 @@ func parseTools(tools, choice rawRef) ([]byte, *apiError) {
 		case "null", `"auto"`:
 		case `"none"`:
 			return nil, nil
-		case `"required"`:
-			return nil, badRequest("tool_choice", `tool_choice "required" needs constrained decoding, which is not supported yet`)
 		default:
-			return nil, badRequest("tool_choice", "tool_choice must be \"auto\" or \"none\" (a named function needs constrained decoding, which is not supported yet)")
+			names := map[string]bool{}
+			for _, t := range list {
+				names[t.Function.Name] = true
+			}
+			if e := checkToolChoice(choice, names); e != nil {
+				return nil, e
+			}
 		}
 	}
 	if len(list) == 0 {

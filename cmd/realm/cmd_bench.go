@@ -57,6 +57,14 @@ type benchResult struct {
 	// ViaWasm marks a test run from the WebAssembly guest through the
 	// Realm ABI (--via-wasm) rather than directly on the plugin.
 	ViaWasm bool `json:"via_wasm,omitempty"`
+	// Sampler marks the constrained-sampling tests (--json-schema):
+	// "host" (tokens drawn on the host from the logits) or
+	// "host+json-schema" (the same with the schema's mask).
+	Sampler string `json:"sampler,omitempty"`
+	// MaskNs is the host time per token spent masking (copying the
+	// logits, applying the mask, advancing the parse) in the
+	// host+json-schema test.
+	MaskNs int64 `json:"mask_ns,omitempty"`
 }
 
 // runBench implements `realm bench`: prompt processing (pp) and text
@@ -75,10 +83,11 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		asJSON  = fs.Bool("json", false, "print a JSON array, one object per test (llama-bench field names)")
 		viaWasm = fs.Bool("via-wasm", false, "also run the same tests from a WebAssembly guest through the Realm ABI")
 		wasmArg = fs.String("wasm", "", "the bench guest for --via-wasm (default: examples/bench.wasm beside the realm binary)")
+		schema  = fs.String("json-schema", "", "also run tg with host sampling, plain and masked by this JSON schema `FILE` (constrained-sampling cost)")
 	)
 	rf := addRuntimeFlags(fs, withBackend)
 	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-d 0] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json] [--via-wasm [--wasm FILE]]")
+		fmt.Fprintln(env.Stderr, "usage: realm bench -m MODEL [-p 128] [-n 32] [-d 0] [-t N] [-r 5] [--backend NAME] [--config FILE] [--json] [--via-wasm [--wasm FILE]] [--json-schema FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -141,6 +150,18 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	var cold time.Duration
+	if *schema != "" && *nGen > 0 {
+		tok, err := readTokenizer(abs)
+		if err != nil {
+			return fmt.Errorf("bench --json-schema: %w", err)
+		}
+		sr, c, err := benchSchema(ctx, bn, tok, *schema, base, *nGen, *reps, sup.PID())
+		if err != nil {
+			return fmt.Errorf("bench --json-schema: %w", err)
+		}
+		results, cold = append(results, sr...), c
+	}
 	if *viaWasm {
 		// The guest loads the model again by name: release this load
 		// first so that one copy is mapped at a time.
@@ -171,7 +192,10 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
-	return printBench(env, results, ttft)
+	if err := printBench(env, results, ttft); err != nil {
+		return err
+	}
+	return printSchemaCost(env, results, cold)
 }
 
 // openBenchBackend starts the selected (or pinned) backend plugin under
@@ -471,6 +495,9 @@ func printBench(env *cliEnv, results []benchResult, ttft time.Duration) error {
 		}
 		if r.ViaWasm {
 			test += " (wasm)"
+		}
+		if r.Sampler != "" {
+			test += " (" + r.Sampler + ")"
 		}
 		cpu := "-"
 		if r.CPUTs > 0 {

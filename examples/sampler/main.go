@@ -6,7 +6,11 @@
 // streams each token's text as it goes. The host only runs the forward
 // pass.
 //
-//	realm run sampler.wasm -- [-greedy] [-top-k K] [-temp T] [-seed S] [-n N] [-ids] MODEL_NAME PROMPT
+// With -json-schema (or -grammar) the guest keeps its loop but draws
+// each token with the host's sampler (realm_host_session_sample) under
+// that constraint, so the output is JSON of the schema.
+//
+//	realm run sampler.wasm -- [-greedy] [-top-k K] [-temp T] [-seed S] [-n N] [-ids] [-json-schema S | -grammar G] MODEL_NAME PROMPT
 package main
 
 import (
@@ -35,6 +39,8 @@ func run() error {
 	seed := flag.Uint64("seed", 42, "RNG seed")
 	n := flag.Int("n", 64, "tokens to generate")
 	showIDs := flag.Bool("ids", false, "print the generated token ids to stderr")
+	schema := flag.String("json-schema", "", "constrain the output to this JSON schema (host sampler)")
+	gbnf := flag.String("grammar", "", "constrain the output to this GBNF grammar (host sampler)")
 	flag.Parse()
 	if flag.NArg() != 2 {
 		return fmt.Errorf("usage: sampler [flags] MODEL_NAME PROMPT")
@@ -72,7 +78,18 @@ func run() error {
 			return err
 		}
 		var id int32
-		if *greedy {
+		if *schema != "" || *gbnf != "" {
+			sp := abi.SampleParams{Seed: *seed, Grammar: *gbnf}
+			if !*greedy {
+				sp.Temperature, sp.TopK = float32(*temp), *topK
+			}
+			if *schema != "" {
+				sp.JSONSchema = []byte(*schema)
+			}
+			if id, err = s.Sample(sp); err != nil {
+				return err
+			}
+		} else if *greedy {
 			id = argmax(logits)
 		} else {
 			id = topKSample(logits, *topK, float32(*temp), &rng)

@@ -55,7 +55,30 @@ type Request struct {
 	// logit of every token already generated: by PresencePenalty once and
 	// by FrequencyPenalty per occurrence, before the sampler's chain.
 	PresencePenalty, FrequencyPenalty float32
+	// Constraint, when set, restricts every token to those it allows
+	// (a grammar: package grammar's Matcher); the tokens are then drawn
+	// on the host from the masked logits.
+	Constraint Constraint
 }
+
+// Constraint restricts the tokens a generation may produce.
+type Constraint interface {
+	// Apply sets the logits of the tokens that may not come next to
+	// −∞ and returns how many remain allowed.
+	Apply(logits []float32) (int, error)
+	// Allowed reports whether id may come next.
+	Allowed(id int32) bool
+	// Accept moves past the chosen token.
+	Accept(id int32) error
+	// Complete reports whether the output so far is whole (an
+	// end-of-generation token may come next).
+	Complete() bool
+}
+
+// ErrConstraintEnd is returned by the host sampler when the constraint
+// is complete and allows no further token, not even an end of
+// generation (the vocabulary has none): the generation ends there.
+var ErrConstraintEnd = errors.New("gen: the constraint is complete")
 
 // MaxTopLogprobs caps Request.TopLogprobs (OpenAI's limit).
 const MaxTopLogprobs = 20
@@ -83,7 +106,7 @@ type TopProb struct {
 // then drawn with the same sampler the backends use (package sample),
 // so one seed gives one answer either way.
 func (r *Request) hostSampled() bool {
-	return r.Logprobs || r.TopLogprobs > 0 || r.PresencePenalty != 0 || r.FrequencyPenalty != 0
+	return r.Logprobs || r.TopLogprobs > 0 || r.PresencePenalty != 0 || r.FrequencyPenalty != 0 || r.Constraint != nil
 }
 
 // Result is the outcome of a generation.
@@ -175,6 +198,11 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 		return hs.sample(d.Logits)
 	}
 	t, lp, err := next(ids)
+	if errors.Is(err, ErrConstraintEnd) {
+		res.TimeToFirstToken = time.Since(start)
+		res.StopReason = StopEOS
+		return res, nil
+	}
 	if err != nil {
 		if errors.Is(err, backends.ErrContextFull) {
 			return res, fmt.Errorf("gen: the prompt of %d tokens does not fit the context: %w", len(ids), err)
@@ -189,7 +217,9 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 		}
 		res.IDs = append(res.IDs, t)
 		if hs != nil {
-			hs.accept(t)
+			if err := hs.accept(t); err != nil {
+				return res, err
+			}
 			if lp != nil {
 				res.Logprobs = append(res.Logprobs, *lp)
 			}
@@ -209,6 +239,10 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 		t, lp, err = next([]int32{t})
 		if errors.Is(err, backends.ErrContextFull) {
 			res.StopReason = StopContext
+			break
+		}
+		if errors.Is(err, ErrConstraintEnd) {
+			res.StopReason = StopEOS
 			break
 		}
 		if err != nil {

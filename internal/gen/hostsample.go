@@ -32,9 +32,15 @@ func newHostSampler(req *Request, tok *tokenizer.Tokenizer, prompt []int32) *hos
 }
 
 // accept records a generated token.
-func (h *hostSampler) accept(t int32) {
+func (h *hostSampler) accept(t int32) error {
 	h.history = append(h.history, t)
 	h.counts[t]++
+	if c := h.req.Constraint; c != nil {
+		if err := c.Accept(t); err != nil {
+			return fmt.Errorf("gen: constraint: %w", err)
+		}
+	}
+	return nil
 }
 
 // sample picks the next token from logits and, when asked, its
@@ -50,9 +56,40 @@ func (h *hostSampler) sample(logits []float32) (int32, *TokenLogprob, error) {
 		}
 		lg = h.scratch
 	}
+	c := h.req.Constraint
+	if c != nil {
+		if len(h.scratch) == 0 || &lg[0] != &h.scratch[0] {
+			h.scratch = append(h.scratch[:0], logits...)
+			lg = h.scratch
+		}
+		n, err := c.Apply(lg)
+		if err != nil {
+			return 0, nil, fmt.Errorf("gen: constraint: %w", err)
+		}
+		if n == 0 {
+			if c.Complete() {
+				return 0, nil, ErrConstraintEnd
+			}
+			return 0, nil, fmt.Errorf("gen: constraint: no token of the vocabulary can continue the output")
+		}
+	}
 	t, err := h.s.Sample(lg, h.history)
 	if err != nil {
 		return 0, nil, fmt.Errorf("gen: sample: %w", err)
+	}
+	if c != nil && !c.Allowed(t) {
+		// Every allowed token had a −∞ (or NaN) logit: the sampler fell
+		// back to the lowest id; take the lowest allowed one instead.
+		t = -1
+		for id := range lg {
+			if c.Allowed(int32(id)) {
+				t = int32(id)
+				break
+			}
+		}
+		if t < 0 {
+			return 0, nil, fmt.Errorf("gen: constraint: no token can continue the output")
+		}
 	}
 	if !h.req.Logprobs && h.req.TopLogprobs == 0 {
 		return t, nil, nil

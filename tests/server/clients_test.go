@@ -112,8 +112,8 @@ func TestOpenAINodeClient(t *testing.T) {
 	if len(res.Logprobs.Content) != 8 || joined.String() != res.Logprobs.Text {
 		t.Errorf("node logprobs: %+v", res.Logprobs)
 	}
-	if r := res.Refused; r == nil || r.Status != 400 || r.Param != "response_format" {
-		t.Errorf("node response_format: %+v", r)
+	if r := res.Refused; r == nil || r.Status != 400 || r.Param != "response_format.json_schema.schema" {
+		t.Errorf("node response_format with an unsupported schema keyword: %+v", r)
 	}
 	// The completion: greedy, so the reference continuation.
 	want := ", there was a little girl named Lily"

@@ -200,7 +200,8 @@ func TestOllamaAPI(t *testing.T) {
 		want            string // in the error message
 	}{
 		{"unknown option", "/api/chat", `{"model":"stories260k",` + chat + `,"options":{"mirostat":2}}`, 400, `"mirostat"`},
-		{"format", "/api/chat", `{"model":"stories260k",` + chat + `,"format":"json"}`, 400, `"format"`},
+		{"format", "/api/chat", `{"model":"stories260k",` + chat + `,"format":"yaml"}`, 400, "format"},
+		{"format schema", "/api/chat", `{"model":"stories260k",` + chat + `,"format":{"type":"string","format":"email"}}`, 400, `"format" is not supported`},
 		{"tools", "/api/chat", `{"model":"stories260k",` + chat + `,"tools":[{"type":"function","function":{"name":"f"}}]}`, 400, "does not render tools"},
 		{"keep_alive", "/api/generate", `{"model":"stories260k","prompt":"x","keep_alive":"5m"}`, 400, `"keep_alive"`},
 		{"images", "/api/chat", `{"model":"stories260k","messages":[{"role":"user","content":"x","images":["aGk="]}]}`, 400, "images"},

@@ -192,7 +192,11 @@ func TestSamplingFields(t *testing.T) {
 
 	for _, c := range []struct{ name, url, extra, param string }{
 		{"tools", "/v1/chat/completions", `"tools":[{"type":"function","function":{"name":"f"}}]`, "tools"},
-		{"response_format json", "/v1/chat/completions", `"response_format":{"type":"json_object"}`, "response_format"},
+		{"response_format type", "/v1/chat/completions", `"response_format":{"type":"xml"}`, "response_format.type"},
+		{"response_format no schema", "/v1/chat/completions", `"response_format":{"type":"json_schema","json_schema":{"name":"x"}}`, "response_format.json_schema.schema"},
+		{"schema keyword", "/v1/completions", `"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"integer","minimum":1}}}`, "response_format.json_schema.schema"},
+		{"grammar", "/v1/completions", `"grammar":"root ::= undefined-rule"`, "grammar"},
+		{"grammar and response_format", "/v1/chat/completions", `"grammar":"root ::= \"a\"","response_format":{"type":"json_object"}`, "grammar"},
 		{"logit_bias", "/v1/chat/completions", `"logit_bias":{"50":5}`, "logit_bias"},
 		{"echo", "/v1/completions", `"echo":true`, "echo"},
 		{"suffix", "/v1/completions", `"suffix":"The end"`, "suffix"},

@@ -217,8 +217,11 @@ func TestTools(t *testing.T) {
 	}
 	for _, c := range []struct{ name, model, extra, param string }{
 		{"template without tools", "stories-mistral", `,"tools":` + weatherTool, "tools"},
-		{"required", "stories-qwen", `,"tools":` + weatherTool + `,"tool_choice":"required"`, "tool_choice"},
-		{"named", "stories-qwen", `,"tools":` + weatherTool + `,"tool_choice":{"type":"function","function":{"name":"get_weather"}}`, "tool_choice"},
+		{"required without a format", "stories-mistral", `,"tools":` + weatherTool + `,"tool_choice":"required"`, "tools"},
+		{"named, not declared", "stories-qwen", `,"tools":` + weatherTool + `,"tool_choice":{"type":"function","function":{"name":"get_time"}}`, "tool_choice"},
+		{"bad tool_choice", "stories-qwen", `,"tools":` + weatherTool + `,"tool_choice":"always"`, "tool_choice"},
+		{"unsupported parameters keyword", "stories-qwen", `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"d":{"type":"string","format":"date"}}}}}],"tool_choice":"required"`, "tools[0].function.parameters"},
+		{"forced tool with response_format", "stories-qwen", `,"tools":` + weatherTool + `,"tool_choice":"required","response_format":{"type":"json_object"}`, "tool_choice"},
 		{"not a function", "stories-qwen", `,"tools":[{"type":"retrieval"}]`, "tools[0].type"},
 		{"no name", "stories-qwen", `,"tools":[{"type":"function","function":{}}]`, "tools[0].function.name"},
 		{"not an array", "stories-qwen", `,"tools":{"type":"function"}`, "tools"},

@@ -39,7 +39,7 @@ const lp = await client.chat.completions.create({
 });
 out.logprobs = { text: lp.choices[0].message.content, content: lp.choices[0].logprobs?.content ?? null };
 try {
-  await client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_object" } });
+  await client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a+$" } } } });
   out.refused = null;
 } catch (e) {
   out.refused = { status: e.status, param: e.param ?? e.error?.param ?? null };

@@ -13,7 +13,9 @@ import (
 // host would refuse the prompt too, but only after the request waited
 // for the queue, and naming "messages".
 func toolsFit(tok *tokenizer.Tokenizer, nCtx int, prompt string, addBOS bool, nTools int, without func() (string, *apiError)) *apiError {
-	if nCtx <= 0 {
+	// Every token but BOS stands for at least one byte of the prompt: a
+	// prompt this short fits without tokenizing it.
+	if nCtx <= 0 || len(prompt)+1 < nCtx {
 		return nil
 	}
 	ids, err := tok.Encode(prompt, addBOS, true)

@@ -63,6 +63,7 @@ model "stories260k" {
 }
 
 # The app `realm serve` runs for each OpenAI request (examples/chat).
+# max_n caps the choices (n) of one request: each is one run (default 8).
 app "chat" {
   wasm       = "bin/examples/chat.wasm"
   models     = ["*"]
@@ -70,6 +71,7 @@ app "chat" {
   timeout    = "120s"
   memory     = "64MiB"
   max_output = "16MiB"
+  max_n      = 8
 }
 
 app "default" {

@@ -82,12 +82,16 @@ func generate(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		in.kvBytes -= kv
 		unkv()
 	}()
+	var onLogprob func(gen.TokenLogprob)
+	if in.onLogprob != nil {
+		onLogprob = func(lp gen.TokenLogprob) { in.onLogprob(tokenLogprob(lp)) }
+	}
 	// The shared generation loop: prefill, then one token per decode,
 	// sampled in the backend, streamed through the run's stdout writer.
 	res, err := gen.Run(in.ctx, mh.m.Backend, mh.m.Info.ID, tok, gen.Request{
 		Prompt: prompt, PromptIDs: ids, AddBOS: tok.AddBOSDefault(), ParseSpecial: true,
 		MaxTokens: maxTokens, NCtx: nCtx, Sample: sampleParams(gp.SampleParams), Stop: gp.Stop,
-		Logprobs: gp.Logprobs, TopLogprobs: gp.TopLogprobs,
+		Logprobs: gp.Logprobs, TopLogprobs: gp.TopLogprobs, OnLogprob: onLogprob,
 		PresencePenalty: gp.PresencePenalty, FrequencyPenalty: gp.FrequencyPenalty,
 		Constraint: asConstraint(constraint),
 	}, in.stdout)

@@ -132,6 +132,11 @@ type RunRequest struct {
 	// Trace, when set, receives one line per host function call and
 	// one per result (==> env.name(param=value,...) / <== result).
 	Trace io.Writer
+	// OnLogprob, when set, receives each entry of RunResult.Logprobs as
+	// realm_host_generate produces the token, before the token's text
+	// reaches Stdout (a server streams them together). It is called on
+	// the goroutine that writes Stdout.
+	OnLogprob func(TokenLogprob)
 }
 
 // RunResult describes a finished run.
@@ -366,6 +371,7 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (res *RunResult, err err
 	defer cancelT()
 
 	inst := newInstance(h, p, req.Trace)
+	inst.onLogprob = req.OnLogprob
 	res = &RunResult{}
 	defer func() {
 		inst.release(context.WithoutCancel(ctx))

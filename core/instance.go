@@ -40,7 +40,8 @@ type instance struct {
 	// (RunResult.PromptTokens, RunResult.StopReason).
 	promptTokens int
 	stopReason   string
-	logprobs     []TokenLogprob // RunResult.Logprobs
+	logprobs     []TokenLogprob     // RunResult.Logprobs
+	onLogprob    func(TokenLogprob) // RunRequest.OnLogprob
 
 	lastErr     string
 	generated   int

@@ -113,6 +113,9 @@ type AppConfig struct {
 	// MaxOutput caps the bytes the guest may write to stdout (0: the
 	// host's default, core.DefaultMaxOutput).
 	MaxOutput int64 `json:"max_output"`
+	// MaxN caps the choices (OpenAI's n) of one request to the app (0:
+	// the server's default).
+	MaxN int `json:"max_n,omitempty"`
 }
 
 // AllowsModel reports whether the app may load the named model.
@@ -235,6 +238,8 @@ type rawApp struct {
 	MemoryRange    hcl.Range `hcl:"memory,attr_value_range"`
 	MaxOutput      *string   `hcl:"max_output,optional"`
 	MaxOutputRange hcl.Range `hcl:"max_output,attr_value_range"`
+	MaxN           *int      `hcl:"max_n,optional"`
+	MaxNRange      hcl.Range `hcl:"max_n,attr_value_range"`
 }
 
 type rawServer struct {
@@ -524,6 +529,7 @@ func (ra *rawApp) validate(dir string) (AppConfig, hcl.Diagnostics) {
 	}
 	a.MaxTokens = nonNeg(ra.MaxTokens, ra.MaxTokensRange, "max_tokens")
 	a.Context = nonNeg(ra.Context, ra.ContextRange, "context")
+	a.MaxN = nonNeg(ra.MaxN, ra.MaxNRange, "max_n")
 	if ra.Timeout != nil {
 		d, err := time.ParseDuration(*ra.Timeout)
 		switch {

@@ -53,6 +53,9 @@ func TestDefaultConfig(t *testing.T) {
 	if !app.AllowsModel("stories260k") {
 		t.Error("default app should allow every model")
 	}
+	if chat, ok := cfg.App("chat"); !ok || chat.MaxN != 8 {
+		t.Errorf("chat app = %+v, want max_n 8", chat)
+	}
 	if cfg.Server.Addr != "127.0.0.1:8080" || cfg.Server.MaxConcurrent != 4 || cfg.Server.MaxQueue != 16 || cfg.Server.APIKeysFile != "" {
 		t.Errorf("server = %+v", cfg.Server)
 	}
@@ -150,6 +153,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad app model", "app \"a\" {\n  wasm = \"a.wasm\"\n  models = [\"a/b\"]\n}\n", []string{"test.hcl:3", "path separator"}},
 		{"bad app pattern", "app \"a\" {\n  wasm = \"a.wasm\"\n  models = [\"[\"]\n}\n", []string{"test.hcl:3", "pattern"}},
 		{"negative max_tokens", "app \"a\" {\n  wasm = \"a.wasm\"\n  max_tokens = -5\n}\n", []string{"test.hcl:3", "max_tokens"}},
+		{"negative max_n", "app \"a\" {\n  wasm = \"a.wasm\"\n  max_n = -1\n}\n", []string{"test.hcl:3", "max_n"}},
 		{"duplicate app", "app \"a\" { wasm = \"a\" }\napp \"a\" { wasm = \"a\" }\n", []string{"test.hcl:2", "Duplicate app"}},
 		{"two server blocks", "server {}\nserver {}\n", []string{"test.hcl:2"}},
 		{"bad max_concurrent", "server {\n  max_concurrent = 0\n}\n", []string{"test.hcl:2", "max_concurrent"}},

@@ -100,6 +100,10 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 		fail(e)
 		return
 	}
+	if e := checkN(p.n, a); e != nil {
+		fail(e)
+		return
+	}
 	if !s.backendUp() {
 		fail(&apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: "the backend plugin is down or restarting; retry shortly", kind: "backend_unavailable"})
 		return
@@ -165,6 +169,13 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 				}
 				g.Grammar = gr
 			}
+			without := func() (string, *apiError) {
+				return chatPromptTools(ctx, tmplText, bos, eos, addBOS, p.messages, nil)
+			}
+			if e := toolsFit(tk, core.ContextLimit(lm.Info.NCtxTrain, a.policy), prompt, addBOS, countTools(p.tools), without); e != nil {
+				fail(e)
+				return
+			}
 		}
 	} else {
 		g.Prompt = p.prompt
@@ -185,6 +196,8 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	}
 	g.MaxTokens = a.policy.MaxTokensFor(p.maxTokens)
 
+	id := newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat])
+	created := time.Now().Unix()
 	lim := s.limiter(model)
 	if err := lim.acquire(ctx); err != nil {
 		if errors.Is(err, errQueueFull) {
@@ -198,89 +211,113 @@ func (s *Server) complete(hw http.ResponseWriter, r *http.Request, chat bool, ap
 	}
 	defer lim.release()
 
-	in, err := json.Marshal(g)
-	if err != nil {
-		fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: err.Error(), kind: "internal"})
-		return
-	}
-	out := &output{
-		w: w, rc: w.rc, stream: g.Stream && toolFmt == "", chat: chat, // a tool call is whole before it is sent
-		id: newID(map[bool]string{true: "chatcmpl-", false: "cmpl-"}[chat]), created: time.Now().Unix(), model: p.model,
-		onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
-		onError: func(err error) { cancel(fmt.Errorf("writing to the client: %w", err)) },
-	}
-	stderr := &tailBuffer{max: stderrTail}
-	runStart := time.Now()
-	res, runErr := s.host.Run(ctx, core.RunRequest{
-		Module: a.module, Name: a.name, Stdin: bytes.NewReader(in), Stdout: out, Stderr: stderr, Policy: a.policy,
-	})
-	end := time.Now()
-	// The plugin that served the run (a supervisor may have fallen back
-	// to another, or back, while it ran) labels what follows.
-	backend = lm.Serving()
-	generated, promptTokens := 0, 0
-	if res != nil {
-		generated, promptTokens = res.TokensGenerated, res.PromptTokens
-	}
-	var ttft, genTime time.Duration
-	if !out.firstAt.IsZero() {
-		ttft, genTime = out.firstAt.Sub(start), end.Sub(out.firstAt)
-	}
-	s.metrics.run(model, backend, promptTokens, generated, ttft, genTime)
-	s.log.Debug("request", "endpoint", endpoint, "app", a.name, "model", model, "prompt_tokens", promptTokens,
-		"tokens", generated, "queue_wait", runStart.Sub(start), "ttft", ttft, "duration", end.Sub(start), "error", runErr)
+	// n choices are n runs of the app on the same prompt, one after the
+	// other under this one slot, each with its own seed (see
+	// choiceSeed); the usage counts the prompt once.
+	hdr := new(bool) // the stream's headers are out
+	var choices []any
+	var u usage
+	for i := range p.n {
+		gi := g
+		gi.Seed = choiceSeed(g.Seed, i)
+		in, err := json.Marshal(gi)
+		if err != nil {
+			fail(&apiError{status: http.StatusInternalServerError, typ: "server_error", message: err.Error(), kind: "internal"})
+			return
+		}
+		out := &output{
+			w: w, rc: w.rc, stream: g.Stream && toolFmt == "", chat: chat, // a tool call is whole before it is sent
+			id: id, created: created, model: p.model, index: i, hdrSent: hdr,
+			onBytes: func(n int) { s.metrics.streamed(model, backend, n) },
+			onError: func(err error) { cancel(fmt.Errorf("writing to the client: %w", err)) },
+		}
+		var onLogprob func(core.TokenLogprob)
+		if out.stream && g.Logprobs {
+			onLogprob = out.addLogprob // sent with the text they belong to
+		}
+		stderr := &tailBuffer{max: stderrTail}
+		runStart := time.Now()
+		res, runErr := s.host.Run(ctx, core.RunRequest{
+			Module: a.module, Name: a.name, Stdin: bytes.NewReader(in), Stdout: out, Stderr: stderr, Policy: a.policy,
+			OnLogprob: onLogprob,
+		})
+		end := time.Now()
+		// The plugin that served the run (a supervisor may have fallen back
+		// to another, or back, while it ran) labels what follows.
+		backend = lm.Serving()
+		generated, promptTokens := 0, 0
+		if res != nil {
+			generated, promptTokens = res.TokensGenerated, res.PromptTokens
+		}
+		var ttft, genTime time.Duration
+		if !out.firstAt.IsZero() {
+			ttft, genTime = out.firstAt.Sub(runStart), end.Sub(out.firstAt)
+			if i == 0 {
+				ttft = out.firstAt.Sub(start)
+			}
+		}
+		s.metrics.run(model, backend, promptTokens, generated, ttft, genTime)
+		s.log.Debug("request", "endpoint", endpoint, "app", a.name, "model", model, "choice", i, "prompt_tokens", promptTokens,
+			"tokens", generated, "queue_wait", runStart.Sub(start), "ttft", ttft, "duration", end.Sub(start), "error", runErr)
 
-	if e := s.runError(ctx, res, runErr, stderr.String()); e != nil {
-		if e.code == "context_length_exceeded" {
-			e.param = promptParam
-		}
-		if e.status == statusClientGone {
-			status = statusClientGone
-			s.metrics.error(e.kind, model, backend)
-			return
-		}
-		if out.started {
-			status = e.status
-			s.metrics.error(e.kind, model, backend)
-			out.sendError(e)
-			return
-		}
-		fail(e)
-		return
-	}
-	finish := finishReason(res, generated, g.MaxTokens)
-	u := usage{PromptTokens: promptTokens, CompletionTokens: generated, TotalTokens: promptTokens + generated}
-	if !out.stream {
-		if e := grammarUnmet(g, finish, out.buf.String()); e != nil {
+		if e := s.runError(ctx, res, runErr, stderr.String()); e != nil {
+			if e.code == "context_length_exceeded" {
+				e.param = promptParam
+			}
+			if e.status == statusClientGone {
+				status = statusClientGone
+				s.metrics.error(e.kind, model, backend)
+				return
+			}
+			if *hdr {
+				status = e.status
+				s.metrics.error(e.kind, model, backend)
+				out.sendError(e)
+				return
+			}
 			fail(e)
 			return
 		}
-	}
-	if toolFmt != "" {
-		s.answerTools(out, toolFmt, finish, u, g, p, res, backend)
-		return
+		finish := finishReason(res, generated, g.MaxTokens)
+		if i == 0 {
+			u.PromptTokens = promptTokens
+		}
+		u.CompletionTokens += generated
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		if !out.stream {
+			if e := grammarUnmet(g, finish, out.buf.String()); e != nil {
+				fail(e)
+				return
+			}
+		}
+		if toolFmt != "" {
+			s.answerTools(out, toolFmt, finish, u, g, p, res, backend)
+			return
+		}
+		if g.Stream {
+			if out.endChoice(finish) != nil {
+				return
+			}
+			continue
+		}
+		text := out.buf.String()
+		var lp any
+		if g.Logprobs {
+			lp = logprobsObject(res.Logprobs, chat)
+		}
+		if chat {
+			choices = append(choices, map[string]any{"index": i, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": finish})
+		} else {
+			choices = append(choices, map[string]any{"index": i, "text": text, "logprobs": lp, "finish_reason": finish})
+		}
 	}
 	if g.Stream {
-		if g.Logprobs {
-			out.logprobs = logprobsObject(res.Logprobs, chat) // all of them, on the chunk with finish_reason
-		}
-		out.finish(finish, u, p.includeUsage)
+		endStream(w, w.rc, id, created, chat, p.model, u, p.includeUsage)
 		return
 	}
-	text := out.buf.String()
-	var choice map[string]any
-	var lp any
-	if g.Logprobs {
-		lp = logprobsObject(res.Logprobs, chat)
-	}
-	if chat {
-		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": finish}
-	} else {
-		choice = map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": finish}
-	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"id": out.id, "object": out.object(false), "created": out.created, "model": p.model,
-		"choices": []any{choice}, "usage": u, "system_fingerprint": "realm-" + backend,
+		"id": id, "object": (&output{chat: chat}).object(false), "created": created, "model": p.model,
+		"choices": choices, "usage": u, "system_fingerprint": "realm-" + backend,
 	})
 }
 
@@ -362,6 +399,8 @@ type output struct {
 	id      string
 	created int64
 	model   string
+	index   int   // the choice's index (n > 1)
+	hdrSent *bool // the response's headers are out (shared by its choices; nil: own)
 	onBytes func(int)
 	onError func(error) // a write to the client failed
 
@@ -372,6 +411,13 @@ type output struct {
 	buf     bytes.Buffer
 
 	logprobs any // sent on the chunk with the finish reason
+
+	// Streamed logprobs: the tokens produced whose text is not sent yet
+	// (addLogprob), the bytes of text sent and those of the tokens
+	// already sent with it.
+	lpLive             bool
+	pending            []core.TokenLogprob
+	sentBytes, lpBytes int
 }
 
 func (o *output) object(chunk bool) string {
@@ -419,12 +465,18 @@ func (o *output) begin() error {
 		return nil
 	}
 	o.started = true
-	h := o.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	o.w.WriteHeader(http.StatusOK)
+	if o.hdrSent == nil {
+		o.hdrSent = new(bool)
+	}
+	if !*o.hdrSent {
+		*o.hdrSent = true
+		h := o.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Connection", "keep-alive")
+		h.Set("X-Accel-Buffering", "no")
+		o.w.WriteHeader(http.StatusOK)
+	}
 	if o.chat {
 		return o.event(o.chunk(map[string]any{"role": "assistant", "content": ""}, "", nil))
 	}
@@ -434,16 +486,25 @@ func (o *output) begin() error {
 // chunk builds one streamed object with one choice; text completions
 // carry text where chat carries a delta.
 func (o *output) chunk(delta map[string]any, finish string, u *usage) map[string]any {
-	var fr, lp any
+	var lp any
 	if finish != "" {
-		fr, lp = finish, o.logprobs
+		lp = o.logprobs
+	}
+	return o.chunkLP(delta, finish, lp, u)
+}
+
+// chunkLP is chunk with the choice's logprobs lp (nil: null).
+func (o *output) chunkLP(delta map[string]any, finish string, lp any, u *usage) map[string]any {
+	var fr any
+	if finish != "" {
+		fr = finish
 	}
 	var choice map[string]any
 	if o.chat {
-		choice = map[string]any{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fr}
+		choice = map[string]any{"index": o.index, "delta": delta, "logprobs": lp, "finish_reason": fr}
 	} else {
 		text, _ := delta["content"].(string)
-		choice = map[string]any{"index": 0, "text": text, "logprobs": lp, "finish_reason": fr}
+		choice = map[string]any{"index": o.index, "text": text, "logprobs": lp, "finish_reason": fr}
 	}
 	c := map[string]any{"id": o.id, "object": o.object(true), "created": o.created, "model": o.model, "choices": []any{choice}}
 	if u != nil {
@@ -477,30 +538,80 @@ func (o *output) sendText(text string) error {
 	if err := o.begin(); err != nil {
 		return err
 	}
-	return o.event(o.chunk(map[string]any{"content": text}, "", nil))
+	o.sentBytes += len(text)
+	return o.event(o.chunkLP(map[string]any{"content": text}, "", o.takeLogprobs(false), nil))
 }
 
-// finish ends a successful stream: what the chunker held, the chunk with
-// the finish reason, a usage chunk when asked, then [DONE].
+// finish ends a successful stream of one choice: its end (endChoice),
+// a usage chunk when asked, then [DONE].
 func (o *output) finish(reason string, u usage, includeUsage bool) {
+	if o.endChoice(reason) != nil {
+		return
+	}
+	endStream(o.w, o.rc, o.id, o.created, o.chat, o.model, u, includeUsage)
+}
+
+// endChoice ends the stream of one choice: what the chunker held, then
+// the chunk with the finish reason (and the logprobs of any token whose
+// text was not sent: one cut by a stop string).
+func (o *output) endChoice(reason string) error {
 	if rest := o.chunker.Flush(); rest != "" {
-		if o.sendText(rest) != nil {
-			return
+		if err := o.sendText(rest); err != nil {
+			return err
 		}
 	}
-	if o.begin() != nil {
-		return
+	if err := o.begin(); err != nil {
+		return err
 	}
-	if o.event(o.chunk(map[string]any{}, reason, nil)) != nil {
-		return
+	lp := o.logprobs
+	if lp == nil {
+		lp = o.takeLogprobs(true)
 	}
+	return o.event(o.chunkLP(map[string]any{}, reason, lp, nil))
+}
+
+// endStream ends a successful stream after its choices: a usage chunk
+// when asked, then [DONE].
+func endStream(w http.ResponseWriter, rc *http.ResponseController, id string, created int64, chat bool, model string, u usage, includeUsage bool) {
+	o := &output{w: w, rc: rc, chat: chat}
 	if includeUsage {
-		c := map[string]any{"id": o.id, "object": o.object(true), "created": o.created, "model": o.model, "choices": []any{}, "usage": u}
+		c := map[string]any{"id": id, "object": o.object(true), "created": created, "model": model, "choices": []any{}, "usage": u}
 		if o.event(c) != nil {
 			return
 		}
 	}
 	o.raw([]byte("[DONE]"))
+}
+
+// addLogprob queues a token's logprobs until its text is sent
+// (core.RunRequest.OnLogprob; called before the token's text is
+// written).
+func (o *output) addLogprob(lp core.TokenLogprob) {
+	o.lpLive = true
+	o.pending = append(o.pending, lp)
+}
+
+// takeLogprobs returns the logprobs object of the queued tokens whose
+// text has been sent in full (all of them when all is set), nil when
+// logprobs are not streamed; a chunk of text that completes no token
+// carries an empty list, as every chunk of a stream with logprobs
+// carries the object.
+func (o *output) takeLogprobs(all bool) any {
+	if !o.lpLive {
+		return nil
+	}
+	n, end := 0, o.lpBytes
+	for n < len(o.pending) && (all || end+len(o.pending[n].Bytes) <= o.sentBytes) {
+		end += len(o.pending[n].Bytes)
+		n++
+	}
+	if all && n == 0 {
+		return nil
+	}
+	lp := logprobsAt(o.pending[:n], o.chat, o.lpBytes)
+	o.lpBytes = end
+	o.pending = o.pending[n:]
+	return lp
 }
 
 // sendError ends a stream that already started with an error event.

@@ -137,7 +137,7 @@ var fieldRange = map[string]string{
 	"max_tokens":            "an integer ≥ 1",
 	"max_completion_tokens": "an integer ≥ 1",
 	"seed":                  "a 64-bit integer",
-	"n":                     "1",
+	"n":                     "an integer between 1 and 128",
 	"presence_penalty":      "between -2 and 2",
 	"frequency_penalty":     "between -2 and 2",
 	"top_logprobs":          "an integer between 0 and 20",
@@ -150,6 +150,7 @@ type parsed struct {
 	messages     []Message
 	prompt       string
 	maxTokens    int    // 0: not set
+	n            int    // choices (≥ 1)
 	tools        []byte // the tools to render (chat), nil: none
 	forceTool    string // tool_choice: "" auto/none, "*" required, or a function name
 	guest        GuestRequest
@@ -159,6 +160,9 @@ type parsed struct {
 // parseRequest decodes and validates a request body.
 func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 	if e := checkFields(body, chat); e != nil {
+		return nil, e
+	}
+	if e := checkNested(body, chat); e != nil {
 		return nil, e
 	}
 	var r completionRequest
@@ -182,9 +186,6 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 	p := &parsed{chat: chat, model: r.Model}
 	if r.Model == "" {
 		return nil, badRequest("model", "you must provide a model parameter")
-	}
-	if r.N != nil && *r.N != 1 {
-		return nil, badRequest("n", "n must be 1 (this server generates one choice per request), got %d", *r.N)
 	}
 	if chat {
 		if len(r.Messages) == 0 || string(r.Messages) == "null" {
@@ -216,6 +217,11 @@ func parseRequest(body []byte, chat bool) (*parsed, *apiError) {
 		}
 		p.prompt = s
 	}
+	n, e := parseN(r.N, p.tools != nil)
+	if e != nil {
+		return nil, e
+	}
+	p.n = n
 	mt := r.MaxTokens
 	param := "max_tokens"
 	if r.MaxCompletionTokens != nil {

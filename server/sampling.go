@@ -143,7 +143,11 @@ func byteList(b []byte) []int {
 
 // logprobsObject is the choice's logprobs: chat's {"content": [...]},
 // or the completions API's parallel arrays.
-func logprobsObject(lps []core.TokenLogprob, chat bool) any {
+func logprobsObject(lps []core.TokenLogprob, chat bool) any { return logprobsAt(lps, chat, 0) }
+
+// logprobsAt is logprobsObject for tokens whose text starts at byte off
+// of the completion (the legacy shape's text_offset): a streamed chunk's.
+func logprobsAt(lps []core.TokenLogprob, chat bool, off int) any {
 	if chat {
 		content := make([]map[string]any, 0, len(lps))
 		for _, lp := range lps {
@@ -160,7 +164,6 @@ func logprobsObject(lps []core.TokenLogprob, chat bool) any {
 	values := make([]float32, 0, len(lps))
 	tops := make([]map[string]float32, 0, len(lps))
 	offsets := make([]int, 0, len(lps))
-	off := 0
 	for _, lp := range lps {
 		tokens = append(tokens, tokenString(lp.Bytes))
 		values = append(values, lp.Logprob)

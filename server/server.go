@@ -133,6 +133,7 @@ type app struct {
 	name   string
 	module *core.Module
 	policy core.Policy
+	maxN   int // the most choices (n) per request; 0: defaultMaxN
 }
 
 // allows reports whether the app may serve the model: the rule the
@@ -227,6 +228,7 @@ func NewFrom(ctx context.Context, rt Runtime, opts Options) (*Server, error) {
 		if err != nil {
 			return fail(err)
 		}
+		a.maxN = ac.MaxN
 		s.apps[ac.Name] = a
 	}
 	defName := opts.DefaultApp

@@ -242,7 +242,7 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 	typ := fs.String("type", "f16", "tensor type: f32, f16, q8_0, q4_0, q4_k_m, q6_k")
 	out := fs.String("o", "", "output `FILE` (required)")
 	donor := fs.String("tokenizer-from", "", "copy tokenizer.* metadata from this `GGUF` (required)")
-	nEmbd := fs.Int("n-embd", 0, "override the embedding width")
+	nEmbd := fs.Int("n-embd", 0, "override the embedding width (with --arch: widen the small model, a multiple of 64)")
 	nLayer := fs.Int("n-layer", 0, "override the number of layers")
 	nHead := fs.Int("n-head", 0, "override the number of attention heads")
 	nHeadKV := fs.Int("n-head-kv", 0, "override the number of KV heads")
@@ -311,7 +311,7 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 				archPreset = *preset
 			}
 		})
-		f, err = synthArchFile(*arch, archPreset, ft, d.File, p.vocab)
+		f, err = synthArchFile(*arch, archPreset, *nEmbd, ft, d.File, p.vocab)
 		*preset = *arch
 		if archPreset != "" {
 			*preset = archPreset

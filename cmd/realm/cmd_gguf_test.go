@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -410,5 +411,53 @@ func TestGGUFSynthArch(t *testing.T) {
 	}
 	if code, _, errOut := ggufCLI(t, "gguf", "synth", "--arch", "mamba", "-o", filepath.Join(dir, "x.gguf"), "--tokenizer-from", donor); code != 1 || !strings.Contains(errOut, "unknown --arch") {
 		t.Errorf("unknown arch: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := ggufCLI(t, "gguf", "synth", "--arch", "llama", "--n-embd", "96", "-o", filepath.Join(dir, "x.gguf"), "--tokenizer-from", donor); code != 1 || !strings.Contains(errOut, "multiple of 64") {
+		t.Errorf("--n-embd 96: exit %d: %s", code, errOut)
+	}
+}
+
+// TestGGUFSynthArchWide checks that the Q4_K_M files of testdata/arch
+// (llama.cpp's quantizer over realm gguf synth --arch A --n-embd 256)
+// hold the tensors, names and shapes of that wide synth, and that their
+// metadata names the architecture's width.
+func TestGGUFSynthArchWide(t *testing.T) {
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	donor := filepath.Join(root, "models", "stories260K.gguf")
+	dir := t.TempDir()
+	for _, arch := range synthArches {
+		out := filepath.Join(dir, arch+".gguf")
+		if code, _, errOut := ggufCLI(t, "gguf", "synth", "--arch", arch, "--type", "f32", "--seed", "1", "--n-embd", "256", "-o", out, "--tokenizer-from", donor); code != 0 {
+			t.Fatalf("%s: exit %d: %s", arch, code, errOut)
+		}
+		got, err := gguf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := gguf.Open(filepath.Join(root, "testdata", "arch", arch+"-q4_k_m.gguf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shapes := func(f *gguf.Mapped) map[string]string {
+			m := map[string]string{}
+			for _, ti := range f.Tensors {
+				m[ti.Name] = fmt.Sprint(ti.Dims)
+			}
+			return m
+		}
+		if g, w := shapes(got), shapes(want); fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Errorf("%s: synth --n-embd 256 tensors %v, testdata %v", arch, g, w)
+		}
+		for _, ti := range want.Tensors {
+			// llama.cpp keeps the MoE router (ffn_gate_inp) in F32.
+			if len(ti.Dims) > 1 && ti.Type != gguf.TypeQ4_K && ti.Type != gguf.TypeQ6_K && !strings.Contains(ti.Name, "ffn_gate_inp") {
+				t.Errorf("%s: %s is %v, want Q4_K or Q6_K", arch, ti.Name, ti.Type)
+			}
+		}
+		got.Close()
+		want.Close()
 	}
 }

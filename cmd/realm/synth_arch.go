@@ -37,8 +37,11 @@ func archPresets() map[string]archShape {
 
 // synthArchFile builds the header of a random-weight model of
 // architecture arch (one of synthArches) with the donor's tokenizer: the
-// small test shape, or a preset of archPresets ("" for none).
-func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
+// small test shape, or a preset of archPresets ("" for none). A width
+// other than 0 widens the small shape to n_embd width (a multiple of 64;
+// n_ff 2×width, the experts' n_ff width, gemma's head size width/2), e.g.
+// 256 so that every matrix row holds whole 256-value K-quant super-blocks.
+func synthArchFile(arch, preset string, width int, ft quantFtype, donor *gguf.File, vocab int) (*gguf.File, error) {
 	if !slices.Contains(synthArches, arch) {
 		return nil, fmt.Errorf("unknown --arch %q (want one of %s)", arch, strings.Join(synthArches, ", "))
 	}
@@ -61,9 +64,19 @@ func synthArchFile(arch, preset string, ft quantFtype, donor *gguf.File, vocab i
 		}
 		sh = p
 	}
+	nFFExp := 64
+	if width != 0 {
+		if preset != "" || width%64 != 0 || width <= 0 {
+			return nil, fmt.Errorf("--n-embd %d with --arch: want a positive multiple of 64 and no --preset", width)
+		}
+		sh.nEmbd, sh.nFF, nFFExp = width, 2*width, width
+		if sh.headDim != 0 {
+			sh.headDim = width / 2
+		}
+	}
 	const (
-		nExpert, nUsed, nFFExp = 4, 2, 64
-		ctx                    = 4096
+		nExpert, nUsed = 4, 2
+		ctx            = 4096
 	)
 	nEmbd, nLayer, nHead, nHeadKV, nFF := sh.nEmbd, sh.nLayer, sh.nHead, sh.nHeadKV, sh.nFF
 	gen := arch // general.architecture

@@ -156,7 +156,7 @@ func runModel(ctx context.Context, b backends.Backend, refDir string, mc ModelCa
 func ArchCases() []string {
 	var out []string
 	for _, a := range []string{"llama", "llama3", "mixtral", "qwen2", "qwen2yarn", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"} {
-		out = append(out, a, a+"-q8_0", a+"-q4_0")
+		out = append(out, a, a+"-q8_0", a+"-q4_0", a+"-q4_k_m")
 	}
 	return out
 }

@@ -51,6 +51,11 @@ type Request struct {
 	// alternatives at each position (0–MaxTopLogprobs).
 	Logprobs    bool
 	TopLogprobs int
+	// OnLogprob, when set with Logprobs or TopLogprobs, receives each
+	// token's entry as the token is produced, before its text is written
+	// to the output, so a streaming caller can send the log-probabilities
+	// with the text they belong to. It runs on Run's goroutine.
+	OnLogprob func(TokenLogprob)
 	// PresencePenalty and FrequencyPenalty (OpenAI's, −2 to 2) lower the
 	// logit of every token already generated: by PresencePenalty once and
 	// by FrequencyPenalty per occurrence, before the sampler's chain.
@@ -222,6 +227,9 @@ func Run(ctx context.Context, b backends.Backend, model backends.ModelID, tok *t
 			}
 			if lp != nil {
 				res.Logprobs = append(res.Logprobs, *lp)
+				if req.OnLogprob != nil {
+					req.OnLogprob(*lp)
+				}
 			}
 		}
 		stopped, err := st.add(st.dec.Add(t))

@@ -116,3 +116,51 @@ func TestLogprobsAndPenalties(t *testing.T) {
 		t.Logf("penalties %v: %q", pen, res.Text)
 	}
 }
+
+// onLogprobWriter records, at each write, how many logprobs had been
+// reported and the bytes of their tokens.
+type onLogprobWriter struct {
+	reported []gen.TokenLogprob
+	text     []byte
+	bad      int // writes whose text went past the reported tokens' bytes
+}
+
+func (w *onLogprobWriter) Write(p []byte) (int, error) {
+	w.text = append(w.text, p...)
+	n := 0
+	for _, lp := range w.reported {
+		n += len(lp.Bytes)
+	}
+	if len(w.text) > n {
+		w.bad++
+	}
+	return len(p), nil
+}
+
+// TestOnLogprob: the live callback gets every entry of Result.Logprobs,
+// in order, each before its token's text is written (a streaming server
+// sends them together), also with a stop string holding text back.
+func TestOnLogprob(t *testing.T) {
+	b, id, tok := stories(t)
+	for _, stop := range [][]string{nil, {"Lily"}} {
+		w := &onLogprobWriter{}
+		res, err := gen.Run(context.Background(), b, id, tok, gen.Request{
+			Prompt: "Once upon a time", AddBOS: true, MaxTokens: 30, NCtx: 256, Logprobs: true, TopLogprobs: 1, Stop: stop,
+			OnLogprob: func(lp gen.TokenLogprob) { w.reported = append(w.reported, lp) },
+		}, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(w.reported) != len(res.Logprobs) || len(w.reported) == 0 {
+			t.Fatalf("stop %q: %d reported, %d in the result", stop, len(w.reported), len(res.Logprobs))
+		}
+		for i := range w.reported {
+			if w.reported[i].ID != res.Logprobs[i].ID || w.reported[i].Logprob != res.Logprobs[i].Logprob {
+				t.Errorf("entry %d: reported %+v, result %+v", i, w.reported[i], res.Logprobs[i])
+			}
+		}
+		if w.bad != 0 || string(w.text) != res.Text {
+			t.Errorf("stop %q: %d writes ahead of their logprobs; text %q, result %q", stop, w.bad, w.text, res.Text)
+		}
+	}
+}

@@ -97,8 +97,9 @@ func TestLogprobs(t *testing.T) {
 		feed = []int32{ref.GenIDs[i]}
 	}
 
-	// Chat: not streamed, then streamed (all entries on the chunk with
-	// the finish reason); the same greedy tokens either way.
+	// Chat: not streamed, then streamed (each entry on the chunk that
+	// carries its token's text, as OpenAI streams them); the same greedy
+	// tokens either way.
 	body := `{"model":"stories260k","messages":[{"role":"user","content":"Hi"}],"max_tokens":10,"temperature":0,"logprobs":true,"top_logprobs":2`
 	_, b = post(t, ts.URL+"/v1/chat/completions", body+`}`)
 	plain := decode[struct {
@@ -126,14 +127,21 @@ func TestLogprobs(t *testing.T) {
 		}
 		ch := decode[struct {
 			Choices []struct {
-				FinishReason *string `json:"finish_reason"`
-				Logprobs     *struct{ Content []chatLogprob }
+				Delta    struct{ Content string }
+				Logprobs *struct{ Content []chatLogprob }
 			}
 		}](t, []byte(ev))
 		for _, x := range ch.Choices {
+			if x.Delta.Content != "" && x.Logprobs == nil {
+				t.Errorf("a chunk of text without its logprobs: %s", ev)
+			}
 			if x.Logprobs != nil {
-				if x.FinishReason == nil {
-					t.Errorf("logprobs on a chunk without finish_reason: %s", ev)
+				var spelled strings.Builder
+				for _, e := range x.Logprobs.Content {
+					spelled.WriteString(e.Token)
+				}
+				if spelled.String() != x.Delta.Content {
+					t.Errorf("chunk %q carries the logprobs of %q", x.Delta.Content, spelled.String())
 				}
 				streamed = append(streamed, x.Logprobs.Content...)
 			}

@@ -34,7 +34,7 @@ func TestErrors(t *testing.T) {
 		{"empty messages", chat, `{"model":"stories260k","messages":[]}`, 400, "messages", ""},
 		{"bad role", chat, `{"model":"stories260k","messages":[{"role":"wizard","content":"x"}]}`, 400, "messages[0].role", ""},
 		{"image part", chat, `{"model":"stories260k","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "messages[0].content", ""},
-		{"n=2", chat, `{"model":"stories260k",` + msgs + `,"n":2}`, 400, "n", ""},
+		{"n beyond the policy", chat, `{"model":"stories260k",` + msgs + `,"n":9}`, 400, "n", ""},
 		{"n=0", comp, `{"model":"stories260k","prompt":"x","n":0}`, 400, "n", ""},
 		{"temperature", chat, `{"model":"stories260k",` + msgs + `,"temperature":3}`, 400, "temperature", ""},
 		{"top_p", chat, `{"model":"stories260k",` + msgs + `,"top_p":0}`, 400, "top_p", ""},

@@ -39,7 +39,7 @@ func BenchmarkKernelCPU(b *testing.B) {
 			out := make([]float32, batch*rows)
 			for _, isa := range []string{"avx2", "vnni", "amx"} {
 				vnni, amx := isa != "avx2", isa == "amx"
-				if isa == "vnni" && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS {
+				if isa == "vnni" && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS && typ != gguf.TypeIQ4_NL {
 					continue
 				}
 				if amx && (batch == 1 || typ == gguf.TypeF16) {

@@ -695,3 +695,115 @@ iq4xsz_done:
 	ZHSUM(Z7, Y7, X7, 28)
 	VZEROUPPER
 	RET
+
+// Lane p ← lane p/2 (VPERMPS index): the 8 block scales of IQ4_NL over
+// the 16 dword lanes of the x8 layout.
+DATA ·iq4nlz<>+0(SB)/8, $0x0000000000000000
+DATA ·iq4nlz<>+8(SB)/8, $0x0000000100000001
+DATA ·iq4nlz<>+16(SB)/8, $0x0000000200000002
+DATA ·iq4nlz<>+24(SB)/8, $0x0000000300000003
+DATA ·iq4nlz<>+32(SB)/8, $0x0000000400000004
+DATA ·iq4nlz<>+40(SB)/8, $0x0000000500000005
+DATA ·iq4nlz<>+48(SB)/8, $0x0000000600000006
+DATA ·iq4nlz<>+56(SB)/8, $0x0000000700000007
+GLOBL ·iq4nlz<>(SB), RODATA|NOPTR, $64
+
+// IQ4NLROW: IQ4XSROW for IQ4_NL, with per-lane activation scales at
+// off+320 and the weight block scales in Z14.
+#define IQ4NLROW(off, t, acc) \
+	VMOVDQU32 (off+256)(DI), t \
+	VPDPBUSD (off)(DI), Z10, t \
+	VPDPBUSD (off+64)(DI), Z11, t \
+	VPDPBUSD (off+128)(DI), Z12, t \
+	VPDPBUSD (off+192)(DI), Z13, t \
+	VCVTDQ2PS t, t \
+	VMULPS (off+320)(DI), t, t \
+	VFMADD231PS Z14, t, acc
+
+// func dotIQ4NLx8Z(w *byte, p *byte, ng int, out *float32)
+// One IQ4_NL weight row (ng groups of 8 blocks) against 8 activation
+// rows in the x8 layout of packIQ4NL8 (per group 3072 bytes: for each
+// row 256 permuted quants, 16 int32 of −128·Σa (block s in lane 2s),
+// 16 f32 activation scales (block s in lanes 2s and 2s+1)). The 8
+// blocks' nibbles are gathered into two zmm (16 bytes each, like an
+// IQ4_XS super-block) and permuted as in dotIQ4XSx8Z.
+TEXT ·dotIQ4NLx8Z(SB), NOSPLIT, $0-32
+	MOVQ w+0(FP), SI
+	MOVQ p+8(FP), DI
+	MOVQ ng+16(FP), BX
+	VBROADCASTI32X4 ·iq4gridU<>(SB), Z24
+	VPBROADCASTQ ·mask0F(SB), Z25
+	VMOVDQU64 ·iq4xsz<>+0(SB), Z26
+	VMOVDQU64 ·iq4xsz<>+64(SB), Z27
+	VMOVDQU64 ·iq4nlz<>+0(SB), Z28
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ BX, BX
+	JEQ iq4nlz_done
+iq4nlz_loop:
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	VMOVDQU 2(SI), X8
+	VINSERTI32X4 $1, 20(SI), Z8, Z8
+	VINSERTI32X4 $2, 38(SI), Z8, Z8
+	VINSERTI32X4 $3, 56(SI), Z8, Z8
+	VMOVDQU 74(SI), X9
+	VINSERTI32X4 $1, 92(SI), Z9, Z9
+	VINSERTI32X4 $2, 110(SI), Z9, Z9
+	VINSERTI32X4 $3, 128(SI), Z9, Z9
+	VMOVDQA64 Z26, Z10
+	VPERMI2Q Z9, Z8, Z10
+	VPERMT2Q Z9, Z27, Z8
+	VPSRLW $4, Z10, Z12
+	VPSRLW $4, Z8, Z13
+	VPANDQ Z25, Z10, Z10
+	VPANDQ Z25, Z8, Z11
+	VPANDQ Z25, Z12, Z12
+	VPANDQ Z25, Z13, Z13
+	VPSHUFB Z10, Z24, Z10
+	VPSHUFB Z11, Z24, Z11
+	VPSHUFB Z12, Z24, Z12
+	VPSHUFB Z13, Z24, Z13
+	// the 8 block scales, each in two lanes
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X14
+	VPINSRW $1, 18(SI), X14, X14
+	VPINSRW $2, 36(SI), X14, X14
+	VPINSRW $3, 54(SI), X14, X14
+	VPINSRW $4, 72(SI), X14, X14
+	VPINSRW $5, 90(SI), X14, X14
+	VPINSRW $6, 108(SI), X14, X14
+	VPINSRW $7, 126(SI), X14, X14
+	VCVTPH2PS X14, Y14
+	VPERMPS Z14, Z28, Z14
+	IQ4NLROW(0, Z16, Z0)
+	IQ4NLROW(384, Z17, Z1)
+	IQ4NLROW(768, Z18, Z2)
+	IQ4NLROW(1152, Z19, Z3)
+	IQ4NLROW(1536, Z20, Z4)
+	IQ4NLROW(1920, Z21, Z5)
+	IQ4NLROW(2304, Z22, Z6)
+	IQ4NLROW(2688, Z23, Z7)
+	ADDQ $144, SI
+	ADDQ $3072, DI
+	DECQ BX
+	JNE iq4nlz_loop
+iq4nlz_done:
+	MOVQ out+24(FP), DI
+	ZHSUM(Z0, Y0, X0, 0)
+	ZHSUM(Z1, Y1, X1, 4)
+	ZHSUM(Z2, Y2, X2, 8)
+	ZHSUM(Z3, Y3, X3, 12)
+	ZHSUM(Z4, Y4, X4, 16)
+	ZHSUM(Z5, Y5, X5, 20)
+	ZHSUM(Z6, Y6, X6, 24)
+	ZHSUM(Z7, Y7, X7, 28)
+	VZEROUPPER
+	RET

@@ -57,7 +57,7 @@ func BenchmarkMatVec(b *testing.B) {
 			out := make([]float32, sh.rows)
 			for _, threads := range []int{1, 2} {
 				for _, vnni := range []bool{false, true} {
-					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
+					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS && typ != gguf.TypeIQ4_NL {
 						continue
 					}
 					isa := "avx2"
@@ -89,7 +89,7 @@ func BenchmarkMatMulBatch128(b *testing.B) {
 			out := make([]float32, batch*sh.rows)
 			for _, threads := range []int{1, 2} {
 				for _, vnni := range []bool{false, true} {
-					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
+					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS && typ != gguf.TypeIQ4_NL {
 						continue
 					}
 					isa := "avx2"
@@ -190,7 +190,7 @@ func BenchmarkMatVecInCache(b *testing.B) {
 		x := randVec(rng, 2048)
 		out := make([]float32, 256)
 		for _, vnni := range []bool{false, true} {
-			if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
+			if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS && typ != gguf.TypeIQ4_NL {
 				continue
 			}
 			isa := "avx2"

@@ -28,7 +28,8 @@ func threadCPU() time.Duration {
 func BenchmarkKernelCPU(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	for _, batch := range []int{1, 128} {
-		for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeF16} {
+		for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeF16,
+			gguf.TypeQ5_K, gguf.TypeIQ4_NL, gguf.TypeIQ4_XS} {
 			rows := 256
 			if batch > 1 {
 				rows = 64
@@ -38,7 +39,7 @@ func BenchmarkKernelCPU(b *testing.B) {
 			out := make([]float32, batch*rows)
 			for _, isa := range []string{"avx2", "vnni", "amx"} {
 				vnni, amx := isa != "avx2", isa == "amx"
-				if isa == "vnni" && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K {
+				if isa == "vnni" && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS && typ != gguf.TypeIQ4_NL {
 					continue
 				}
 				if amx && (batch == 1 || typ == gguf.TypeF16) {

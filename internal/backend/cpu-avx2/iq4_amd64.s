@@ -536,3 +536,274 @@ iq4xs4_done:
 	VMOVSS X3, 12(DI)
 	VZEROUPPER
 	RET
+
+// The IQ4 grid plus 128 (unsigned), for VPDPBUSD: (w+128)·a summed
+// over a sub-block is w·a + 128·Σa, and the start value −128·Σa (from
+// the activations' bsums) takes the bias back out exactly.
+DATA ·iq4gridU<>+0(SB)/8, $0x766a5d4f3f2d1801
+DATA ·iq4gridU<>+8(SB)/8, $0xf1d9c5b5a6998d81
+GLOBL ·iq4gridU<>(SB), RODATA|NOPTR, $16
+
+// Qword indices of the even (E) and odd (O) qwords of two zmm tables,
+// and per dword lane p the shifts that bring sub-block p/2's scale bits
+// down: 4·(p/2) in scales_l, 16+2·(p/2) in the dword d | scales_h<<16.
+DATA ·iq4xsz<>+0(SB)/8, $0
+DATA ·iq4xsz<>+8(SB)/8, $2
+DATA ·iq4xsz<>+16(SB)/8, $4
+DATA ·iq4xsz<>+24(SB)/8, $6
+DATA ·iq4xsz<>+32(SB)/8, $8
+DATA ·iq4xsz<>+40(SB)/8, $10
+DATA ·iq4xsz<>+48(SB)/8, $12
+DATA ·iq4xsz<>+56(SB)/8, $14
+DATA ·iq4xsz<>+64(SB)/8, $1
+DATA ·iq4xsz<>+72(SB)/8, $3
+DATA ·iq4xsz<>+80(SB)/8, $5
+DATA ·iq4xsz<>+88(SB)/8, $7
+DATA ·iq4xsz<>+96(SB)/8, $9
+DATA ·iq4xsz<>+104(SB)/8, $11
+DATA ·iq4xsz<>+112(SB)/8, $13
+DATA ·iq4xsz<>+120(SB)/8, $15
+DATA ·iq4xsz<>+128(SB)/8, $0x0000000000000000
+DATA ·iq4xsz<>+136(SB)/8, $0x0000000400000004
+DATA ·iq4xsz<>+144(SB)/8, $0x0000000800000008
+DATA ·iq4xsz<>+152(SB)/8, $0x0000000c0000000c
+DATA ·iq4xsz<>+160(SB)/8, $0x0000001000000010
+DATA ·iq4xsz<>+168(SB)/8, $0x0000001400000014
+DATA ·iq4xsz<>+176(SB)/8, $0x0000001800000018
+DATA ·iq4xsz<>+184(SB)/8, $0x0000001c0000001c
+DATA ·iq4xsz<>+192(SB)/8, $0x0000001000000010
+DATA ·iq4xsz<>+200(SB)/8, $0x0000001200000012
+DATA ·iq4xsz<>+208(SB)/8, $0x0000001400000014
+DATA ·iq4xsz<>+216(SB)/8, $0x0000001600000016
+DATA ·iq4xsz<>+224(SB)/8, $0x0000001800000018
+DATA ·iq4xsz<>+232(SB)/8, $0x0000001a0000001a
+DATA ·iq4xsz<>+240(SB)/8, $0x0000001c0000001c
+DATA ·iq4xsz<>+248(SB)/8, $0x0000001e0000001e
+DATA ·iq4xsz<>+256(SB)/4, $15
+DATA ·iq4xsz<>+260(SB)/4, $3
+DATA ·iq4xsz<>+264(SB)/4, $32
+GLOBL ·iq4xsz<>(SB), RODATA|NOPTR, $268
+
+// IQ4XSROW adds one activation row's super-block to acc: start from
+// −128·bsums (lane g: 16-element group g), four VPDPBUSD against the
+// unsigned weights Z10..Z13, then per lane the sub-block scale times
+// d_w (Z14) and the row's d_a (broadcast from doff).
+#define IQ4XSROW(off, doff, t, acc) \
+	VMOVDQU32 (off+256)(DI), t \
+	VPDPBUSD (off)(DI), Z10, t \
+	VPDPBUSD (off+64)(DI), Z11, t \
+	VPDPBUSD (off+128)(DI), Z12, t \
+	VPDPBUSD (off+192)(DI), Z13, t \
+	VCVTDQ2PS t, t \
+	VMULPS Z14, t, t \
+	VFMADD231PS.BCST doff(DI), t, acc
+
+// ZHSUM stores the sum of zmm acc's lanes at off(DI).
+#define ZHSUM(z, y, x, off) \
+	VEXTRACTF64X4 $1, z, Y9 \
+	VADDPS Y9, y, y \
+	HSUM(y, x, X8) \
+	VMOVSS x, off(DI)
+
+// func dotIQ4XSx8Z(w *byte, p *byte, nb int, out *float32)
+// One IQ4_XS weight row against 8 activation rows in the x8 layout of
+// packIQ4XS8 (per super-block 2592 bytes: for each row 256 quants, 64
+// bytes of −128·bsums as int32, then the 8 rows' f32 scales). The
+// quants of a row are permuted so that 64-byte chunk k holds, for each
+// sub-block s, elements 32s+8k..32s+8k+7 in qword s: every dword lane
+// of a VPDPBUSD then belongs to one sub-block (s = lane/2) in all four
+// chunks, and the sub-block scales apply once per super-block, per lane.
+// The weight side gets there with two qword permutes: chunk 0 is the
+// low nibbles of the even qwords of the 128 nibble bytes, chunk 1 of
+// the odd ones, chunks 2 and 3 their high nibbles.
+TEXT ·dotIQ4XSx8Z(SB), NOSPLIT, $0-32
+	MOVQ w+0(FP), SI
+	MOVQ p+8(FP), DI
+	MOVQ nb+16(FP), BX
+	VBROADCASTI32X4 ·iq4gridU<>(SB), Z24
+	VPBROADCASTQ ·mask0F(SB), Z25
+	VMOVDQU64 ·iq4xsz<>+0(SB), Z26
+	VMOVDQU64 ·iq4xsz<>+64(SB), Z27
+	VMOVDQU64 ·iq4xsz<>+128(SB), Z28
+	VMOVDQU64 ·iq4xsz<>+192(SB), Z29
+	VPBROADCASTD ·iq4xsz<>+256(SB), Z30
+	VPBROADCASTD ·iq4xsz<>+260(SB), Z31
+	VPBROADCASTD ·iq4xsz<>+264(SB), Z15
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ BX, BX
+	JEQ iq4xsz_done
+iq4xsz_loop:
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	VMOVDQU64 8(SI), Z8
+	VMOVDQU64 72(SI), Z9
+	VMOVDQA64 Z26, Z10
+	VPERMI2Q Z9, Z8, Z10
+	VPERMT2Q Z9, Z27, Z8
+	VPSRLW $4, Z10, Z12
+	VPSRLW $4, Z8, Z13
+	VPANDQ Z25, Z10, Z10
+	VPANDQ Z25, Z8, Z11
+	VPANDQ Z25, Z12, Z12
+	VPANDQ Z25, Z13, Z13
+	VPSHUFB Z10, Z24, Z10
+	VPSHUFB Z11, Z24, Z11
+	VPSHUFB Z12, Z24, Z12
+	VPSHUFB Z13, Z24, Z13
+	// per lane p: float(scale of sub-block p/2) · d_w
+	VPBROADCASTD 4(SI), Z14
+	VPSRLVD Z28, Z14, Z14
+	VPANDD Z30, Z14, Z14
+	VPBROADCASTD 0(SI), Z9
+	VPSRLVD Z29, Z9, Z9
+	VPANDD Z31, Z9, Z9
+	VPSLLD $4, Z9, Z9
+	VPORD Z9, Z14, Z14
+	VPSUBD Z15, Z14, Z14
+	VCVTDQ2PS Z14, Z14
+	VPBROADCASTW 0(SI), Y9
+	VCVTPH2PS Y9, Z9
+	VMULPS Z9, Z14, Z14
+	IQ4XSROW(0, 2560, Z16, Z0)
+	IQ4XSROW(320, 2564, Z17, Z1)
+	IQ4XSROW(640, 2568, Z18, Z2)
+	IQ4XSROW(960, 2572, Z19, Z3)
+	IQ4XSROW(1280, 2576, Z20, Z4)
+	IQ4XSROW(1600, 2580, Z21, Z5)
+	IQ4XSROW(1920, 2584, Z22, Z6)
+	IQ4XSROW(2240, 2588, Z23, Z7)
+	ADDQ $136, SI
+	ADDQ $2592, DI
+	DECQ BX
+	JNE iq4xsz_loop
+iq4xsz_done:
+	MOVQ out+24(FP), DI
+	ZHSUM(Z0, Y0, X0, 0)
+	ZHSUM(Z1, Y1, X1, 4)
+	ZHSUM(Z2, Y2, X2, 8)
+	ZHSUM(Z3, Y3, X3, 12)
+	ZHSUM(Z4, Y4, X4, 16)
+	ZHSUM(Z5, Y5, X5, 20)
+	ZHSUM(Z6, Y6, X6, 24)
+	ZHSUM(Z7, Y7, X7, 28)
+	VZEROUPPER
+	RET
+
+// Lane p ← lane p/2 (VPERMPS index): the 8 block scales of IQ4_NL over
+// the 16 dword lanes of the x8 layout.
+DATA ·iq4nlz<>+0(SB)/8, $0x0000000000000000
+DATA ·iq4nlz<>+8(SB)/8, $0x0000000100000001
+DATA ·iq4nlz<>+16(SB)/8, $0x0000000200000002
+DATA ·iq4nlz<>+24(SB)/8, $0x0000000300000003
+DATA ·iq4nlz<>+32(SB)/8, $0x0000000400000004
+DATA ·iq4nlz<>+40(SB)/8, $0x0000000500000005
+DATA ·iq4nlz<>+48(SB)/8, $0x0000000600000006
+DATA ·iq4nlz<>+56(SB)/8, $0x0000000700000007
+GLOBL ·iq4nlz<>(SB), RODATA|NOPTR, $64
+
+// IQ4NLROW: IQ4XSROW for IQ4_NL, with per-lane activation scales at
+// off+320 and the weight block scales in Z14.
+#define IQ4NLROW(off, t, acc) \
+	VMOVDQU32 (off+256)(DI), t \
+	VPDPBUSD (off)(DI), Z10, t \
+	VPDPBUSD (off+64)(DI), Z11, t \
+	VPDPBUSD (off+128)(DI), Z12, t \
+	VPDPBUSD (off+192)(DI), Z13, t \
+	VCVTDQ2PS t, t \
+	VMULPS (off+320)(DI), t, t \
+	VFMADD231PS Z14, t, acc
+
+// func dotIQ4NLx8Z(w *byte, p *byte, ng int, out *float32)
+// One IQ4_NL weight row (ng groups of 8 blocks) against 8 activation
+// rows in the x8 layout of packIQ4NL8 (per group 3072 bytes: for each
+// row 256 permuted quants, 16 int32 of −128·Σa (block s in lane 2s),
+// 16 f32 activation scales (block s in lanes 2s and 2s+1)). The 8
+// blocks' nibbles are gathered into two zmm (16 bytes each, like an
+// IQ4_XS super-block) and permuted as in dotIQ4XSx8Z.
+TEXT ·dotIQ4NLx8Z(SB), NOSPLIT, $0-32
+	MOVQ w+0(FP), SI
+	MOVQ p+8(FP), DI
+	MOVQ ng+16(FP), BX
+	VBROADCASTI32X4 ·iq4gridU<>(SB), Z24
+	VPBROADCASTQ ·mask0F(SB), Z25
+	VMOVDQU64 ·iq4xsz<>+0(SB), Z26
+	VMOVDQU64 ·iq4xsz<>+64(SB), Z27
+	VMOVDQU64 ·iq4nlz<>+0(SB), Z28
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ BX, BX
+	JEQ iq4nlz_done
+iq4nlz_loop:
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	VMOVDQU 2(SI), X8
+	VINSERTI32X4 $1, 20(SI), Z8, Z8
+	VINSERTI32X4 $2, 38(SI), Z8, Z8
+	VINSERTI32X4 $3, 56(SI), Z8, Z8
+	VMOVDQU 74(SI), X9
+	VINSERTI32X4 $1, 92(SI), Z9, Z9
+	VINSERTI32X4 $2, 110(SI), Z9, Z9
+	VINSERTI32X4 $3, 128(SI), Z9, Z9
+	VMOVDQA64 Z26, Z10
+	VPERMI2Q Z9, Z8, Z10
+	VPERMT2Q Z9, Z27, Z8
+	VPSRLW $4, Z10, Z12
+	VPSRLW $4, Z8, Z13
+	VPANDQ Z25, Z10, Z10
+	VPANDQ Z25, Z8, Z11
+	VPANDQ Z25, Z12, Z12
+	VPANDQ Z25, Z13, Z13
+	VPSHUFB Z10, Z24, Z10
+	VPSHUFB Z11, Z24, Z11
+	VPSHUFB Z12, Z24, Z12
+	VPSHUFB Z13, Z24, Z13
+	// the 8 block scales, each in two lanes
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X14
+	VPINSRW $1, 18(SI), X14, X14
+	VPINSRW $2, 36(SI), X14, X14
+	VPINSRW $3, 54(SI), X14, X14
+	VPINSRW $4, 72(SI), X14, X14
+	VPINSRW $5, 90(SI), X14, X14
+	VPINSRW $6, 108(SI), X14, X14
+	VPINSRW $7, 126(SI), X14, X14
+	VCVTPH2PS X14, Y14
+	VPERMPS Z14, Z28, Z14
+	IQ4NLROW(0, Z16, Z0)
+	IQ4NLROW(384, Z17, Z1)
+	IQ4NLROW(768, Z18, Z2)
+	IQ4NLROW(1152, Z19, Z3)
+	IQ4NLROW(1536, Z20, Z4)
+	IQ4NLROW(1920, Z21, Z5)
+	IQ4NLROW(2304, Z22, Z6)
+	IQ4NLROW(2688, Z23, Z7)
+	ADDQ $144, SI
+	ADDQ $3072, DI
+	DECQ BX
+	JNE iq4nlz_loop
+iq4nlz_done:
+	MOVQ out+24(FP), DI
+	ZHSUM(Z0, Y0, X0, 0)
+	ZHSUM(Z1, Y1, X1, 4)
+	ZHSUM(Z2, Y2, X2, 8)
+	ZHSUM(Z3, Y3, X3, 12)
+	ZHSUM(Z4, Y4, X4, 16)
+	ZHSUM(Z5, Y5, X5, 20)
+	ZHSUM(Z6, Y6, X6, 24)
+	ZHSUM(Z7, Y7, X7, 28)
+	VZEROUPPER
+	RET

@@ -34,6 +34,7 @@ type Kernels struct {
 	scores [][]float32 // per-worker attention scores
 	ropeC  []float32
 	ropeS  []float32
+	iq4p   []byte      // IQ4_XS activations in the 8-row VNNI layout (packIQ4XS8)
 	huge   hugeAdvisor // transparent huge pages for mapped weights
 
 	noWeightCopy bool // Options.NoWeightCopy

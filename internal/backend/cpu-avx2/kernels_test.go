@@ -186,6 +186,11 @@ func TestMatMulLargeBatch(t *testing.T) {
 		{gguf.TypeQ5_K, 67, 512, 13},
 		{gguf.TypeIQ4_NL, 67, 512, 13},
 		{gguf.TypeIQ4_XS, 67, 512, 13},
+		{gguf.TypeIQ4_XS, 48, 768, 37},
+		{gguf.TypeIQ4_NL, 48, 768, 37},
+		{gguf.TypeIQ4_NL, 32, 2816, 16},
+		{gguf.TypeIQ4_NL, 16, 288, 9},
+		{gguf.TypeIQ4_XS, 32, 2816, 16},
 		{gguf.TypeQ6_K, 32, 512, 20},
 	} {
 		typ, rows, cols, batch := c.typ, c.rows, c.cols, c.batch
@@ -214,7 +219,8 @@ func TestQuantizedActivationsMatchScalar(t *testing.T) {
 		typ   gguf.Type
 		batch int
 	}{{gguf.TypeQ4_0, 6}, {gguf.TypeQ4_0, 13}, {gguf.TypeQ8_0, 6}, {gguf.TypeQ8_0, 13}, {gguf.TypeQ4_K, 6}, {gguf.TypeQ4_K, 13}, {gguf.TypeQ6_K, 6},
-		{gguf.TypeQ5_K, 3}, {gguf.TypeQ5_K, 6}, {gguf.TypeIQ4_NL, 6}, {gguf.TypeIQ4_XS, 6}} {
+		{gguf.TypeQ5_K, 3}, {gguf.TypeQ5_K, 6}, {gguf.TypeIQ4_NL, 6}, {gguf.TypeIQ4_XS, 6},
+		{gguf.TypeIQ4_XS, 8}, {gguf.TypeIQ4_XS, 21}, {gguf.TypeIQ4_NL, 8}, {gguf.TypeIQ4_NL, 21}} {
 		typ, batch := c.typ, c.batch
 		cols, rows := 768, 5
 		w := randWeight(rng, typ, rows, cols)

@@ -208,7 +208,8 @@ const print = (table) => {
   for (const row of table) console.log("| " + row.map((c, i) => c.padEnd(w[i])).join(" | ") + " |");
 };
 const index = fs.readFileSync(`${dir}/index`, "utf8").trim().split("\n").map((l) => l.split("\t"));
-const speed = [["model", "threads", "test", "round", "realm t/s", "llama.cpp t/s", "realm/llama.cpp"]];
+const speed = [["model", "threads", "test", "round", "realm t/s", "llama.cpp t/s", "realm/llama.cpp", "per CPU-s realm / llama.cpp"]];
+const cpu = (a, b) => (a.cpu_ts && b.tokens_per_cpu_s ? `${a.cpu_ts.toFixed(1)} / ${b.tokens_per_cpu_s.toFixed(1)} = ${(a.cpu_ts / b.tokens_per_cpu_s).toFixed(2)}` : "-");
 const loads = [["model", "threads", "depth", "round", "realm ttft ms", "llama.cpp ttft ms", "ratio", "plugin RSS MiB", "llama.cpp RSS MiB", "file MiB"]];
 let info = "";
 for (const [i, , threads] of index) {
@@ -227,7 +228,7 @@ for (const [i, , threads] of index) {
       const b = llama.find((x) => name(x) === name(a));
       if (!b) continue;
       const key = name(a) + (a.via_wasm ? " (wasm)" : "");
-      const row = [typ, threads, key, String(r), fmt(a.avg_ts, a.stddev_ts), fmt(b.avg_ts, b.stddev_ts), (a.avg_ts / b.avg_ts).toFixed(2)];
+      const row = [typ, threads, key, String(r), fmt(a.avg_ts, a.stddev_ts), fmt(b.avg_ts, b.stddev_ts), (a.avg_ts / b.avg_ts).toFixed(2), cpu(a, b)];
       if (a.via_wasm && direct[name(a)]) row[6] += ` (wasm/direct ${(a.avg_ts / direct[name(a)].avg_ts).toFixed(3)})`;
       speed.push(row);
       all[key] ??= { realm: [], llama: [] };
@@ -243,7 +244,7 @@ for (const [i, , threads] of index) {
   }
   if (rounds > 1) {
     for (const [t, s] of Object.entries(all)) {
-      speed.push([typ, threads, t, "all", fmt(mean(s.realm), sd(s.realm)), fmt(mean(s.llama), sd(s.llama)), (mean(s.realm) / mean(s.llama)).toFixed(2)]);
+      speed.push([typ, threads, t, "all", fmt(mean(s.realm), sd(s.realm)), fmt(mean(s.llama), sd(s.llama)), (mean(s.realm) / mean(s.llama)).toFixed(2), ""]);
     }
   }
 }

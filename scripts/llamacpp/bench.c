@@ -11,7 +11,8 @@
 // It prints a JSON array with llama-bench's field names (n_prompt, n_gen,
 // n_depth, n_threads, avg_ts, stddev_ts, samples_ts, samples_ns) plus the
 // process CPU time, the time to the first token (process start → model
-// load, context, one single-token decode: ttft_ms, like realm bench's)
+// load, context, one single-token decode: ttft_ms, like realm bench's;
+// ttft_cpu_ms the process CPU time until then)
 // and the process's VmRSS after the tests (rss_bytes).
 //
 // The prebuilt package ships no headers: the few functions used are
@@ -137,7 +138,7 @@ int main(int argc, char **argv) {
 	int32_t first_tok = 1;
 	if (llama_decode(ctx, llama_batch_get_one(&first_tok, 1))) goto fail;
 	greedy(ctx, nv);
-	double ttft = now() - t_start;
+	double ttft = now() - t_start, ttft_cpu = cpu();
 	int32_t *toks = malloc(sizeof(int32_t) * (P > 0 ? P : 1));
 	int32_t *dtoks = malloc(sizeof(int32_t) * (D > 0 ? D : 1));
 	lcg(toks, P, 12345, nv);
@@ -177,8 +178,8 @@ int main(int argc, char **argv) {
 			}
 		}
 		double m = sum / R, sd = R > 1 ? sqrt(fmax(0, (sum2 - R * m * m) / (R - 1))) : 0;
-		printf("%s\n {\"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, \"n_threads\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"tokens_per_cpu_s\": %.4f, \"ttft_ms\": %.1f, \"rss_bytes\": %lld, \"samples_ts\": [",
-		       first ? "" : ",", test == 0 ? P : 0, test == 0 ? 0 : N, D, T, m, sd, n * R / c, ttft * 1e3, rss());
+		printf("%s\n {\"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, \"n_threads\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"tokens_per_cpu_s\": %.4f, \"ttft_ms\": %.1f, \"ttft_cpu_ms\": %.1f, \"rss_bytes\": %lld, \"samples_ts\": [",
+		       first ? "" : ",", test == 0 ? P : 0, test == 0 ? 0 : N, D, T, m, sd, n * R / c, ttft * 1e3, ttft_cpu * 1e3, rss());
 		for (int r = 0; r < R; r++) printf("%s%.4f", r ? ", " : "", n / (ns[r] * 1e-9));
 		printf("], \"samples_ns\": [");
 		for (int r = 0; r < R; r++) printf("%s%.0f", r ? ", " : "", ns[r]);

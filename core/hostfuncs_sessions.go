@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -150,7 +151,14 @@ func sessionDecode(in *instance, mem api.Memory, p []uint64) (int32, error) {
 			return 0, err
 		}
 	}
-	res, err := s.m.Backend.Decode(in.ctx, backends.DecodeRequest{Session: s.id, Tokens: ids, Want: backends.WantLogits})
+	req := backends.DecodeRequest{Session: s.id, Tokens: ids, Want: backends.WantLogits}
+	if len(ids) == 1 && s.greedy && !s.noPluginSample {
+		// Predicted: a plain argmax follows. The backend samples it
+		// (its sampler's greedy pick is the host's), only the token
+		// crosses the plugin boundary instead of n_vocab logits.
+		req.Want = backends.WantSample
+	}
+	res, err := s.m.Backend.Decode(in.ctx, req)
 	if err != nil {
 		if len(ids) == 1 {
 			in.generated-- // nothing was generated: the token is not spent
@@ -158,16 +166,79 @@ func sessionDecode(in *instance, mem api.Memory, p []uint64) (int32, error) {
 		return 0, fmt.Errorf("decode: %w", err)
 	}
 	in.decoded += len(ids)
-	if res.NPast != s.nPast+len(ids) || len(res.Logits) != s.m.Info.NVocab {
-		return 0, errf(abi.ErrnoBackend, "decode: backend answered %d logits at position %d, want %d at %d",
-			len(res.Logits), res.NPast, s.m.Info.NVocab, s.nPast+len(ids))
+	if req.Want == backends.WantSample {
+		if res.NPast != s.nPast+len(ids) || res.Token < 0 || int(res.Token) >= s.m.Info.NVocab {
+			return 0, errf(abi.ErrnoBackend, "decode: backend sampled token %d at position %d, want one of %d at %d",
+				res.Token, res.NPast, s.m.Info.NVocab, s.nPast+len(ids))
+		}
+		s.logits, s.sampledIn, s.token, s.lastIDs = nil, true, res.Token, ids
+	} else {
+		if res.NPast != s.nPast+len(ids) || len(res.Logits) != s.m.Info.NVocab {
+			return 0, errf(abi.ErrnoBackend, "decode: backend answered %d logits at position %d, want %d at %d",
+				len(res.Logits), res.NPast, s.m.Info.NVocab, s.nPast+len(ids))
+		}
+		s.logits, s.sampledIn, s.lastIDs = res.Logits, false, nil
 	}
-	s.logits = res.Logits
 	s.nPast = res.NPast
 	// The whole session (at most n_ctx tokens), so that the repetition
 	// penalty sees the window a backend-side sampler would see.
 	s.history = append(s.history, ids...)
 	return int32(s.nPast), nil
+}
+
+// Generation from the guest's own loop (decode one token, sample,
+// repeat) would move n_vocab logits (128 KiB to 512 KiB) across the
+// plugin boundary per token where the direct path moves one token. The
+// host therefore predicts: after a sample that is a plain argmax
+// (temperature ≤ 0, no repetition penalty) with no logits read since,
+// the next single-token decode asks the backend to sample (WantSample);
+// the backend's greedy pick is the host's (the same sample package,
+// which leaves the random state alone for greedy picks). The guest sees
+// the same results: a plain-argmax sample returns that token; logits or
+// any other sample after such a decode make the host truncate the
+// session by one position and decode the same token again for its
+// logits (the same computation at the same position), and the session
+// stops predicting. Errors stay with the decode call.
+
+// needLogits makes the logits of the last decode available, decoding
+// its token again when the backend sampled it.
+func (in *instance) needLogits(s *sessionHandle) error {
+	if s.logits != nil || !s.sampledIn {
+		return nil
+	}
+	s.noPluginSample = true
+	start := s.nPast - len(s.lastIDs)
+	if err := s.m.Backend.Truncate(in.ctx, s.id, start); err != nil {
+		return fmt.Errorf("decode again for the logits: %w", err)
+	}
+	res, err := s.m.Backend.Decode(in.ctx, backends.DecodeRequest{Session: s.id, Tokens: s.lastIDs, Want: backends.WantLogits})
+	if err != nil {
+		return fmt.Errorf("decode again for the logits: %w", err)
+	}
+	if res.NPast != s.nPast || len(res.Logits) != s.m.Info.NVocab {
+		return errf(abi.ErrnoBackend, "decode: backend answered %d logits at position %d, want %d at %d",
+			len(res.Logits), res.NPast, s.m.Info.NVocab, s.nPast)
+	}
+	s.logits, s.sampledIn, s.lastIDs = res.Logits, false, nil
+	return nil
+}
+
+// setSampler gives the session's host sampler a sample call's
+// parameters.
+func (s *sessionHandle) setSampler(p backends.SampleParams) {
+	if s.sampler == nil {
+		s.sampler = sample.New(p)
+	} else {
+		s.sampler.SetParams(p)
+	}
+}
+
+// plainArgmax reports whether sampling with p picks the largest logit
+// whatever the history and the random state.
+func plainArgmax(p backends.SampleParams) bool {
+	pen := p.RepeatPenalty
+	noPenalty := !(pen > 0) || pen == 1 || math.IsInf(float64(pen), 0)
+	return p.Temperature <= 0 && noPenalty
 }
 
 // spend counts n generated tokens against the policy's MaxTokens.
@@ -184,9 +255,13 @@ func sessionLogits(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := in.needLogits(s); err != nil {
+		return 0, err
+	}
 	if s.logits == nil {
 		return 0, errf(abi.ErrnoInval, "logits: nothing decoded since the session opened or was truncated")
 	}
+	s.greedy = false // the guest reads logits: the next decode fetches them
 	return writeF32s(mem, u32(p[1]), u32(p[2]), s.logits, "logits")
 }
 
@@ -224,22 +299,32 @@ func sessionSample(in *instance, mem api.Memory, p []uint64) (int32, error) {
 	if err := readJSON(mem, u32(p[1]), u32(p[2]), &sp, "sample params"); err != nil {
 		return 0, err
 	}
+	bp := sampleParams(sp)
+	constrained := sp.Grammar != "" || (len(sp.JSONSchema) > 0 && string(sp.JSONSchema) != "null")
+	argmax := plainArgmax(bp) && !constrained
+	if s.sampledIn && argmax {
+		// The backend sampled this decode, as predicted; a change of
+		// seed restarts the host sampler's sequence either way.
+		s.setSampler(bp)
+		return s.token, nil
+	}
+	if err := in.needLogits(s); err != nil {
+		return 0, err
+	}
 	if s.logits == nil {
 		return 0, errf(abi.ErrnoInval, "sample: nothing decoded since the session opened or was truncated")
 	}
-	if s.sampler == nil {
-		s.sampler = sample.New(sampleParams(sp))
-	} else {
-		s.sampler.SetParams(sampleParams(sp))
+	s.setSampler(bp)
+	if constrained {
+		s.greedy = false
+		return in.sampleConstrained(s, sp)
 	}
-	if sp.Grammar == "" && (len(sp.JSONSchema) == 0 || string(sp.JSONSchema) == "null") {
-		id, err := s.sampler.Sample(s.logits, s.history)
-		if err != nil {
-			return 0, errf(abi.ErrnoInval, "sample: %v", err)
-		}
-		return id, nil
+	id, err := s.sampler.Sample(s.logits, s.history)
+	if err != nil {
+		return 0, errf(abi.ErrnoInval, "sample: %v", err)
 	}
-	return in.sampleConstrained(s, sp)
+	s.greedy = argmax
+	return id, nil
 }
 
 // sampleConstrained samples with the grammar or json_schema option: the
@@ -310,7 +395,7 @@ func sessionTruncate(in *instance, _ api.Memory, p []uint64) (int32, error) {
 		return 0, fmt.Errorf("truncate: %w", err)
 	}
 	s.nPast = int(n)
-	s.logits = nil
+	s.logits, s.sampledIn, s.lastIDs = nil, false, nil
 	s.history = s.history[:n]
 	s.grammar, s.grammarText = nil, "" // a parse cannot rewind: the next constrained sample starts again
 	return int32(n), nil

@@ -83,6 +83,20 @@ type sessionHandle struct {
 	grammar     *grammar.Matcher
 	grammarText string
 	masked      []float32
+
+	// greedy predicts that the guest samples the next single-token
+	// decode as a plain argmax without reading its logits (true after
+	// such a sample, false once it reads logits); such a decode asks the
+	// backend for the token only (see hostfuncs_sessions.go).
+	// noPluginSample is set once a prediction failed.
+	greedy         bool
+	noPluginSample bool
+	// The backend sampled the last decode (logits is nil): its token,
+	// and the decoded token to decode again should the guest read the
+	// logits after all.
+	sampledIn bool
+	token     int32
+	lastIDs   []int32
 }
 
 type tensorHandle struct {

@@ -47,6 +47,11 @@ type benchResult struct {
 	// TTFTMs is the time from the start of `realm bench` to the first
 	// generated token (plugin start, model load and one decode).
 	TTFTMs float64 `json:"ttft_ms"`
+	// TTFTCPUMs is the plugin's CPU time (all threads, user and
+	// system) up to that first token: the load's cost that other
+	// processes on a shared machine do not inflate (0 where /proc is
+	// unavailable).
+	TTFTCPUMs float64 `json:"ttft_cpu_ms,omitempty"`
 	// PluginRSS is the plugin process's resident set after the test,
 	// in bytes (0 where it cannot be read).
 	PluginRSS int64 `json:"plugin_rss_bytes,omitempty"`
@@ -137,6 +142,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("bench: first token: %w", err)
 	}
 	ttft := time.Since(start)
+	ttftCPU := processCPU(sup.PID())
 
 	base := benchResult{
 		ModelFilename: abs,
@@ -145,6 +151,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		NThreads:      info.Threads,
 		Backends:      name,
 		TTFTMs:        float64(ttft.Microseconds()) / 1000,
+		TTFTCPUMs:     float64(ttftCPU.Microseconds()) / 1000,
 	}
 	results, err := benchTests(ctx, bn, base, *nPrompt, *nGen, *depth, *reps, sup.PID())
 	if err != nil {

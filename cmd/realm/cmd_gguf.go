@@ -227,6 +227,12 @@ func synthPresets() map[string]synthPreset {
 		// TinyLlama-1.1B's shapes (the llama.cpp speed table in the
 		// reference README uses them).
 		"tinyllama-1.1b": {nEmbd: 2048, nLayer: 22, nHead: 32, nHeadKV: 4, nFF: 5632, vocab: 32000, ctx: 2048},
+		// The same shapes with an 8192-token training context, for
+		// speed at depth (realm bench -d 4096 -p 512).
+		"tinyllama-1.1b-8k": {nEmbd: 2048, nLayer: 22, nHead: 32, nHeadKV: 4, nFF: 5632, vocab: 32000, ctx: 8192},
+		// Llama-3.1-8B's shapes (the 8B-class speed and memory figures;
+		// its 128256-token vocabulary: tokenizer from ggml-vocab-llama-bpe).
+		"llama-3.1-8b": {nEmbd: 4096, nLayer: 32, nHead: 32, nHeadKV: 8, nFF: 14336, vocab: 128256, ctx: 131072},
 		// A small model for tests: rows are multiples of 256 so every
 		// type applies without fallbacks; the vocabulary matches
 		// stories260K.
@@ -237,7 +243,7 @@ func synthPresets() map[string]synthPreset {
 func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("gguf synth", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	preset := fs.String("preset", "tinyllama-1.1b", "model shape: tinyllama-1.1b or tiny")
+	preset := fs.String("preset", "tinyllama-1.1b", "model shape: tinyllama-1.1b, tinyllama-1.1b-8k, llama-3.1-8b or tiny")
 	arch := fs.String("arch", "", "write a small model of this architecture instead of a llama preset: "+strings.Join(synthArches, ", "))
 	typ := fs.String("type", "f16", "tensor type: f32, f16, q8_0, q4_0, q4_k_m, q6_k")
 	out := fs.String("o", "", "output `FILE` (required)")
@@ -262,7 +268,7 @@ func runGGUFSynth(ctx context.Context, env *cliEnv, args []string) error {
 		p, ok = synthPresets()["tiny"], true // shapes come from synthArchFile
 	}
 	if !ok {
-		return fmt.Errorf("unknown preset %q (want tinyllama-1.1b or tiny)", *preset)
+		return fmt.Errorf("unknown preset %q (want tinyllama-1.1b, tinyllama-1.1b-8k, llama-3.1-8b or tiny)", *preset)
 	}
 	for _, o := range []struct {
 		dst *int

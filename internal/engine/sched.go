@@ -159,8 +159,16 @@ func (q *scheduler) stats() (steps, rows, merged int64) {
 	return q.steps.Load(), q.rows.Load(), q.merged.Load()
 }
 
-// loop runs steps while requests are queued.
+// loop runs steps while requests are queued. Started by a prompt, it
+// first waits gather for the prompts sent at the same moment (clients
+// that start together), so that they share the first step.
 func (q *scheduler) loop() {
+	q.mu.Lock()
+	prompt := slices.ContainsFunc(q.queue, func(r *schedReq) bool { return len(r.tokens) > 1 })
+	q.mu.Unlock()
+	if prompt && q.gather > 0 {
+		time.Sleep(q.gather)
+	}
 	for {
 		q.waitGather()
 		q.mu.Lock()

@@ -20,6 +20,9 @@
 #   LLAMA_SERVER  a llama-server binary; without it one is built (CPU only)
 #                 under $WORK from LLAMA_SRC, default the llama.cpp source
 #                 bundled in the node-llama-cpp npm package (scripts/llamacpp)
+#   LLAMA_OMP_WAIT  OMP_WAIT_POLICY of llama-server (default PASSIVE: with the
+#                 default spinning barriers llama.cpp ran at 0.6 tok/s on a
+#                 2-core machine with other work on it, 10 with PASSIVE or -t 1)
 #   NO_LLAMA=1    measure Realm only
 set -euo pipefail
 
@@ -139,7 +142,7 @@ EOF
 run_llama() { # n
 	local port pid
 	port=$(free_port)
-	"$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$port" -t "$THREADS" -np "$1" -c $((1024 * $1)) \
+	OMP_WAIT_POLICY=${LLAMA_OMP_WAIT:-PASSIVE} "$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$port" -t "$THREADS" -np "$1" -c $((1024 * $1)) \
 		--no-webui >"$WORK/llama-server-$1.log" 2>&1 &
 	pid=$!
 	if ! wait_up "http://127.0.0.1:$port" "$pid"; then

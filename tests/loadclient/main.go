@@ -72,7 +72,9 @@ type result struct {
 
 // run runs the clients and aggregates their requests.
 func run(base, model string, clients, requests, tokens int, timeout time.Duration) (*result, error) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	// A connection per request: llama-server closes idle connections,
+	// and a POST on one it just closed fails (EOF) instead of retrying.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	var (
 		mu    sync.Mutex
 		ttfts []time.Duration

@@ -109,8 +109,13 @@ test-clone:
 	env -u REALM_REFERENCE_DIR REALM_SKIP="$(SKIPS)" $(GO) test $(TAGS) -count=1 -timeout 20m $(CLONE_PKGS)
 
 # A bounded local load test of realm serve: 64 clients for 30 s on loopback.
+# Load tests (not part of make test): the soak of realm serve (errors, RSS),
+# then continuous batching on the synthetic TinyLlama-1.1B Q4_0 file with
+# 1, 4 and 8 streaming clients beside llama.cpp's llama-server (built under
+# /tmp from the source in the node-llama-cpp package; see the script's knobs).
 loadtest:
 	$(GO) test -count=1 -timeout 5m -run TestLoad -v ./tests/server -load
+	scripts/loadtest.sh
 
 # A front end and two workers on loopback stream a story (realm serve --cluster, realm worker).
 cluster-demo: $(BIN)/realm $(BIN)/realm-backend-reference $(BIN)/examples/chat.wasm $(BIN)/examples/generate.wasm

@@ -83,6 +83,10 @@ app "default" {
   max_output = "16MiB"
 }
 
+# max_concurrent is per model: that many requests run at once, and the CPU
+# backends decode their sessions together, one forward pass per token for
+# all of them (continuous batching). max_queue more wait in line; beyond
+# that a request gets 429.
 server {
   addr           = "127.0.0.1:8080"
   api_keys_file  = ""

@@ -137,7 +137,8 @@ type ServerConfig struct {
 	Addr string `json:"addr"`
 	// APIKeysFile is the absolute path of a file of API keys, or "".
 	APIKeysFile string `json:"api_keys_file,omitempty"`
-	// MaxConcurrent caps the requests running at once.
+	// MaxConcurrent caps the requests of one model running at once:
+	// the sessions the backend decodes together (continuous batching).
 	MaxConcurrent int `json:"max_concurrent"`
 	// MaxQueue caps the requests waiting for a slot.
 	MaxQueue int `json:"max_queue"`

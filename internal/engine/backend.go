@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"runtime/debug"
 	"slices"
+	"time"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
@@ -39,6 +40,14 @@ type Options struct {
 	// MaxKVBytes caps the KV cache of one session (0: 8 GiB); larger
 	// requests fail with ErrOutOfMemory.
 	MaxKVBytes uint64
+	// StepTokens is the token budget of one merged forward pass of a
+	// model's sessions (0: DefaultStepTokens); longer prompts run in
+	// chunks between the steps of running streams.
+	StepTokens int
+	// GatherWait is how long a step waits for the sessions of the
+	// previous one to send their next token (0: DefaultGatherWait,
+	// < 0: not at all).
+	GatherWait time.Duration
 }
 
 // backend is the in-process backends.Backend over a Kernels set.
@@ -58,24 +67,33 @@ type loadedModel struct {
 	file    *gguf.Mapped
 	info    *backends.ModelInfo
 	release func() // frees the kernels' prepared weights (nil: none)
+	sched   *scheduler
 }
 
 // openSession is an open session; the registry serializes calls on it.
 type openSession struct {
 	s       *Session // nil once closed
 	sampler *sample.Sampler
+	sched   *scheduler // its model's
 }
 
 // NewBackend returns an in-process backends.Backend that runs the llama
 // forward pass of this package on kernels k. It is safe for concurrent
-// use: sessions of one model may decode concurrently (the kernels must
-// allow it), calls on one session are serialized.
+// use: calls on one session are serialized, and the Decode calls of the
+// sessions of one model that wait at the same time are merged into one
+// forward pass (see scheduler).
 func NewBackend(k Kernels, opts Options) backends.Backend {
 	if opts.DefaultContext <= 0 {
 		opts.DefaultContext = DefaultContext
 	}
 	if opts.MaxKVBytes == 0 {
 		opts.MaxKVBytes = DefaultMaxKV
+	}
+	if opts.StepTokens <= 0 {
+		opts.StepTokens = DefaultStepTokens
+	}
+	if opts.GatherWait == 0 {
+		opts.GatherWait = DefaultGatherWait
 	}
 	b := &backend{
 		k:    k,
@@ -148,7 +166,7 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 		f.Close()
 		return nil, fmt.Errorf("engine: load %s on backend %s: %w", req.Path, b.opts.Name, err)
 	}
-	lm := &loadedModel{m: m, file: f, info: m.Info()}
+	lm := &loadedModel{m: m, file: f, info: m.Info(), sched: newScheduler(m, b.opts.StepTokens, b.opts.GatherWait)}
 	if wp, ok := b.k.(WeightPreparer); ok {
 		release, extra, err := wp.PrepareWeights(m.matrices)
 		if err != nil {
@@ -170,6 +188,7 @@ func (b *backend) UnloadModel(ctx context.Context, id backends.ModelID) error {
 		for _, e := range sess {
 			e.s, e.sampler = nil, nil
 		}
+		lm.sched.close()
 		if lm.release != nil {
 			lm.release()
 			lm.release = nil
@@ -205,10 +224,11 @@ func (b *backend) OpenSession(ctx context.Context, id backends.ModelID, nCtx int
 	if err != nil {
 		return 0, fmt.Errorf("engine: %w", err)
 	}
-	return b.reg.AddSession(id, &openSession{s: s})
+	return b.reg.AddSession(id, &openSession{s: s, sched: lm.sched})
 }
 
-// Decode appends req.Tokens to the session in one batch.
+// Decode appends req.Tokens to the session, in forward passes shared
+// with the other sessions of its model that decode at the same time.
 func (b *backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *backends.DecodeResult, err error) {
 	if req.Want != backends.WantLogits && req.Want != backends.WantSample && req.Want != backends.WantNone {
 		return nil, fmt.Errorf("engine: %w: unknown Want %d", backends.ErrInvalidArgument, req.Want)
@@ -219,7 +239,7 @@ func (b *backend) Decode(ctx context.Context, req backends.DecodeRequest) (res *
 	}
 	defer release()
 	defer recoverKernel(&err)
-	logits, err := e.s.Decode(ctx, req.Tokens, false)
+	logits, err := e.sched.decode(ctx, e.s, req.Tokens)
 	if err != nil {
 		return nil, fmt.Errorf("engine: decode: %w", err)
 	}

@@ -80,9 +80,8 @@ func (s *Session) KV(seq int32, l int) (k, v []float32, err error) {
 // position ([len(tokens)][NVocab]). On error (bad token, context full,
 // cancelled ctx) the session is left as it was.
 func (s *Session) Decode(ctx context.Context, tokens []int32, all bool) ([]float32, error) {
-	hp := &s.m.HP
-	start := len(s.tokens)
-	if err := CheckBatch(tokens, hp.NVocab, start, s.nCtx); err != nil {
+	start, err := s.reserve(tokens)
+	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -116,6 +115,22 @@ func (s *Session) Decode(ctx context.Context, tokens []int32, all bool) ([]float
 	if err != nil {
 		return nil, err
 	}
-	s.tokens = append(s.tokens, tokens...)
+	s.commit(tokens)
 	return logits, nil
+}
+
+// reserve checks that tokens can be decoded next (ids in the vocabulary,
+// room in the context) and returns the position of the first. It is the
+// step before any pass writes their KV rows, alone (Decode) or merged
+// with other sessions (the scheduler); nothing changes until commit.
+func (s *Session) reserve(tokens []int32) (start int, err error) {
+	start = len(s.tokens)
+	return start, CheckBatch(tokens, s.m.HP.NVocab, start, s.nCtx)
+}
+
+// commit appends tokens, whose KV rows a successful pass has written at
+// positions Len()..Len()+len(tokens)-1. A failed or cancelled pass does
+// not commit, which leaves the session as it was.
+func (s *Session) commit(tokens []int32) {
+	s.tokens = append(s.tokens, tokens...)
 }

@@ -7,3 +7,8 @@ import "context"
 func RunBatch(ctx context.Context, m *Model, b *Batch, kv KVStore) ([]float32, error) {
 	return newExecutor(m.k).run(ctx, m.graph(b), kv)
 }
+
+// Reserve is Session.reserve, for tests that run batches themselves.
+func Reserve(s *Session, tokens []int32, all bool) (start, skip int, err error) {
+	return s.reserve(tokens, all)
+}

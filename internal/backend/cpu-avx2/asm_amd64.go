@@ -143,3 +143,9 @@ func dotQ4_0P16x4(w *byte, nb int, a *int8, astride int, cneg *int32, dx *float3
 
 //go:noescape
 func dotQ8_0P16x4(w *byte, nb int, a *int8, astride int, cneg *int32, dx *float32, sstride int, out *float32, ostride int)
+
+//go:noescape
+func cvtF32F16(dst *uint16, src *float32, n int)
+
+//go:noescape
+func axpyF16(y *float32, x *uint16, alpha float32, n int)

@@ -1,0 +1,83 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// func cvtF32F16(dst *uint16, src *float32, n int): dst = f16(src),
+// rounded to nearest even (F16C).
+TEXT ·cvtF32F16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+c16_8:
+	CMPQ CX, $8
+	JLT  c16_1
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, X1
+	VMOVDQU X1, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	SUBQ $8, CX
+	JMP  c16_8
+c16_1:
+	TESTQ CX, CX
+	JEQ   c16_done
+	VMOVSS (SI), X0
+	VCVTPS2PH $0, X0, X1
+	VMOVD X1, AX
+	MOVW AX, (DI)
+	ADDQ $4, SI
+	ADDQ $2, DI
+	DECQ CX
+	JMP  c16_1
+c16_done:
+	VZEROUPPER
+	RET
+
+// func axpyF16(y *float32, x *uint16, alpha float32, n int): y += alpha·f32(x)
+TEXT ·axpyF16(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	VBROADCASTSS alpha+16(FP), Y15
+	MOVQ n+24(FP), CX
+a16_16:
+	CMPQ CX, $16
+	JLT  a16_8
+	VCVTPH2PS (SI), Y1
+	VCVTPH2PS 16(SI), Y2
+	VMOVUPS (DI), Y3
+	VMOVUPS 32(DI), Y4
+	VFMADD231PS Y1, Y15, Y3
+	VFMADD231PS Y2, Y15, Y4
+	VMOVUPS Y3, (DI)
+	VMOVUPS Y4, 32(DI)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  a16_16
+a16_8:
+	CMPQ CX, $8
+	JLT  a16_1
+	VCVTPH2PS (SI), Y1
+	VMOVUPS (DI), Y3
+	VFMADD231PS Y1, Y15, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  a16_8
+a16_1:
+	TESTQ CX, CX
+	JEQ   a16_done
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMOVSS (DI), X3
+	VFMADD231SS X1, X15, X3
+	VMOVSS X3, (DI)
+	ADDQ $2, SI
+	ADDQ $4, DI
+	DECQ CX
+	JMP  a16_1
+a16_done:
+	VZEROUPPER
+	RET

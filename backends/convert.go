@@ -30,6 +30,11 @@ func infoToPB(in *Info, pid int) *pb.InfoResponse {
 	for _, d := range in.Devices {
 		out.Devices = append(out.Devices, &pb.Device{Name: d.Name, Kind: d.Kind, Driver: d.Driver, MemoryBytes: d.MemoryBytes})
 	}
+	for _, k := range in.KVPools {
+		out.KvPools = append(out.KvPools, &pb.KVPool{ModelId: uint64(k.Model), BudgetBytes: k.BudgetBytes,
+			AllocatedBytes: k.AllocatedBytes, UsedBytes: k.UsedBytes, CachedBytes: k.CachedBytes,
+			BlockTokens: int64(k.BlockTokens), Hits: k.Hits, Misses: k.Misses, Evictions: k.Evictions})
+	}
 	return out
 }
 
@@ -48,6 +53,15 @@ func infoFromPB(in *pb.InfoResponse) *Info {
 	for _, d := range in.GetDevices() {
 		out.Devices = append(out.Devices, Device{Name: d.GetName(), Kind: d.GetKind(), Driver: d.GetDriver(), MemoryBytes: d.GetMemoryBytes()})
 	}
+	for _, k := range in.GetKvPools() {
+		bt, err := toInt(k.GetBlockTokens())
+		if err != nil || bt < 0 {
+			continue // a hostile value: drop the entry, keep the rest
+		}
+		out.KVPools = append(out.KVPools, KVPoolStats{Model: ModelID(k.GetModelId()), BudgetBytes: k.GetBudgetBytes(),
+			AllocatedBytes: k.GetAllocatedBytes(), UsedBytes: k.GetUsedBytes(), CachedBytes: k.GetCachedBytes(),
+			BlockTokens: bt, Hits: k.GetHits(), Misses: k.GetMisses(), Evictions: k.GetEvictions()})
+	}
 	return out
 }
 
@@ -64,6 +78,8 @@ func modelInfoToPB(in *ModelInfo) *pb.ModelInfo {
 		NFf:         int64(in.NFF),
 		WeightBytes: in.WeightBytes,
 		ExtraBytes:  in.ExtraBytes,
+
+		KvBudgetBytes: in.KVBudgetBytes,
 	}
 	if len(in.TensorTypes) > 0 {
 		out.TensorTypes = make(map[string]int64, len(in.TensorTypes))
@@ -85,7 +101,8 @@ func modelInfoFromPB(in *pb.ModelInfo) (*ModelInfo, error) {
 		return nil, fmt.Errorf("%w: plugin returned no model info", ErrInvalidArgument)
 	}
 	var err error
-	out := &ModelInfo{ID: ModelID(in.GetId()), Arch: in.GetArch(), WeightBytes: in.GetWeightBytes(), ExtraBytes: in.GetExtraBytes()}
+	out := &ModelInfo{ID: ModelID(in.GetId()), Arch: in.GetArch(), WeightBytes: in.GetWeightBytes(), ExtraBytes: in.GetExtraBytes(),
+		KVBudgetBytes: in.GetKvBudgetBytes()}
 	for _, f := range []struct {
 		dst *int
 		v   int64

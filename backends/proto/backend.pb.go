@@ -315,6 +315,7 @@ type InfoResponse struct {
 	Devices         []*Device              `protobuf:"bytes,7,rep,name=devices,proto3" json:"devices,omitempty"`
 	Threads         int32                  `protobuf:"varint,8,opt,name=threads,proto3" json:"threads,omitempty"`
 	Pid             int32                  `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"` // the plugin's process id (informational)
+	KvPools         []*KVPool              `protobuf:"bytes,10,rep,name=kv_pools,json=kvPools,proto3" json:"kv_pools,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -412,16 +413,133 @@ func (x *InfoResponse) GetPid() int32 {
 	return 0
 }
 
+func (x *InfoResponse) GetKvPools() []*KVPool {
+	if x != nil {
+		return x.KvPools
+	}
+	return nil
+}
+
+// KVPool describes one model's KV pool (backends.KVPoolStats).
+type KVPool struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ModelId        uint64                 `protobuf:"varint,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	BudgetBytes    uint64                 `protobuf:"varint,2,opt,name=budget_bytes,json=budgetBytes,proto3" json:"budget_bytes,omitempty"`
+	AllocatedBytes uint64                 `protobuf:"varint,3,opt,name=allocated_bytes,json=allocatedBytes,proto3" json:"allocated_bytes,omitempty"`
+	UsedBytes      uint64                 `protobuf:"varint,4,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	CachedBytes    uint64                 `protobuf:"varint,5,opt,name=cached_bytes,json=cachedBytes,proto3" json:"cached_bytes,omitempty"`
+	BlockTokens    int64                  `protobuf:"varint,6,opt,name=block_tokens,json=blockTokens,proto3" json:"block_tokens,omitempty"`
+	Hits           uint64                 `protobuf:"varint,7,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses         uint64                 `protobuf:"varint,8,opt,name=misses,proto3" json:"misses,omitempty"`
+	Evictions      uint64                 `protobuf:"varint,9,opt,name=evictions,proto3" json:"evictions,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *KVPool) Reset() {
+	*x = KVPool{}
+	mi := &file_backend_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVPool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVPool) ProtoMessage() {}
+
+func (x *KVPool) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVPool.ProtoReflect.Descriptor instead.
+func (*KVPool) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *KVPool) GetModelId() uint64 {
+	if x != nil {
+		return x.ModelId
+	}
+	return 0
+}
+
+func (x *KVPool) GetBudgetBytes() uint64 {
+	if x != nil {
+		return x.BudgetBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetAllocatedBytes() uint64 {
+	if x != nil {
+		return x.AllocatedBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetUsedBytes() uint64 {
+	if x != nil {
+		return x.UsedBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetCachedBytes() uint64 {
+	if x != nil {
+		return x.CachedBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetBlockTokens() int64 {
+	if x != nil {
+		return x.BlockTokens
+	}
+	return 0
+}
+
+func (x *KVPool) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *KVPool) GetMisses() uint64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+func (x *KVPool) GetEvictions() uint64 {
+	if x != nil {
+		return x.Evictions
+	}
+	return 0
+}
+
 type LoadModelRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	KvBudget      uint64                 `protobuf:"varint,2,opt,name=kv_budget,json=kvBudget,proto3" json:"kv_budget,omitempty"` // bytes; 0: the backend's default
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadModelRequest) Reset() {
 	*x = LoadModelRequest{}
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +551,7 @@ func (x *LoadModelRequest) String() string {
 func (*LoadModelRequest) ProtoMessage() {}
 
 func (x *LoadModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +564,7 @@ func (x *LoadModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadModelRequest.ProtoReflect.Descriptor instead.
 func (*LoadModelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{6}
+	return file_backend_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LoadModelRequest) GetPath() string {
@@ -454,6 +572,13 @@ func (x *LoadModelRequest) GetPath() string {
 		return x.Path
 	}
 	return ""
+}
+
+func (x *LoadModelRequest) GetKvBudget() uint64 {
+	if x != nil {
+		return x.KvBudget
+	}
+	return 0
 }
 
 type Shape struct {
@@ -465,7 +590,7 @@ type Shape struct {
 
 func (x *Shape) Reset() {
 	*x = Shape{}
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +602,7 @@ func (x *Shape) String() string {
 func (*Shape) ProtoMessage() {}
 
 func (x *Shape) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +615,7 @@ func (x *Shape) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shape.ProtoReflect.Descriptor instead.
 func (*Shape) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{7}
+	return file_backend_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Shape) GetDims() []int64 {
@@ -515,13 +640,14 @@ type ModelInfo struct {
 	WeightBytes   uint64                 `protobuf:"varint,11,opt,name=weight_bytes,json=weightBytes,proto3" json:"weight_bytes,omitempty"`
 	ExtraBytes    uint64                 `protobuf:"varint,12,opt,name=extra_bytes,json=extraBytes,proto3" json:"extra_bytes,omitempty"`
 	TensorShapes  map[string]*Shape      `protobuf:"bytes,13,rep,name=tensor_shapes,json=tensorShapes,proto3" json:"tensor_shapes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	KvBudgetBytes uint64                 `protobuf:"varint,14,opt,name=kv_budget_bytes,json=kvBudgetBytes,proto3" json:"kv_budget_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +659,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +672,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{8}
+	return file_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ModelInfo) GetId() uint64 {
@@ -640,6 +766,13 @@ func (x *ModelInfo) GetTensorShapes() map[string]*Shape {
 	return nil
 }
 
+func (x *ModelInfo) GetKvBudgetBytes() uint64 {
+	if x != nil {
+		return x.KvBudgetBytes
+	}
+	return 0
+}
+
 type LoadModelResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         *ModelInfo             `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -649,7 +782,7 @@ type LoadModelResponse struct {
 
 func (x *LoadModelResponse) Reset() {
 	*x = LoadModelResponse{}
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +794,7 @@ func (x *LoadModelResponse) String() string {
 func (*LoadModelResponse) ProtoMessage() {}
 
 func (x *LoadModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +807,7 @@ func (x *LoadModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadModelResponse.ProtoReflect.Descriptor instead.
 func (*LoadModelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{9}
+	return file_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoadModelResponse) GetModel() *ModelInfo {
@@ -693,7 +826,7 @@ type UnloadModelRequest struct {
 
 func (x *UnloadModelRequest) Reset() {
 	*x = UnloadModelRequest{}
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +838,7 @@ func (x *UnloadModelRequest) String() string {
 func (*UnloadModelRequest) ProtoMessage() {}
 
 func (x *UnloadModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +851,7 @@ func (x *UnloadModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadModelRequest.ProtoReflect.Descriptor instead.
 func (*UnloadModelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{10}
+	return file_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UnloadModelRequest) GetModelId() uint64 {
@@ -736,7 +869,7 @@ type UnloadModelResponse struct {
 
 func (x *UnloadModelResponse) Reset() {
 	*x = UnloadModelResponse{}
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +881,7 @@ func (x *UnloadModelResponse) String() string {
 func (*UnloadModelResponse) ProtoMessage() {}
 
 func (x *UnloadModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +894,7 @@ func (x *UnloadModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadModelResponse.ProtoReflect.Descriptor instead.
 func (*UnloadModelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{11}
+	return file_backend_proto_rawDescGZIP(), []int{12}
 }
 
 type OpenSessionRequest struct {
@@ -774,7 +907,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +919,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +932,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{12}
+	return file_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OpenSessionRequest) GetModelId() uint64 {
@@ -825,7 +958,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +970,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +983,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{13}
+	return file_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OpenSessionResponse) GetSessionId() uint64 {
@@ -876,7 +1009,7 @@ type SampleParams struct {
 
 func (x *SampleParams) Reset() {
 	*x = SampleParams{}
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1021,7 @@ func (x *SampleParams) String() string {
 func (*SampleParams) ProtoMessage() {}
 
 func (x *SampleParams) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1034,7 @@ func (x *SampleParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleParams.ProtoReflect.Descriptor instead.
 func (*SampleParams) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{14}
+	return file_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SampleParams) GetTemperature() float32 {
@@ -965,7 +1098,7 @@ type DecodeRequest struct {
 
 func (x *DecodeRequest) Reset() {
 	*x = DecodeRequest{}
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1110,7 @@ func (x *DecodeRequest) String() string {
 func (*DecodeRequest) ProtoMessage() {}
 
 func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1123,7 @@ func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeRequest.ProtoReflect.Descriptor instead.
 func (*DecodeRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{15}
+	return file_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DecodeRequest) GetSessionId() uint64 {
@@ -1032,7 +1165,7 @@ type DecodeResponse struct {
 
 func (x *DecodeResponse) Reset() {
 	*x = DecodeResponse{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1177,7 @@ func (x *DecodeResponse) String() string {
 func (*DecodeResponse) ProtoMessage() {}
 
 func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1190,7 @@ func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeResponse.ProtoReflect.Descriptor instead.
 func (*DecodeResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DecodeResponse) GetLogits() []float32 {
@@ -1091,7 +1224,7 @@ type TruncateRequest struct {
 
 func (x *TruncateRequest) Reset() {
 	*x = TruncateRequest{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1236,7 @@ func (x *TruncateRequest) String() string {
 func (*TruncateRequest) ProtoMessage() {}
 
 func (x *TruncateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1249,7 @@ func (x *TruncateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncateRequest.ProtoReflect.Descriptor instead.
 func (*TruncateRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TruncateRequest) GetSessionId() uint64 {
@@ -1141,7 +1274,7 @@ type TruncateResponse struct {
 
 func (x *TruncateResponse) Reset() {
 	*x = TruncateResponse{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1286,7 @@ func (x *TruncateResponse) String() string {
 func (*TruncateResponse) ProtoMessage() {}
 
 func (x *TruncateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1299,7 @@ func (x *TruncateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncateResponse.ProtoReflect.Descriptor instead.
 func (*TruncateResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{19}
 }
 
 type CloseSessionRequest struct {
@@ -1178,7 +1311,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1323,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1336,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CloseSessionRequest) GetSessionId() uint64 {
@@ -1221,7 +1354,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1366,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1379,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{21}
 }
 
 // TensorRef mirrors backends.TensorRef.
@@ -1263,7 +1396,7 @@ type TensorRef struct {
 
 func (x *TensorRef) Reset() {
 	*x = TensorRef{}
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1408,7 @@ func (x *TensorRef) String() string {
 func (*TensorRef) ProtoMessage() {}
 
 func (x *TensorRef) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1421,7 @@ func (x *TensorRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorRef.ProtoReflect.Descriptor instead.
 func (*TensorRef) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{21}
+	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TensorRef) GetModelId() uint64 {
@@ -1345,7 +1478,7 @@ type OpParams struct {
 
 func (x *OpParams) Reset() {
 	*x = OpParams{}
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1490,7 @@ func (x *OpParams) String() string {
 func (*OpParams) ProtoMessage() {}
 
 func (x *OpParams) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1503,7 @@ func (x *OpParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpParams.ProtoReflect.Descriptor instead.
 func (*OpParams) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{22}
+	return file_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OpParams) GetEps() float32 {
@@ -1454,7 +1587,7 @@ type TensorOpRequest struct {
 
 func (x *TensorOpRequest) Reset() {
 	*x = TensorOpRequest{}
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1599,7 @@ func (x *TensorOpRequest) String() string {
 func (*TensorOpRequest) ProtoMessage() {}
 
 func (x *TensorOpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1612,7 @@ func (x *TensorOpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorOpRequest.ProtoReflect.Descriptor instead.
 func (*TensorOpRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{23}
+	return file_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TensorOpRequest) GetOp() string {
@@ -1513,7 +1646,7 @@ type TensorOpResponse struct {
 
 func (x *TensorOpResponse) Reset() {
 	*x = TensorOpResponse{}
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1658,7 @@ func (x *TensorOpResponse) String() string {
 func (*TensorOpResponse) ProtoMessage() {}
 
 func (x *TensorOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1671,7 @@ func (x *TensorOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorOpResponse.ProtoReflect.Descriptor instead.
 func (*TensorOpResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{24}
+	return file_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TensorOpResponse) GetShape() []int64 {
@@ -1569,7 +1702,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06driver\x18\x03 \x01(\tR\x06driver\x12!\n" +
-	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\"\x8b\x02\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\"\xc0\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
@@ -1579,11 +1712,25 @@ const file_backend_proto_rawDesc = "" +
 	"\x03ops\x18\x06 \x03(\tR\x03ops\x122\n" +
 	"\adevices\x18\a \x03(\v2\x18.realm.backend.v1.DeviceR\adevices\x12\x18\n" +
 	"\athreads\x18\b \x01(\x05R\athreads\x12\x10\n" +
-	"\x03pid\x18\t \x01(\x05R\x03pid\"&\n" +
+	"\x03pid\x18\t \x01(\x05R\x03pid\x123\n" +
+	"\bkv_pools\x18\n" +
+	" \x03(\v2\x18.realm.backend.v1.KVPoolR\akvPools\"\x9e\x02\n" +
+	"\x06KVPool\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\x04R\amodelId\x12!\n" +
+	"\fbudget_bytes\x18\x02 \x01(\x04R\vbudgetBytes\x12'\n" +
+	"\x0fallocated_bytes\x18\x03 \x01(\x04R\x0eallocatedBytes\x12\x1d\n" +
+	"\n" +
+	"used_bytes\x18\x04 \x01(\x04R\tusedBytes\x12!\n" +
+	"\fcached_bytes\x18\x05 \x01(\x04R\vcachedBytes\x12!\n" +
+	"\fblock_tokens\x18\x06 \x01(\x03R\vblockTokens\x12\x12\n" +
+	"\x04hits\x18\a \x01(\x04R\x04hits\x12\x16\n" +
+	"\x06misses\x18\b \x01(\x04R\x06misses\x12\x1c\n" +
+	"\tevictions\x18\t \x01(\x04R\tevictions\"C\n" +
 	"\x10LoadModelRequest\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"\x1b\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
+	"\tkv_budget\x18\x02 \x01(\x04R\bkvBudget\"\x1b\n" +
 	"\x05Shape\x12\x12\n" +
-	"\x04dims\x18\x01 \x03(\x03R\x04dims\"\xe1\x04\n" +
+	"\x04dims\x18\x01 \x03(\x03R\x04dims\"\x89\x05\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04arch\x18\x02 \x01(\tR\x04arch\x12\x1e\n" +
@@ -1599,7 +1746,8 @@ const file_backend_proto_rawDesc = "" +
 	"\fweight_bytes\x18\v \x01(\x04R\vweightBytes\x12\x1f\n" +
 	"\vextra_bytes\x18\f \x01(\x04R\n" +
 	"extraBytes\x12R\n" +
-	"\rtensor_shapes\x18\r \x03(\v2-.realm.backend.v1.ModelInfo.TensorShapesEntryR\ftensorShapes\x1a>\n" +
+	"\rtensor_shapes\x18\r \x03(\v2-.realm.backend.v1.ModelInfo.TensorShapesEntryR\ftensorShapes\x12&\n" +
+	"\x0fkv_budget_bytes\x18\x0e \x01(\x04R\rkvBudgetBytes\x1a>\n" +
 	"\x10TensorTypesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aX\n" +
@@ -1697,7 +1845,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_backend_proto_goTypes = []any{
 	(Want)(0),                    // 0: realm.backend.v1.Want
 	(*ErrorDetail)(nil),          // 1: realm.backend.v1.ErrorDetail
@@ -1706,61 +1854,63 @@ var file_backend_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 4: realm.backend.v1.InfoRequest
 	(*Device)(nil),               // 5: realm.backend.v1.Device
 	(*InfoResponse)(nil),         // 6: realm.backend.v1.InfoResponse
-	(*LoadModelRequest)(nil),     // 7: realm.backend.v1.LoadModelRequest
-	(*Shape)(nil),                // 8: realm.backend.v1.Shape
-	(*ModelInfo)(nil),            // 9: realm.backend.v1.ModelInfo
-	(*LoadModelResponse)(nil),    // 10: realm.backend.v1.LoadModelResponse
-	(*UnloadModelRequest)(nil),   // 11: realm.backend.v1.UnloadModelRequest
-	(*UnloadModelResponse)(nil),  // 12: realm.backend.v1.UnloadModelResponse
-	(*OpenSessionRequest)(nil),   // 13: realm.backend.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),  // 14: realm.backend.v1.OpenSessionResponse
-	(*SampleParams)(nil),         // 15: realm.backend.v1.SampleParams
-	(*DecodeRequest)(nil),        // 16: realm.backend.v1.DecodeRequest
-	(*DecodeResponse)(nil),       // 17: realm.backend.v1.DecodeResponse
-	(*TruncateRequest)(nil),      // 18: realm.backend.v1.TruncateRequest
-	(*TruncateResponse)(nil),     // 19: realm.backend.v1.TruncateResponse
-	(*CloseSessionRequest)(nil),  // 20: realm.backend.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil), // 21: realm.backend.v1.CloseSessionResponse
-	(*TensorRef)(nil),            // 22: realm.backend.v1.TensorRef
-	(*OpParams)(nil),             // 23: realm.backend.v1.OpParams
-	(*TensorOpRequest)(nil),      // 24: realm.backend.v1.TensorOpRequest
-	(*TensorOpResponse)(nil),     // 25: realm.backend.v1.TensorOpResponse
-	nil,                          // 26: realm.backend.v1.ModelInfo.TensorTypesEntry
-	nil,                          // 27: realm.backend.v1.ModelInfo.TensorShapesEntry
+	(*KVPool)(nil),               // 7: realm.backend.v1.KVPool
+	(*LoadModelRequest)(nil),     // 8: realm.backend.v1.LoadModelRequest
+	(*Shape)(nil),                // 9: realm.backend.v1.Shape
+	(*ModelInfo)(nil),            // 10: realm.backend.v1.ModelInfo
+	(*LoadModelResponse)(nil),    // 11: realm.backend.v1.LoadModelResponse
+	(*UnloadModelRequest)(nil),   // 12: realm.backend.v1.UnloadModelRequest
+	(*UnloadModelResponse)(nil),  // 13: realm.backend.v1.UnloadModelResponse
+	(*OpenSessionRequest)(nil),   // 14: realm.backend.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),  // 15: realm.backend.v1.OpenSessionResponse
+	(*SampleParams)(nil),         // 16: realm.backend.v1.SampleParams
+	(*DecodeRequest)(nil),        // 17: realm.backend.v1.DecodeRequest
+	(*DecodeResponse)(nil),       // 18: realm.backend.v1.DecodeResponse
+	(*TruncateRequest)(nil),      // 19: realm.backend.v1.TruncateRequest
+	(*TruncateResponse)(nil),     // 20: realm.backend.v1.TruncateResponse
+	(*CloseSessionRequest)(nil),  // 21: realm.backend.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil), // 22: realm.backend.v1.CloseSessionResponse
+	(*TensorRef)(nil),            // 23: realm.backend.v1.TensorRef
+	(*OpParams)(nil),             // 24: realm.backend.v1.OpParams
+	(*TensorOpRequest)(nil),      // 25: realm.backend.v1.TensorOpRequest
+	(*TensorOpResponse)(nil),     // 26: realm.backend.v1.TensorOpResponse
+	nil,                          // 27: realm.backend.v1.ModelInfo.TensorTypesEntry
+	nil,                          // 28: realm.backend.v1.ModelInfo.TensorShapesEntry
 }
 var file_backend_proto_depIdxs = []int32{
 	5,  // 0: realm.backend.v1.InfoResponse.devices:type_name -> realm.backend.v1.Device
-	26, // 1: realm.backend.v1.ModelInfo.tensor_types:type_name -> realm.backend.v1.ModelInfo.TensorTypesEntry
-	27, // 2: realm.backend.v1.ModelInfo.tensor_shapes:type_name -> realm.backend.v1.ModelInfo.TensorShapesEntry
-	9,  // 3: realm.backend.v1.LoadModelResponse.model:type_name -> realm.backend.v1.ModelInfo
-	0,  // 4: realm.backend.v1.DecodeRequest.want:type_name -> realm.backend.v1.Want
-	15, // 5: realm.backend.v1.DecodeRequest.sample:type_name -> realm.backend.v1.SampleParams
-	22, // 6: realm.backend.v1.TensorOpRequest.inputs:type_name -> realm.backend.v1.TensorRef
-	23, // 7: realm.backend.v1.TensorOpRequest.params:type_name -> realm.backend.v1.OpParams
-	8,  // 8: realm.backend.v1.ModelInfo.TensorShapesEntry.value:type_name -> realm.backend.v1.Shape
-	2,  // 9: realm.backend.v1.Backend.Ping:input_type -> realm.backend.v1.PingRequest
-	4,  // 10: realm.backend.v1.Backend.Info:input_type -> realm.backend.v1.InfoRequest
-	7,  // 11: realm.backend.v1.Backend.LoadModel:input_type -> realm.backend.v1.LoadModelRequest
-	11, // 12: realm.backend.v1.Backend.UnloadModel:input_type -> realm.backend.v1.UnloadModelRequest
-	13, // 13: realm.backend.v1.Backend.OpenSession:input_type -> realm.backend.v1.OpenSessionRequest
-	16, // 14: realm.backend.v1.Backend.Decode:input_type -> realm.backend.v1.DecodeRequest
-	18, // 15: realm.backend.v1.Backend.Truncate:input_type -> realm.backend.v1.TruncateRequest
-	20, // 16: realm.backend.v1.Backend.CloseSession:input_type -> realm.backend.v1.CloseSessionRequest
-	24, // 17: realm.backend.v1.Backend.TensorOp:input_type -> realm.backend.v1.TensorOpRequest
-	3,  // 18: realm.backend.v1.Backend.Ping:output_type -> realm.backend.v1.PingResponse
-	6,  // 19: realm.backend.v1.Backend.Info:output_type -> realm.backend.v1.InfoResponse
-	10, // 20: realm.backend.v1.Backend.LoadModel:output_type -> realm.backend.v1.LoadModelResponse
-	12, // 21: realm.backend.v1.Backend.UnloadModel:output_type -> realm.backend.v1.UnloadModelResponse
-	14, // 22: realm.backend.v1.Backend.OpenSession:output_type -> realm.backend.v1.OpenSessionResponse
-	17, // 23: realm.backend.v1.Backend.Decode:output_type -> realm.backend.v1.DecodeResponse
-	19, // 24: realm.backend.v1.Backend.Truncate:output_type -> realm.backend.v1.TruncateResponse
-	21, // 25: realm.backend.v1.Backend.CloseSession:output_type -> realm.backend.v1.CloseSessionResponse
-	25, // 26: realm.backend.v1.Backend.TensorOp:output_type -> realm.backend.v1.TensorOpResponse
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	7,  // 1: realm.backend.v1.InfoResponse.kv_pools:type_name -> realm.backend.v1.KVPool
+	27, // 2: realm.backend.v1.ModelInfo.tensor_types:type_name -> realm.backend.v1.ModelInfo.TensorTypesEntry
+	28, // 3: realm.backend.v1.ModelInfo.tensor_shapes:type_name -> realm.backend.v1.ModelInfo.TensorShapesEntry
+	10, // 4: realm.backend.v1.LoadModelResponse.model:type_name -> realm.backend.v1.ModelInfo
+	0,  // 5: realm.backend.v1.DecodeRequest.want:type_name -> realm.backend.v1.Want
+	16, // 6: realm.backend.v1.DecodeRequest.sample:type_name -> realm.backend.v1.SampleParams
+	23, // 7: realm.backend.v1.TensorOpRequest.inputs:type_name -> realm.backend.v1.TensorRef
+	24, // 8: realm.backend.v1.TensorOpRequest.params:type_name -> realm.backend.v1.OpParams
+	9,  // 9: realm.backend.v1.ModelInfo.TensorShapesEntry.value:type_name -> realm.backend.v1.Shape
+	2,  // 10: realm.backend.v1.Backend.Ping:input_type -> realm.backend.v1.PingRequest
+	4,  // 11: realm.backend.v1.Backend.Info:input_type -> realm.backend.v1.InfoRequest
+	8,  // 12: realm.backend.v1.Backend.LoadModel:input_type -> realm.backend.v1.LoadModelRequest
+	12, // 13: realm.backend.v1.Backend.UnloadModel:input_type -> realm.backend.v1.UnloadModelRequest
+	14, // 14: realm.backend.v1.Backend.OpenSession:input_type -> realm.backend.v1.OpenSessionRequest
+	17, // 15: realm.backend.v1.Backend.Decode:input_type -> realm.backend.v1.DecodeRequest
+	19, // 16: realm.backend.v1.Backend.Truncate:input_type -> realm.backend.v1.TruncateRequest
+	21, // 17: realm.backend.v1.Backend.CloseSession:input_type -> realm.backend.v1.CloseSessionRequest
+	25, // 18: realm.backend.v1.Backend.TensorOp:input_type -> realm.backend.v1.TensorOpRequest
+	3,  // 19: realm.backend.v1.Backend.Ping:output_type -> realm.backend.v1.PingResponse
+	6,  // 20: realm.backend.v1.Backend.Info:output_type -> realm.backend.v1.InfoResponse
+	11, // 21: realm.backend.v1.Backend.LoadModel:output_type -> realm.backend.v1.LoadModelResponse
+	13, // 22: realm.backend.v1.Backend.UnloadModel:output_type -> realm.backend.v1.UnloadModelResponse
+	15, // 23: realm.backend.v1.Backend.OpenSession:output_type -> realm.backend.v1.OpenSessionResponse
+	18, // 24: realm.backend.v1.Backend.Decode:output_type -> realm.backend.v1.DecodeResponse
+	20, // 25: realm.backend.v1.Backend.Truncate:output_type -> realm.backend.v1.TruncateResponse
+	22, // 26: realm.backend.v1.Backend.CloseSession:output_type -> realm.backend.v1.CloseSessionResponse
+	26, // 27: realm.backend.v1.Backend.TensorOp:output_type -> realm.backend.v1.TensorOpResponse
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1774,7 +1924,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

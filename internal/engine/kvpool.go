@@ -285,3 +285,22 @@ func (p *KVPool) unlink(b *kvBlock) {
 // KVPool returns the pool the model's sessions take their KV memory
 // from.
 func (m *Model) KVPool() *KVPool { return m.kv }
+
+// kvPools returns the KV pool of every loaded model.
+func (b *backend) kvPools() []backends.KVPoolStats {
+	var out []backends.KVPoolStats
+	b.reg.Range(func(id backends.ModelID, lm *loadedModel) {
+		out = append(out, lm.m.KVPool().Stats().Backend(id))
+	}, nil)
+	slices.SortFunc(out, func(a, b backends.KVPoolStats) int { return int(a.Model) - int(b.Model) })
+	return out
+}
+
+// Backend returns st as the backends contract reports it for model id.
+func (st KVStats) Backend(id backends.ModelID) backends.KVPoolStats {
+	return backends.KVPoolStats{
+		Model: id, BudgetBytes: st.BudgetBytes, AllocatedBytes: uint64(st.Allocated) * st.BlockBytes,
+		UsedBytes: uint64(st.InUse) * st.BlockBytes, CachedBytes: uint64(st.Cached) * st.BlockBytes,
+		BlockTokens: st.BlockSize, Hits: st.Hits, Misses: st.Misses, Evictions: st.Evictions,
+	}
+}

@@ -264,9 +264,9 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*model.Model, int
 	if vl, ok := c.cfg.Backend.(VerifyingLoader); ok && res.SHA256 != "" {
 		// The supervisor reloads the model after a plugin restart; it
 		// verifies the file again then, exactly like this first load.
-		info, err = vl.LoadModelVerified(ctx, backends.LoadRequest{Path: res.Path}, func(ctx context.Context) error { return c.verify(ctx, res) })
+		info, err = vl.LoadModelVerified(ctx, backends.LoadRequest{Path: res.Path, KVBudget: uint64(max(res.KVBudget, 0))}, func(ctx context.Context) error { return c.verify(ctx, res) })
 	} else {
-		info, err = c.cfg.Backend.LoadModel(ctx, backends.LoadRequest{Path: res.Path})
+		info, err = c.cfg.Backend.LoadModel(ctx, backends.LoadRequest{Path: res.Path, KVBudget: uint64(max(res.KVBudget, 0))})
 	}
 	if err != nil {
 		c.mu.Lock()

@@ -78,15 +78,18 @@ type Info struct {
 // KVPoolStats describes one model's KV pool: its memory and the
 // counters of prefix reuse.
 type KVPoolStats struct {
-	Model          ModelID `json:"model"`
-	BudgetBytes    uint64  `json:"budget_bytes"`    // the most the pool allocates
-	AllocatedBytes uint64  `json:"allocated_bytes"` // allocated so far
-	UsedBytes      uint64  `json:"used_bytes"`      // held by sessions
-	CachedBytes    uint64  `json:"cached_bytes"`    // kept only for prefix reuse
-	BlockTokens    int     `json:"block_tokens"`    // positions per block
-	Hits           uint64  `json:"hits"`            // prefix blocks reused
-	Misses         uint64  `json:"misses"`          // prompt blocks looked up and computed
-	Evictions      uint64  `json:"evictions"`       // cached blocks taken back
+	Model ModelID `json:"model"`
+	// Path is the model's file; the host's supervisor fills it in (it
+	// does not cross the plugin boundary).
+	Path           string `json:"path,omitempty"`
+	BudgetBytes    uint64 `json:"budget_bytes"`    // the most the pool allocates
+	AllocatedBytes uint64 `json:"allocated_bytes"` // allocated so far
+	UsedBytes      uint64 `json:"used_bytes"`      // held by sessions
+	CachedBytes    uint64 `json:"cached_bytes"`    // kept only for prefix reuse
+	BlockTokens    int    `json:"block_tokens"`    // positions per block
+	Hits           uint64 `json:"hits"`            // prefix blocks reused
+	Misses         uint64 `json:"misses"`          // prompt blocks looked up and computed
+	Evictions      uint64 `json:"evictions"`       // cached blocks taken back
 }
 
 // Device describes an accelerator a backend uses (empty for CPU backends).

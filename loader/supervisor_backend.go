@@ -36,7 +36,7 @@ func (s *Supervisor) kvPools(inst *instance, in []backends.KVPoolStats) []backen
 	for _, p := range in {
 		for id, m := range s.models {
 			if m.epoch == inst.epoch && m.err == nil && m.inner == p.Model {
-				p.Model = id
+				p.Model, p.Path = id, m.path
 				out = append(out, p)
 				break
 			}

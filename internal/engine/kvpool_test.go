@@ -263,3 +263,57 @@ func TestKVPoolBackend(t *testing.T) {
 		t.Errorf("third 100-token session in an 8-block pool: %v, want ErrOutOfMemory", err3)
 	}
 }
+
+// TestKVPoolConcurrent decodes sessions sharing a prefix from several
+// goroutines (run with -race): each gets the logits of its solo run.
+func TestKVPoolConcurrent(t *testing.T) {
+	m := storiesModel(t, reference.New())
+	m.KVPool().SetBudget(40 * m.KVPool().Stats().BlockBytes)
+	sys := prompt(40, 70)
+	type result struct {
+		got  []float32
+		toks []int32
+		err  error
+	}
+	first, _ := m.NewSession(256)
+	decodeChunks(t, first, sys)
+	first.Close() // its full blocks stay cached
+	res := make(chan result, 8)
+	for i := range 8 {
+		go func() {
+			toks := append(slices.Clone(sys), prompt(uint64(50+i), 10+i)...)
+			s, err := m.NewSession(256)
+			if err != nil {
+				res <- result{err: err}
+				return
+			}
+			defer s.Close()
+			var got []float32
+			for j := 0; j < 2; j++ { // the prompt, then the rest in a second call
+				part := toks[:len(sys)]
+				if j == 1 {
+					part = toks[len(sys):]
+				}
+				got, err = s.Decode(context.Background(), part, false)
+				if err != nil {
+					res <- result{err: err}
+					return
+				}
+			}
+			res <- result{got: got, toks: toks}
+		}()
+	}
+	for range 8 {
+		r := <-res
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		want := solo(t, r.toks, len(sys))
+		if !slices.Equal(r.got, want[len(want)-len(r.got):]) {
+			t.Fatal("a concurrent session's logits differ from its solo run")
+		}
+	}
+	if st := m.KVPool().Stats(); st.InUse != 0 || st.Hits != 16 {
+		t.Errorf("after all sessions closed: %+v, want nothing in use and 8×2 hits", st)
+	}
+}

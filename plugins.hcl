@@ -13,6 +13,13 @@ models_dir = "models"
 # would exceed this. Units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB.
 memory_budget = "2GiB"
 
+# KV cache of each loaded model, shared by its sessions (the CPU backends
+# allocate it in blocks of 32 positions as sessions fill them, and share
+# the blocks of a common prompt prefix). A Decode that finds it full fails
+# with ENOMEM (a 503 from realm serve). A model block may set its own.
+# Default: the backend's (4GiB for the CPU backends, allocated on demand).
+# kv_budget = "1GiB"
+
 # Backends. Each declares the architecture it was built for and the cpuid
 # feature names it cannot run without (`requires`); `prefers` lists
 # features it uses when present (each one found adds to its score).

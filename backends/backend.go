@@ -75,6 +75,26 @@ type Info struct {
 	Ops     []string `json:"ops"`
 	Devices []Device `json:"devices,omitempty"`
 	Threads int      `json:"threads"`
+	// KVPools describes the KV pool of each loaded model, for backends
+	// with one (the CPU engine), at the time of the call.
+	KVPools []KVPoolStats `json:"kv_pools,omitempty"`
+}
+
+// KVPoolStats describes one model's KV pool: its memory and the
+// counters of prefix reuse.
+type KVPoolStats struct {
+	Model ModelID `json:"model"`
+	// Path is the model's file; the host's supervisor fills it in (it
+	// does not cross the plugin boundary).
+	Path           string `json:"path,omitempty"`
+	BudgetBytes    uint64 `json:"budget_bytes"`    // the most the pool allocates
+	AllocatedBytes uint64 `json:"allocated_bytes"` // allocated so far
+	UsedBytes      uint64 `json:"used_bytes"`      // held by sessions
+	CachedBytes    uint64 `json:"cached_bytes"`    // kept only for prefix reuse
+	BlockTokens    int    `json:"block_tokens"`    // positions per block
+	Hits           uint64 `json:"hits"`            // prefix blocks reused
+	Misses         uint64 `json:"misses"`          // prompt blocks looked up and computed
+	Evictions      uint64 `json:"evictions"`       // cached blocks taken back
 }
 
 // Device describes an accelerator a backend uses (empty for CPU backends).
@@ -88,6 +108,10 @@ type Device struct {
 // LoadRequest asks a backend to load a model file.
 type LoadRequest struct {
 	Path string `json:"path"`
+	// KVBudget is the most memory the backend gives the KV caches of
+	// the model's sessions together, in bytes (0: the backend's
+	// default). Backends with a shared KV pool size it from this.
+	KVBudget uint64 `json:"kv_budget,omitempty"`
 }
 
 // ModelInfo describes a loaded model.
@@ -103,11 +127,14 @@ type ModelInfo struct {
 	NFF       int     `json:"n_ff"`
 	// Pooling is how Embed pools the token vectors of a sequence
 	// ("mean", "cls", "last"), empty for a model that does not embed.
-	Pooling      string           `json:"pooling,omitempty"`
-	TensorTypes  map[string]int   `json:"tensor_types"` // type name → tensor count
-	WeightBytes  uint64           `json:"weight_bytes"`
-	ExtraBytes   uint64           `json:"extra_bytes"` // repacked copies, device buffers, ...
-	TensorShapes map[string][]int `json:"-"`
+	Pooling     string         `json:"pooling,omitempty"`
+	TensorTypes map[string]int `json:"tensor_types"` // type name → tensor count
+	WeightBytes uint64         `json:"weight_bytes"`
+	ExtraBytes  uint64         `json:"extra_bytes"` // repacked copies, device buffers, ...
+	// KVBudgetBytes is the KV pool the backend gave the model (0: no
+	// shared pool).
+	KVBudgetBytes uint64           `json:"kv_budget_bytes,omitempty"`
+	TensorShapes  map[string][]int `json:"-"`
 }
 
 // Want selects what Decode returns.

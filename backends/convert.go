@@ -30,6 +30,11 @@ func infoToPB(in *Info, pid int) *pb.InfoResponse {
 	for _, d := range in.Devices {
 		out.Devices = append(out.Devices, &pb.Device{Name: d.Name, Kind: d.Kind, Driver: d.Driver, MemoryBytes: d.MemoryBytes})
 	}
+	for _, k := range in.KVPools {
+		out.KvPools = append(out.KvPools, &pb.KVPool{ModelId: uint64(k.Model), BudgetBytes: k.BudgetBytes,
+			AllocatedBytes: k.AllocatedBytes, UsedBytes: k.UsedBytes, CachedBytes: k.CachedBytes,
+			BlockTokens: int64(k.BlockTokens), Hits: k.Hits, Misses: k.Misses, Evictions: k.Evictions})
+	}
 	return out
 }
 
@@ -48,23 +53,33 @@ func infoFromPB(in *pb.InfoResponse) *Info {
 	for _, d := range in.GetDevices() {
 		out.Devices = append(out.Devices, Device{Name: d.GetName(), Kind: d.GetKind(), Driver: d.GetDriver(), MemoryBytes: d.GetMemoryBytes()})
 	}
+	for _, k := range in.GetKvPools() {
+		bt, err := toInt(k.GetBlockTokens())
+		if err != nil || bt < 0 {
+			continue // a hostile value: drop the entry, keep the rest
+		}
+		out.KVPools = append(out.KVPools, KVPoolStats{Model: ModelID(k.GetModelId()), BudgetBytes: k.GetBudgetBytes(),
+			AllocatedBytes: k.GetAllocatedBytes(), UsedBytes: k.GetUsedBytes(), CachedBytes: k.GetCachedBytes(),
+			BlockTokens: bt, Hits: k.GetHits(), Misses: k.GetMisses(), Evictions: k.GetEvictions()})
+	}
 	return out
 }
 
 func modelInfoToPB(in *ModelInfo) *pb.ModelInfo {
 	out := &pb.ModelInfo{
-		Id:          uint64(in.ID),
-		Arch:        in.Arch,
-		NCtxTrain:   int64(in.NCtxTrain),
-		NVocab:      int64(in.NVocab),
-		NEmbd:       int64(in.NEmbd),
-		NLayer:      int64(in.NLayer),
-		NHead:       int64(in.NHead),
-		NHeadKv:     int64(in.NHeadKV),
-		NFf:         int64(in.NFF),
-		WeightBytes: in.WeightBytes,
-		ExtraBytes:  in.ExtraBytes,
-		Pooling:     in.Pooling,
+		Id:            uint64(in.ID),
+		Arch:          in.Arch,
+		NCtxTrain:     int64(in.NCtxTrain),
+		NVocab:        int64(in.NVocab),
+		NEmbd:         int64(in.NEmbd),
+		NLayer:        int64(in.NLayer),
+		NHead:         int64(in.NHead),
+		NHeadKv:       int64(in.NHeadKV),
+		NFf:           int64(in.NFF),
+		WeightBytes:   in.WeightBytes,
+		ExtraBytes:    in.ExtraBytes,
+		Pooling:       in.Pooling,
+		KvBudgetBytes: in.KVBudgetBytes,
 	}
 	if len(in.TensorTypes) > 0 {
 		out.TensorTypes = make(map[string]int64, len(in.TensorTypes))
@@ -87,7 +102,8 @@ func modelInfoFromPB(in *pb.ModelInfo) (*ModelInfo, error) {
 	}
 	var err error
 	out := &ModelInfo{ID: ModelID(in.GetId()), Arch: in.GetArch(), WeightBytes: in.GetWeightBytes(), ExtraBytes: in.GetExtraBytes(),
-		Pooling: in.GetPooling()}
+		Pooling:       in.GetPooling(),
+		KVBudgetBytes: in.GetKvBudgetBytes()}
 	for _, f := range []struct {
 		dst *int
 		v   int64

@@ -51,7 +51,7 @@ func (c *GRPCClient) InfoPID(ctx context.Context) (*Info, int, error) {
 
 // LoadModel implements Backend.
 func (c *GRPCClient) LoadModel(ctx context.Context, req LoadRequest) (*ModelInfo, error) {
-	resp, err := c.client.LoadModel(ctx, &pb.LoadModelRequest{Path: req.Path})
+	resp, err := c.client.LoadModel(ctx, &pb.LoadModelRequest{Path: req.Path, KvBudget: req.KVBudget})
 	if err != nil {
 		return nil, c.err(ctx, "load model", err)
 	}

@@ -41,7 +41,7 @@ func (s *GRPCServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoRespo
 
 // LoadModel implements pb.BackendServer.
 func (s *GRPCServer) LoadModel(ctx context.Context, req *pb.LoadModelRequest) (*pb.LoadModelResponse, error) {
-	mi, err := s.impl.LoadModel(ctx, LoadRequest{Path: req.GetPath()})
+	mi, err := s.impl.LoadModel(ctx, LoadRequest{Path: req.GetPath(), KVBudget: req.GetKvBudget()})
 	if err != nil {
 		return nil, StatusFromError(err)
 	}

@@ -264,7 +264,7 @@ func (c *ModelCache) doLoad(ctx context.Context, name string) (*model.Model, int
 	if err := c.reserve(ctx, fmt.Sprintf("model %q", name), size); err != nil {
 		return nil, 0, err
 	}
-	req := backends.LoadRequest{Path: res.Path}
+	req := backends.LoadRequest{Path: res.Path, KVBudget: uint64(max(res.KVBudget, 0))}
 	be, beName := c.cfg.Backend, active
 	info, err := c.loadOn(ctx, be, res, req)
 	if err != nil && errors.Is(err, backends.ErrUnsupported) && res.Backend == "" && ctx.Err() == nil {

@@ -615,3 +615,30 @@ func TestCacheReserveNoPointlessEviction(t *testing.T) {
 	c.Release(m)
 	c.Release(held)
 }
+
+// TestCacheKVBudget carries kv_budget (the model block's, else the
+// file's) to the backend in LoadRequest.
+func TestCacheKVBudget(t *testing.T) {
+	c, fb, _ := cacheFixture(t, 0, "kv_budget = \"1GiB\"\nmodel \"b\" {\n  path = \"b.gguf\"\n  kv_budget = \"64MiB\"\n}\n")
+	ctx := context.Background()
+	for _, n := range []string{"a", "b"} {
+		m, err := c.Acquire(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release(m)
+		want := uint64(1 << 30)
+		if n == "b" {
+			want = 64 << 20
+		}
+		fb.mu.Lock()
+		got := fb.kvBudgets[m.Path]
+		fb.mu.Unlock()
+		if got != want {
+			t.Errorf("model %s loaded with KVBudget %d, want %d", n, got, want)
+		}
+		if e := entryOf(t, c, n); e.KVBudget != int64(want) {
+			t.Errorf("model %s listed with kv_budget %d, want %d", n, e.KVBudget, want)
+		}
+	}
+}

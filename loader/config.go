@@ -38,6 +38,10 @@ type Config struct {
 	ModelsDir string `json:"models_dir"`
 	// MemoryBudget caps the bytes of loaded models; 0 means no limit.
 	MemoryBudget int64 `json:"memory_budget"`
+	// KVBudget is the KV pool of each loaded model in bytes, shared by
+	// its sessions (0: the backend's default); a model block may set
+	// its own.
+	KVBudget int64 `json:"kv_budget,omitempty"`
 	// Backends lists the declared backends in file order.
 	Backends []BackendConfig `json:"backends"`
 	// Models lists the model blocks in file order.
@@ -89,6 +93,8 @@ type ModelConfig struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Backend names the backend this model must run on, or "" for any.
 	Backend string `json:"backend,omitempty"`
+	// KVBudget is the model's KV pool in bytes (0: Config.KVBudget).
+	KVBudget int64 `json:"kv_budget,omitempty"`
 }
 
 // AppConfig is one app block: a guest module and its policy.
@@ -182,6 +188,8 @@ type rawConfig struct {
 	ModelsDirRange    hcl.Range    `hcl:"models_dir,attr_value_range"`
 	MemoryBudget      *string      `hcl:"memory_budget,optional"`
 	MemoryBudgetRange hcl.Range    `hcl:"memory_budget,attr_value_range"`
+	KVBudget          *string      `hcl:"kv_budget,optional"`
+	KVBudgetRange     hcl.Range    `hcl:"kv_budget,attr_value_range"`
 	Backends          []rawBackend `hcl:"backend,block"`
 	Models            []rawModel   `hcl:"model,block"`
 	Apps              []rawApp     `hcl:"app,block"`
@@ -220,6 +228,8 @@ type rawModel struct {
 	SHA256Range  hcl.Range `hcl:"sha256,attr_value_range"`
 	Backend      *string   `hcl:"backend,optional"`
 	BackendRange hcl.Range `hcl:"backend,attr_value_range"`
+	KVBudget     *string   `hcl:"kv_budget,optional"`
+	KVRange      hcl.Range `hcl:"kv_budget,attr_value_range"`
 }
 
 type rawApp struct {
@@ -359,6 +369,13 @@ func (raw *rawConfig) validate(dir string) (*Config, hcl.Diagnostics) {
 		}
 		cfg.MemoryBudget = n
 	}
+	if raw.KVBudget != nil {
+		n, err := ParseSize(*raw.KVBudget)
+		if err != nil {
+			diags = append(diags, diag(raw.KVBudgetRange, "Invalid kv_budget", "%v", err))
+		}
+		cfg.KVBudget = n
+	}
 
 	var d hcl.Diagnostics
 	cfg.Backends, d = uniqueBlocks("backend", raw.Backends, func(rb rawBackend) (string, hcl.Range) { return rb.Name, rb.NameRange },
@@ -491,6 +508,13 @@ func (rm *rawModel) validate(cfg *Config) (ModelConfig, hcl.Diagnostics) {
 		if _, ok := cfg.Backend(m.Backend); !ok {
 			diags = append(diags, diag(rm.BackendRange, "Unknown backend", "model %q names backend %q, which no backend block declares", rm.Name, m.Backend))
 		}
+	}
+	if rm.KVBudget != nil {
+		n, err := ParseSize(*rm.KVBudget)
+		if err != nil {
+			diags = append(diags, diag(rm.KVRange, "Invalid kv_budget", "%v", err))
+		}
+		m.KVBudget = n
 	}
 	return m, diags
 }

@@ -140,6 +140,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad backend name", "backend \"X Y\" {}\n", []string{"test.hcl:1", "invalid model name"}},
 		{"bad size", "memory_budget = \"lots\"\n", []string{"test.hcl:1", "lots"}},
 		{"bad unit", "memory_budget = \"2 GiBs\"\n", []string{"test.hcl:1"}},
+		{"bad kv_budget", "\nkv_budget = \"much\"\n", []string{"test.hcl:2", "Invalid kv_budget", "much"}},
+		{"bad model kv_budget", "model \"a\" {\n  kv_budget = \"-1\"\n}\n", []string{"test.hcl:2", "Invalid kv_budget"}},
 		{"bad model name", "model \"../etc\" {}\n", []string{"test.hcl:1", `must start with`}},
 		{"uppercase model name", "\nmodel \"Llama\" {}\n", []string{"test.hcl:2", "upper-case"}},
 		{"duplicate model", "model \"a\" {}\n\nmodel \"a\" {}\n", []string{"test.hcl:3", "Duplicate model"}},

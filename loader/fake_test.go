@@ -13,7 +13,8 @@ import (
 // nothing, but records every call and can hold LoadModel on a gate.
 type fakeBackend struct {
 	mu        sync.Mutex
-	loads     map[string]int // path → LoadModel calls
+	loads     map[string]int    // path → LoadModel calls
+	kvBudgets map[string]uint64 // path → the last LoadRequest.KVBudget
 	unloads   []backends.ModelID
 	loaded    map[backends.ModelID]string
 	nextID    backends.ModelID
@@ -28,7 +29,7 @@ type fakeBackend struct {
 }
 
 func newFake() *fakeBackend {
-	return &fakeBackend{loads: map[string]int{}, loaded: map[backends.ModelID]string{}}
+	return &fakeBackend{loads: map[string]int{}, kvBudgets: map[string]uint64{}, loaded: map[backends.ModelID]string{}}
 }
 
 func (f *fakeBackend) Info(ctx context.Context) (*backends.Info, error) {
@@ -52,6 +53,7 @@ func (f *fakeBackend) LoadModel(ctx context.Context, req backends.LoadRequest) (
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.loads[req.Path]++
+	f.kvBudgets[req.Path] = req.KVBudget
 	if f.loadErr != nil {
 		return nil, f.loadErr
 	}

@@ -54,11 +54,12 @@ func ValidName(name string) error {
 type Registry struct {
 	modelsDir string
 	blocks    []ModelConfig
+	kvBudget  int64 // Config.KVBudget
 }
 
 // NewRegistry builds the registry of a configuration.
 func NewRegistry(cfg *Config) *Registry {
-	return &Registry{modelsDir: cfg.ModelsDir, blocks: slices.Clone(cfg.Models)}
+	return &Registry{modelsDir: cfg.ModelsDir, blocks: slices.Clone(cfg.Models), kvBudget: cfg.KVBudget}
 }
 
 // ModelsDir returns the configured models directory.
@@ -78,6 +79,9 @@ type Resolved struct {
 	Configured bool
 	// Size is the file size in bytes.
 	Size int64
+	// KVBudget is the model's KV pool in bytes (0: the backend's
+	// default): its model block's kv_budget, else the file's.
+	KVBudget int64
 }
 
 // Resolve validates name and returns its file. Model blocks win over
@@ -87,10 +91,13 @@ func (r *Registry) Resolve(name string) (Resolved, error) {
 	if err := ValidName(name); err != nil {
 		return Resolved{}, err
 	}
-	res := Resolved{Name: name, Path: filepath.Join(r.modelsDir, name+".gguf")}
+	res := Resolved{Name: name, Path: filepath.Join(r.modelsDir, name+".gguf"), KVBudget: r.kvBudget}
 	if i := slices.IndexFunc(r.blocks, func(m ModelConfig) bool { return m.Name == name }); i >= 0 {
 		b := r.blocks[i]
-		res = Resolved{Name: name, Path: b.Path, SHA256: b.SHA256, Backend: b.Backend, Configured: true}
+		res = Resolved{Name: name, Path: b.Path, SHA256: b.SHA256, Backend: b.Backend, Configured: true, KVBudget: r.kvBudget}
+		if b.KVBudget > 0 {
+			res.KVBudget = b.KVBudget
+		}
 	}
 	real, size, err := r.check(res.Path)
 	if err != nil {
@@ -165,6 +172,9 @@ type ModelEntry struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Backend is the backend the model block requires, if any.
 	Backend string `json:"backend,omitempty"`
+	// KVBudget is the configured KV pool in bytes (0: the backend's
+	// default).
+	KVBudget int64 `json:"kv_budget,omitempty"`
 	// Configured reports that a model block declared the name.
 	Configured bool `json:"configured"`
 	// Loaded reports whether the model is loaded (ModelCache.List only).
@@ -221,7 +231,8 @@ func (r *Registry) entry(name string) ModelEntry {
 		}
 		return e
 	}
-	e := ModelEntry{Name: name, Path: res.Path, Size: res.Size, SHA256: res.SHA256, Backend: res.Backend, Configured: res.Configured}
+	e := ModelEntry{Name: name, Path: res.Path, Size: res.Size, SHA256: res.SHA256, Backend: res.Backend, Configured: res.Configured,
+		KVBudget: res.KVBudget}
 	e.Type, e.Arch, err = describeFile(res.Path)
 	if err != nil {
 		e.Error = err.Error()

@@ -154,12 +154,13 @@ type Supervisor struct {
 
 // modelEntry is a model the supervisor holds, by its stable id.
 type modelEntry struct {
-	path   string
-	verify func(context.Context) error // run before each reload; nil: none
-	info   backends.ModelInfo          // ID is the supervisor's id
-	inner  backends.ModelID            // the id in the process of epoch
-	epoch  uint32
-	err    error // set when reloading it into the current process failed
+	path     string
+	kvBudget uint64                      // LoadRequest.KVBudget, sent again on reload
+	verify   func(context.Context) error // run before each reload; nil: none
+	info     backends.ModelInfo          // ID is the supervisor's id
+	inner    backends.ModelID            // the id in the process of epoch
+	epoch    uint32
+	err      error // set when reloading it into the current process failed
 	// failedAt and retries pace the reload retries of a broken model.
 	failedAt time.Time
 	retries  int

@@ -16,9 +16,33 @@ func (s *Supervisor) Info(ctx context.Context) (*backends.Info, error) {
 	err := s.do(ctx, "info", func(ctx context.Context, inst *instance) error {
 		var err error
 		info, err = inst.backend.Info(ctx)
+		if err == nil {
+			info.KVPools = s.kvPools(inst, info.KVPools)
+		}
 		return err
 	})
 	return info, err
+}
+
+// kvPools returns the pools of inst's models with the supervisor's
+// model ids (pools of models it does not know are dropped).
+func (s *Supervisor) kvPools(inst *instance, in []backends.KVPoolStats) []backends.KVPoolStats {
+	if len(in) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []backends.KVPoolStats
+	for _, p := range in {
+		for id, m := range s.models {
+			if m.epoch == inst.epoch && m.err == nil && m.inner == p.Model {
+				p.Model, p.Path = id, m.path
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // LoadModel implements backends.Backend. The returned ModelInfo.ID is
@@ -45,7 +69,7 @@ func (s *Supervisor) LoadModelVerified(ctx context.Context, req backends.LoadReq
 		}
 		s.nextModel++
 		id := backends.ModelID(s.nextModel)
-		e := &modelEntry{path: req.Path, verify: verify, info: *mi, inner: mi.ID, epoch: inst.epoch}
+		e := &modelEntry{path: req.Path, kvBudget: req.KVBudget, verify: verify, info: *mi, inner: mi.ID, epoch: inst.epoch}
 		e.info.ID = id
 		s.models[id] = e
 		info := e.info

@@ -104,7 +104,7 @@ func (s *Supervisor) model(ctx context.Context, inst *instance, id backends.Mode
 	if ok && m.err != nil && m.epoch == inst.epoch && !m.retrying && time.Since(m.failedAt) >= retryDelay(m.retries) {
 		m.retrying = true
 		s.mu.Unlock()
-		inner, err := s.reloadOne(ctx, inst, m.path, m.verify)
+		inner, err := s.reloadOne(ctx, inst, backends.LoadRequest{Path: m.path, KVBudget: m.kvBudget}, m.verify)
 		s.mu.Lock()
 		m.retrying = false
 		switch {

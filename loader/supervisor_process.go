@@ -214,17 +214,18 @@ func (s *Supervisor) loadAll(inst *instance) (map[backends.ModelID]reloaded, err
 	type job struct {
 		id     backends.ModelID
 		path   string
+		kv     uint64
 		verify func(context.Context) error
 	}
 	jobs := make([]job, 0, len(s.models))
 	for id, m := range s.models {
-		jobs = append(jobs, job{id, m.path, m.verify})
+		jobs = append(jobs, job{id, m.path, m.kvBudget, m.verify})
 	}
 	s.mu.Unlock()
 	results := make(map[backends.ModelID]reloaded, len(jobs))
 	for _, j := range jobs {
 		ctx, cancel := context.WithTimeout(inst.ctx, s.cfg.StartTimeout+time.Minute)
-		inner, err := s.reloadOne(ctx, inst, j.path, j.verify)
+		inner, err := s.reloadOne(ctx, inst, backends.LoadRequest{Path: j.path, KVBudget: j.kv}, j.verify)
 		cancel()
 		if err != nil && (errors.Is(err, backends.ErrBackendCrashed) || inst.ctx.Err() != nil) {
 			return nil, fmt.Errorf("%w: plugin %q died reloading %s: %w", backends.ErrPluginStart, inst.spec.Name, j.path, err)
@@ -246,14 +247,14 @@ func (e errVerify) Error() string { return "verifying the file before reloading:
 func (e errVerify) Unwrap() error { return e.err }
 
 // reloadOne verifies (when the model has a verify function) and loads
-// the model at path into inst, returning its id there.
-func (s *Supervisor) reloadOne(ctx context.Context, inst *instance, path string, verify func(context.Context) error) (backends.ModelID, error) {
+// the model of req into inst, returning its id there.
+func (s *Supervisor) reloadOne(ctx context.Context, inst *instance, req backends.LoadRequest, verify func(context.Context) error) (backends.ModelID, error) {
 	if verify != nil {
 		if err := verify(ctx); err != nil {
 			return 0, errVerify{err}
 		}
 	}
-	mi, err := inst.backend.LoadModel(ctx, backends.LoadRequest{Path: path})
+	mi, err := inst.backend.LoadModel(ctx, req)
 	if err != nil {
 		return 0, err
 	}

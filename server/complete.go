@@ -374,6 +374,10 @@ func (s *Server) runError(ctx context.Context, res *core.RunResult, err error, s
 		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backend_unavailable", message: msg, kind: "backend_unavailable"}
 	case has(abi.ErrnoCtxfull):
 		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", code: "context_length_exceeded", message: msg, kind: "bad_request"}
+	case has(abi.ErrnoNomem):
+		// Usually the model's KV pool (kv_budget) is full: another try
+		// after other requests end may fit.
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "out_of_memory", message: msg, kind: "over_budget"}
 	case has(abi.ErrnoInval):
 		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", message: msg, kind: "bad_request"}
 	case has(abi.ErrnoNoent):

@@ -135,6 +135,15 @@ var (
 		[]string{"backend"}, nil)
 	upDesc = prometheus.NewDesc("realm_backend_up", "Whether the backend plugin is running (1) or down/restarting (0).",
 		[]string{"backend"}, nil)
+	kvDescs = struct{ budget, allocated, used, cached, hits, misses, evictions *prometheus.Desc }{
+		budget:    prometheus.NewDesc("realm_kv_pool_budget_bytes", "The most KV-cache memory the backend gives a loaded model (kv_budget).", []string{"model"}, nil),
+		allocated: prometheus.NewDesc("realm_kv_pool_allocated_bytes", "KV-cache memory the model's pool has allocated.", []string{"model"}, nil),
+		used:      prometheus.NewDesc("realm_kv_pool_used_bytes", "KV-cache memory held by open sessions.", []string{"model"}, nil),
+		cached:    prometheus.NewDesc("realm_kv_pool_cached_bytes", "KV-cache memory kept only for prefix reuse (evicted first).", []string{"model"}, nil),
+		hits:      prometheus.NewDesc("realm_kv_prefix_hits_total", "KV blocks of a prompt reused from an earlier session instead of computed.", []string{"model"}, nil),
+		misses:    prometheus.NewDesc("realm_kv_prefix_misses_total", "Full KV blocks of a prompt looked up and computed.", []string{"model"}, nil),
+		evictions: prometheus.NewDesc("realm_kv_evictions_total", "Cached KV blocks taken back for other sessions.", []string{"model"}, nil),
+	}
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -142,6 +151,9 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- runningDesc
 	ch <- restartsDesc
 	ch <- upDesc
+	for _, d := range []*prometheus.Desc{kvDescs.budget, kvDescs.allocated, kvDescs.used, kvDescs.cached, kvDescs.hits, kvDescs.misses, kvDescs.evictions} {
+		ch <- d
+	}
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -161,6 +173,42 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		name := s.backendName()
 		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(sup.Restarts()), name)
 		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, name)
+		c.collectKV(ch, sup)
+	}
+}
+
+// collectKV reports the KV pool of each loaded model, as the plugin
+// tells it (nothing when it does not answer within healthTimeout).
+func (c stateCollector) collectKV(ch chan<- prometheus.Metric, sup Backend) {
+	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	defer cancel()
+	info, err := sup.Info(ctx)
+	if err != nil || len(info.KVPools) == 0 || c.s.models == nil {
+		return
+	}
+	names := map[string]string{}
+	for _, e := range c.s.models.List(ctx) {
+		if e.Loaded {
+			names[e.Path] = e.Name
+		}
+	}
+	for _, p := range info.KVPools {
+		name, ok := names[p.Path]
+		if !ok {
+			continue
+		}
+		for _, m := range []struct {
+			d *prometheus.Desc
+			t prometheus.ValueType
+			v uint64
+		}{
+			{kvDescs.budget, prometheus.GaugeValue, p.BudgetBytes}, {kvDescs.allocated, prometheus.GaugeValue, p.AllocatedBytes},
+			{kvDescs.used, prometheus.GaugeValue, p.UsedBytes}, {kvDescs.cached, prometheus.GaugeValue, p.CachedBytes},
+			{kvDescs.hits, prometheus.CounterValue, p.Hits}, {kvDescs.misses, prometheus.CounterValue, p.Misses},
+			{kvDescs.evictions, prometheus.CounterValue, p.Evictions},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.d, m.t, float64(m.v), name)
+		}
 	}
 }
 

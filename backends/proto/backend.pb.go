@@ -315,6 +315,7 @@ type InfoResponse struct {
 	Devices         []*Device              `protobuf:"bytes,7,rep,name=devices,proto3" json:"devices,omitempty"`
 	Threads         int32                  `protobuf:"varint,8,opt,name=threads,proto3" json:"threads,omitempty"`
 	Pid             int32                  `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"` // the plugin's process id (informational)
+	KvPools         []*KVPool              `protobuf:"bytes,10,rep,name=kv_pools,json=kvPools,proto3" json:"kv_pools,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -412,16 +413,133 @@ func (x *InfoResponse) GetPid() int32 {
 	return 0
 }
 
+func (x *InfoResponse) GetKvPools() []*KVPool {
+	if x != nil {
+		return x.KvPools
+	}
+	return nil
+}
+
+// KVPool describes one model's KV pool (backends.KVPoolStats).
+type KVPool struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ModelId        uint64                 `protobuf:"varint,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	BudgetBytes    uint64                 `protobuf:"varint,2,opt,name=budget_bytes,json=budgetBytes,proto3" json:"budget_bytes,omitempty"`
+	AllocatedBytes uint64                 `protobuf:"varint,3,opt,name=allocated_bytes,json=allocatedBytes,proto3" json:"allocated_bytes,omitempty"`
+	UsedBytes      uint64                 `protobuf:"varint,4,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	CachedBytes    uint64                 `protobuf:"varint,5,opt,name=cached_bytes,json=cachedBytes,proto3" json:"cached_bytes,omitempty"`
+	BlockTokens    int64                  `protobuf:"varint,6,opt,name=block_tokens,json=blockTokens,proto3" json:"block_tokens,omitempty"`
+	Hits           uint64                 `protobuf:"varint,7,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses         uint64                 `protobuf:"varint,8,opt,name=misses,proto3" json:"misses,omitempty"`
+	Evictions      uint64                 `protobuf:"varint,9,opt,name=evictions,proto3" json:"evictions,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *KVPool) Reset() {
+	*x = KVPool{}
+	mi := &file_backend_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVPool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVPool) ProtoMessage() {}
+
+func (x *KVPool) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVPool.ProtoReflect.Descriptor instead.
+func (*KVPool) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *KVPool) GetModelId() uint64 {
+	if x != nil {
+		return x.ModelId
+	}
+	return 0
+}
+
+func (x *KVPool) GetBudgetBytes() uint64 {
+	if x != nil {
+		return x.BudgetBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetAllocatedBytes() uint64 {
+	if x != nil {
+		return x.AllocatedBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetUsedBytes() uint64 {
+	if x != nil {
+		return x.UsedBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetCachedBytes() uint64 {
+	if x != nil {
+		return x.CachedBytes
+	}
+	return 0
+}
+
+func (x *KVPool) GetBlockTokens() int64 {
+	if x != nil {
+		return x.BlockTokens
+	}
+	return 0
+}
+
+func (x *KVPool) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *KVPool) GetMisses() uint64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+func (x *KVPool) GetEvictions() uint64 {
+	if x != nil {
+		return x.Evictions
+	}
+	return 0
+}
+
 type LoadModelRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	KvBudget      uint64                 `protobuf:"varint,2,opt,name=kv_budget,json=kvBudget,proto3" json:"kv_budget,omitempty"` // bytes; 0: the backend's default
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadModelRequest) Reset() {
 	*x = LoadModelRequest{}
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +551,7 @@ func (x *LoadModelRequest) String() string {
 func (*LoadModelRequest) ProtoMessage() {}
 
 func (x *LoadModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +564,7 @@ func (x *LoadModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadModelRequest.ProtoReflect.Descriptor instead.
 func (*LoadModelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{6}
+	return file_backend_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LoadModelRequest) GetPath() string {
@@ -454,6 +572,13 @@ func (x *LoadModelRequest) GetPath() string {
 		return x.Path
 	}
 	return ""
+}
+
+func (x *LoadModelRequest) GetKvBudget() uint64 {
+	if x != nil {
+		return x.KvBudget
+	}
+	return 0
 }
 
 type Shape struct {
@@ -465,7 +590,7 @@ type Shape struct {
 
 func (x *Shape) Reset() {
 	*x = Shape{}
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +602,7 @@ func (x *Shape) String() string {
 func (*Shape) ProtoMessage() {}
 
 func (x *Shape) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +615,7 @@ func (x *Shape) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shape.ProtoReflect.Descriptor instead.
 func (*Shape) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{7}
+	return file_backend_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Shape) GetDims() []int64 {
@@ -516,13 +641,14 @@ type ModelInfo struct {
 	ExtraBytes    uint64                 `protobuf:"varint,12,opt,name=extra_bytes,json=extraBytes,proto3" json:"extra_bytes,omitempty"`
 	TensorShapes  map[string]*Shape      `protobuf:"bytes,13,rep,name=tensor_shapes,json=tensorShapes,proto3" json:"tensor_shapes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Pooling       string                 `protobuf:"bytes,14,opt,name=pooling,proto3" json:"pooling,omitempty"`
+	KvBudgetBytes uint64                 `protobuf:"varint,15,opt,name=kv_budget_bytes,json=kvBudgetBytes,proto3" json:"kv_budget_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +660,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +673,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{8}
+	return file_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ModelInfo) GetId() uint64 {
@@ -648,6 +774,13 @@ func (x *ModelInfo) GetPooling() string {
 	return ""
 }
 
+func (x *ModelInfo) GetKvBudgetBytes() uint64 {
+	if x != nil {
+		return x.KvBudgetBytes
+	}
+	return 0
+}
+
 type LoadModelResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         *ModelInfo             `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -657,7 +790,7 @@ type LoadModelResponse struct {
 
 func (x *LoadModelResponse) Reset() {
 	*x = LoadModelResponse{}
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +802,7 @@ func (x *LoadModelResponse) String() string {
 func (*LoadModelResponse) ProtoMessage() {}
 
 func (x *LoadModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +815,7 @@ func (x *LoadModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadModelResponse.ProtoReflect.Descriptor instead.
 func (*LoadModelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{9}
+	return file_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoadModelResponse) GetModel() *ModelInfo {
@@ -701,7 +834,7 @@ type UnloadModelRequest struct {
 
 func (x *UnloadModelRequest) Reset() {
 	*x = UnloadModelRequest{}
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +846,7 @@ func (x *UnloadModelRequest) String() string {
 func (*UnloadModelRequest) ProtoMessage() {}
 
 func (x *UnloadModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +859,7 @@ func (x *UnloadModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadModelRequest.ProtoReflect.Descriptor instead.
 func (*UnloadModelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{10}
+	return file_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UnloadModelRequest) GetModelId() uint64 {
@@ -744,7 +877,7 @@ type UnloadModelResponse struct {
 
 func (x *UnloadModelResponse) Reset() {
 	*x = UnloadModelResponse{}
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +889,7 @@ func (x *UnloadModelResponse) String() string {
 func (*UnloadModelResponse) ProtoMessage() {}
 
 func (x *UnloadModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +902,7 @@ func (x *UnloadModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadModelResponse.ProtoReflect.Descriptor instead.
 func (*UnloadModelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{11}
+	return file_backend_proto_rawDescGZIP(), []int{12}
 }
 
 type OpenSessionRequest struct {
@@ -782,7 +915,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +927,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +940,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{12}
+	return file_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OpenSessionRequest) GetModelId() uint64 {
@@ -833,7 +966,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +978,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +991,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{13}
+	return file_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OpenSessionResponse) GetSessionId() uint64 {
@@ -884,7 +1017,7 @@ type SampleParams struct {
 
 func (x *SampleParams) Reset() {
 	*x = SampleParams{}
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1029,7 @@ func (x *SampleParams) String() string {
 func (*SampleParams) ProtoMessage() {}
 
 func (x *SampleParams) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1042,7 @@ func (x *SampleParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleParams.ProtoReflect.Descriptor instead.
 func (*SampleParams) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{14}
+	return file_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SampleParams) GetTemperature() float32 {
@@ -973,7 +1106,7 @@ type DecodeRequest struct {
 
 func (x *DecodeRequest) Reset() {
 	*x = DecodeRequest{}
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1118,7 @@ func (x *DecodeRequest) String() string {
 func (*DecodeRequest) ProtoMessage() {}
 
 func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1131,7 @@ func (x *DecodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeRequest.ProtoReflect.Descriptor instead.
 func (*DecodeRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{15}
+	return file_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DecodeRequest) GetSessionId() uint64 {
@@ -1040,7 +1173,7 @@ type DecodeResponse struct {
 
 func (x *DecodeResponse) Reset() {
 	*x = DecodeResponse{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1185,7 @@ func (x *DecodeResponse) String() string {
 func (*DecodeResponse) ProtoMessage() {}
 
 func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1198,7 @@ func (x *DecodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecodeResponse.ProtoReflect.Descriptor instead.
 func (*DecodeResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DecodeResponse) GetLogits() []float32 {
@@ -1099,7 +1232,7 @@ type TruncateRequest struct {
 
 func (x *TruncateRequest) Reset() {
 	*x = TruncateRequest{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1244,7 @@ func (x *TruncateRequest) String() string {
 func (*TruncateRequest) ProtoMessage() {}
 
 func (x *TruncateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1257,7 @@ func (x *TruncateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncateRequest.ProtoReflect.Descriptor instead.
 func (*TruncateRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TruncateRequest) GetSessionId() uint64 {
@@ -1149,7 +1282,7 @@ type TruncateResponse struct {
 
 func (x *TruncateResponse) Reset() {
 	*x = TruncateResponse{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1294,7 @@ func (x *TruncateResponse) String() string {
 func (*TruncateResponse) ProtoMessage() {}
 
 func (x *TruncateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1307,7 @@ func (x *TruncateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncateResponse.ProtoReflect.Descriptor instead.
 func (*TruncateResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{19}
 }
 
 type CloseSessionRequest struct {
@@ -1186,7 +1319,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1331,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1344,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CloseSessionRequest) GetSessionId() uint64 {
@@ -1229,7 +1362,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1374,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1387,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{21}
 }
 
 // TensorRef mirrors backends.TensorRef.
@@ -1271,7 +1404,7 @@ type TensorRef struct {
 
 func (x *TensorRef) Reset() {
 	*x = TensorRef{}
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1416,7 @@ func (x *TensorRef) String() string {
 func (*TensorRef) ProtoMessage() {}
 
 func (x *TensorRef) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1429,7 @@ func (x *TensorRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorRef.ProtoReflect.Descriptor instead.
 func (*TensorRef) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{21}
+	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TensorRef) GetModelId() uint64 {
@@ -1353,7 +1486,7 @@ type OpParams struct {
 
 func (x *OpParams) Reset() {
 	*x = OpParams{}
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1498,7 @@ func (x *OpParams) String() string {
 func (*OpParams) ProtoMessage() {}
 
 func (x *OpParams) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1511,7 @@ func (x *OpParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpParams.ProtoReflect.Descriptor instead.
 func (*OpParams) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{22}
+	return file_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OpParams) GetEps() float32 {
@@ -1462,7 +1595,7 @@ type TensorOpRequest struct {
 
 func (x *TensorOpRequest) Reset() {
 	*x = TensorOpRequest{}
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1607,7 @@ func (x *TensorOpRequest) String() string {
 func (*TensorOpRequest) ProtoMessage() {}
 
 func (x *TensorOpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1620,7 @@ func (x *TensorOpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorOpRequest.ProtoReflect.Descriptor instead.
 func (*TensorOpRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{23}
+	return file_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TensorOpRequest) GetOp() string {
@@ -1521,7 +1654,7 @@ type TensorOpResponse struct {
 
 func (x *TensorOpResponse) Reset() {
 	*x = TensorOpResponse{}
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1666,7 @@ func (x *TensorOpResponse) String() string {
 func (*TensorOpResponse) ProtoMessage() {}
 
 func (x *TensorOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1679,7 @@ func (x *TensorOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorOpResponse.ProtoReflect.Descriptor instead.
 func (*TensorOpResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{24}
+	return file_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TensorOpResponse) GetShape() []int64 {
@@ -1573,7 +1706,7 @@ type Tokens struct {
 
 func (x *Tokens) Reset() {
 	*x = Tokens{}
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1718,7 @@ func (x *Tokens) String() string {
 func (*Tokens) ProtoMessage() {}
 
 func (x *Tokens) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1731,7 @@ func (x *Tokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tokens.ProtoReflect.Descriptor instead.
 func (*Tokens) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{25}
+	return file_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Tokens) GetIds() []int32 {
@@ -1620,7 +1753,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1765,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1778,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{26}
+	return file_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EmbedRequest) GetModelId() uint64 {
@@ -1680,7 +1813,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1825,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1838,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{27}
+	return file_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EmbedResponse) GetNEmbd() int64 {
@@ -1736,7 +1869,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06driver\x18\x03 \x01(\tR\x06driver\x12!\n" +
-	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\"\x8b\x02\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\"\xc0\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
@@ -1746,11 +1879,25 @@ const file_backend_proto_rawDesc = "" +
 	"\x03ops\x18\x06 \x03(\tR\x03ops\x122\n" +
 	"\adevices\x18\a \x03(\v2\x18.realm.backend.v1.DeviceR\adevices\x12\x18\n" +
 	"\athreads\x18\b \x01(\x05R\athreads\x12\x10\n" +
-	"\x03pid\x18\t \x01(\x05R\x03pid\"&\n" +
+	"\x03pid\x18\t \x01(\x05R\x03pid\x123\n" +
+	"\bkv_pools\x18\n" +
+	" \x03(\v2\x18.realm.backend.v1.KVPoolR\akvPools\"\x9e\x02\n" +
+	"\x06KVPool\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\x04R\amodelId\x12!\n" +
+	"\fbudget_bytes\x18\x02 \x01(\x04R\vbudgetBytes\x12'\n" +
+	"\x0fallocated_bytes\x18\x03 \x01(\x04R\x0eallocatedBytes\x12\x1d\n" +
+	"\n" +
+	"used_bytes\x18\x04 \x01(\x04R\tusedBytes\x12!\n" +
+	"\fcached_bytes\x18\x05 \x01(\x04R\vcachedBytes\x12!\n" +
+	"\fblock_tokens\x18\x06 \x01(\x03R\vblockTokens\x12\x12\n" +
+	"\x04hits\x18\a \x01(\x04R\x04hits\x12\x16\n" +
+	"\x06misses\x18\b \x01(\x04R\x06misses\x12\x1c\n" +
+	"\tevictions\x18\t \x01(\x04R\tevictions\"C\n" +
 	"\x10LoadModelRequest\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"\x1b\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
+	"\tkv_budget\x18\x02 \x01(\x04R\bkvBudget\"\x1b\n" +
 	"\x05Shape\x12\x12\n" +
-	"\x04dims\x18\x01 \x03(\x03R\x04dims\"\xfb\x04\n" +
+	"\x04dims\x18\x01 \x03(\x03R\x04dims\"\xa3\x05\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04arch\x18\x02 \x01(\tR\x04arch\x12\x1e\n" +
@@ -1767,7 +1914,8 @@ const file_backend_proto_rawDesc = "" +
 	"\vextra_bytes\x18\f \x01(\x04R\n" +
 	"extraBytes\x12R\n" +
 	"\rtensor_shapes\x18\r \x03(\v2-.realm.backend.v1.ModelInfo.TensorShapesEntryR\ftensorShapes\x12\x18\n" +
-	"\apooling\x18\x0e \x01(\tR\apooling\x1a>\n" +
+	"\apooling\x18\x0e \x01(\tR\apooling\x12&\n" +
+	"\x0fkv_budget_bytes\x18\x0f \x01(\x04R\rkvBudgetBytes\x1a>\n" +
 	"\x10TensorTypesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aX\n" +
@@ -1875,7 +2023,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_backend_proto_goTypes = []any{
 	(Want)(0),                    // 0: realm.backend.v1.Want
 	(*ErrorDetail)(nil),          // 1: realm.backend.v1.ErrorDetail
@@ -1884,67 +2032,69 @@ var file_backend_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 4: realm.backend.v1.InfoRequest
 	(*Device)(nil),               // 5: realm.backend.v1.Device
 	(*InfoResponse)(nil),         // 6: realm.backend.v1.InfoResponse
-	(*LoadModelRequest)(nil),     // 7: realm.backend.v1.LoadModelRequest
-	(*Shape)(nil),                // 8: realm.backend.v1.Shape
-	(*ModelInfo)(nil),            // 9: realm.backend.v1.ModelInfo
-	(*LoadModelResponse)(nil),    // 10: realm.backend.v1.LoadModelResponse
-	(*UnloadModelRequest)(nil),   // 11: realm.backend.v1.UnloadModelRequest
-	(*UnloadModelResponse)(nil),  // 12: realm.backend.v1.UnloadModelResponse
-	(*OpenSessionRequest)(nil),   // 13: realm.backend.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),  // 14: realm.backend.v1.OpenSessionResponse
-	(*SampleParams)(nil),         // 15: realm.backend.v1.SampleParams
-	(*DecodeRequest)(nil),        // 16: realm.backend.v1.DecodeRequest
-	(*DecodeResponse)(nil),       // 17: realm.backend.v1.DecodeResponse
-	(*TruncateRequest)(nil),      // 18: realm.backend.v1.TruncateRequest
-	(*TruncateResponse)(nil),     // 19: realm.backend.v1.TruncateResponse
-	(*CloseSessionRequest)(nil),  // 20: realm.backend.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil), // 21: realm.backend.v1.CloseSessionResponse
-	(*TensorRef)(nil),            // 22: realm.backend.v1.TensorRef
-	(*OpParams)(nil),             // 23: realm.backend.v1.OpParams
-	(*TensorOpRequest)(nil),      // 24: realm.backend.v1.TensorOpRequest
-	(*TensorOpResponse)(nil),     // 25: realm.backend.v1.TensorOpResponse
-	(*Tokens)(nil),               // 26: realm.backend.v1.Tokens
-	(*EmbedRequest)(nil),         // 27: realm.backend.v1.EmbedRequest
-	(*EmbedResponse)(nil),        // 28: realm.backend.v1.EmbedResponse
-	nil,                          // 29: realm.backend.v1.ModelInfo.TensorTypesEntry
-	nil,                          // 30: realm.backend.v1.ModelInfo.TensorShapesEntry
+	(*KVPool)(nil),               // 7: realm.backend.v1.KVPool
+	(*LoadModelRequest)(nil),     // 8: realm.backend.v1.LoadModelRequest
+	(*Shape)(nil),                // 9: realm.backend.v1.Shape
+	(*ModelInfo)(nil),            // 10: realm.backend.v1.ModelInfo
+	(*LoadModelResponse)(nil),    // 11: realm.backend.v1.LoadModelResponse
+	(*UnloadModelRequest)(nil),   // 12: realm.backend.v1.UnloadModelRequest
+	(*UnloadModelResponse)(nil),  // 13: realm.backend.v1.UnloadModelResponse
+	(*OpenSessionRequest)(nil),   // 14: realm.backend.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),  // 15: realm.backend.v1.OpenSessionResponse
+	(*SampleParams)(nil),         // 16: realm.backend.v1.SampleParams
+	(*DecodeRequest)(nil),        // 17: realm.backend.v1.DecodeRequest
+	(*DecodeResponse)(nil),       // 18: realm.backend.v1.DecodeResponse
+	(*TruncateRequest)(nil),      // 19: realm.backend.v1.TruncateRequest
+	(*TruncateResponse)(nil),     // 20: realm.backend.v1.TruncateResponse
+	(*CloseSessionRequest)(nil),  // 21: realm.backend.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil), // 22: realm.backend.v1.CloseSessionResponse
+	(*TensorRef)(nil),            // 23: realm.backend.v1.TensorRef
+	(*OpParams)(nil),             // 24: realm.backend.v1.OpParams
+	(*TensorOpRequest)(nil),      // 25: realm.backend.v1.TensorOpRequest
+	(*TensorOpResponse)(nil),     // 26: realm.backend.v1.TensorOpResponse
+	(*Tokens)(nil),               // 27: realm.backend.v1.Tokens
+	(*EmbedRequest)(nil),         // 28: realm.backend.v1.EmbedRequest
+	(*EmbedResponse)(nil),        // 29: realm.backend.v1.EmbedResponse
+	nil,                          // 30: realm.backend.v1.ModelInfo.TensorTypesEntry
+	nil,                          // 31: realm.backend.v1.ModelInfo.TensorShapesEntry
 }
 var file_backend_proto_depIdxs = []int32{
 	5,  // 0: realm.backend.v1.InfoResponse.devices:type_name -> realm.backend.v1.Device
-	29, // 1: realm.backend.v1.ModelInfo.tensor_types:type_name -> realm.backend.v1.ModelInfo.TensorTypesEntry
-	30, // 2: realm.backend.v1.ModelInfo.tensor_shapes:type_name -> realm.backend.v1.ModelInfo.TensorShapesEntry
-	9,  // 3: realm.backend.v1.LoadModelResponse.model:type_name -> realm.backend.v1.ModelInfo
-	0,  // 4: realm.backend.v1.DecodeRequest.want:type_name -> realm.backend.v1.Want
-	15, // 5: realm.backend.v1.DecodeRequest.sample:type_name -> realm.backend.v1.SampleParams
-	22, // 6: realm.backend.v1.TensorOpRequest.inputs:type_name -> realm.backend.v1.TensorRef
-	23, // 7: realm.backend.v1.TensorOpRequest.params:type_name -> realm.backend.v1.OpParams
-	26, // 8: realm.backend.v1.EmbedRequest.inputs:type_name -> realm.backend.v1.Tokens
-	8,  // 9: realm.backend.v1.ModelInfo.TensorShapesEntry.value:type_name -> realm.backend.v1.Shape
-	2,  // 10: realm.backend.v1.Backend.Ping:input_type -> realm.backend.v1.PingRequest
-	4,  // 11: realm.backend.v1.Backend.Info:input_type -> realm.backend.v1.InfoRequest
-	7,  // 12: realm.backend.v1.Backend.LoadModel:input_type -> realm.backend.v1.LoadModelRequest
-	11, // 13: realm.backend.v1.Backend.UnloadModel:input_type -> realm.backend.v1.UnloadModelRequest
-	13, // 14: realm.backend.v1.Backend.OpenSession:input_type -> realm.backend.v1.OpenSessionRequest
-	16, // 15: realm.backend.v1.Backend.Decode:input_type -> realm.backend.v1.DecodeRequest
-	18, // 16: realm.backend.v1.Backend.Truncate:input_type -> realm.backend.v1.TruncateRequest
-	20, // 17: realm.backend.v1.Backend.CloseSession:input_type -> realm.backend.v1.CloseSessionRequest
-	24, // 18: realm.backend.v1.Backend.TensorOp:input_type -> realm.backend.v1.TensorOpRequest
-	27, // 19: realm.backend.v1.Backend.Embed:input_type -> realm.backend.v1.EmbedRequest
-	3,  // 20: realm.backend.v1.Backend.Ping:output_type -> realm.backend.v1.PingResponse
-	6,  // 21: realm.backend.v1.Backend.Info:output_type -> realm.backend.v1.InfoResponse
-	10, // 22: realm.backend.v1.Backend.LoadModel:output_type -> realm.backend.v1.LoadModelResponse
-	12, // 23: realm.backend.v1.Backend.UnloadModel:output_type -> realm.backend.v1.UnloadModelResponse
-	14, // 24: realm.backend.v1.Backend.OpenSession:output_type -> realm.backend.v1.OpenSessionResponse
-	17, // 25: realm.backend.v1.Backend.Decode:output_type -> realm.backend.v1.DecodeResponse
-	19, // 26: realm.backend.v1.Backend.Truncate:output_type -> realm.backend.v1.TruncateResponse
-	21, // 27: realm.backend.v1.Backend.CloseSession:output_type -> realm.backend.v1.CloseSessionResponse
-	25, // 28: realm.backend.v1.Backend.TensorOp:output_type -> realm.backend.v1.TensorOpResponse
-	28, // 29: realm.backend.v1.Backend.Embed:output_type -> realm.backend.v1.EmbedResponse
-	20, // [20:30] is the sub-list for method output_type
-	10, // [10:20] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 1: realm.backend.v1.InfoResponse.kv_pools:type_name -> realm.backend.v1.KVPool
+	30, // 2: realm.backend.v1.ModelInfo.tensor_types:type_name -> realm.backend.v1.ModelInfo.TensorTypesEntry
+	31, // 3: realm.backend.v1.ModelInfo.tensor_shapes:type_name -> realm.backend.v1.ModelInfo.TensorShapesEntry
+	10, // 4: realm.backend.v1.LoadModelResponse.model:type_name -> realm.backend.v1.ModelInfo
+	0,  // 5: realm.backend.v1.DecodeRequest.want:type_name -> realm.backend.v1.Want
+	16, // 6: realm.backend.v1.DecodeRequest.sample:type_name -> realm.backend.v1.SampleParams
+	23, // 7: realm.backend.v1.TensorOpRequest.inputs:type_name -> realm.backend.v1.TensorRef
+	24, // 8: realm.backend.v1.TensorOpRequest.params:type_name -> realm.backend.v1.OpParams
+	27, // 9: realm.backend.v1.EmbedRequest.inputs:type_name -> realm.backend.v1.Tokens
+	9,  // 10: realm.backend.v1.ModelInfo.TensorShapesEntry.value:type_name -> realm.backend.v1.Shape
+	2,  // 11: realm.backend.v1.Backend.Ping:input_type -> realm.backend.v1.PingRequest
+	4,  // 12: realm.backend.v1.Backend.Info:input_type -> realm.backend.v1.InfoRequest
+	8,  // 13: realm.backend.v1.Backend.LoadModel:input_type -> realm.backend.v1.LoadModelRequest
+	12, // 14: realm.backend.v1.Backend.UnloadModel:input_type -> realm.backend.v1.UnloadModelRequest
+	14, // 15: realm.backend.v1.Backend.OpenSession:input_type -> realm.backend.v1.OpenSessionRequest
+	17, // 16: realm.backend.v1.Backend.Decode:input_type -> realm.backend.v1.DecodeRequest
+	19, // 17: realm.backend.v1.Backend.Truncate:input_type -> realm.backend.v1.TruncateRequest
+	21, // 18: realm.backend.v1.Backend.CloseSession:input_type -> realm.backend.v1.CloseSessionRequest
+	25, // 19: realm.backend.v1.Backend.TensorOp:input_type -> realm.backend.v1.TensorOpRequest
+	28, // 20: realm.backend.v1.Backend.Embed:input_type -> realm.backend.v1.EmbedRequest
+	3,  // 21: realm.backend.v1.Backend.Ping:output_type -> realm.backend.v1.PingResponse
+	6,  // 22: realm.backend.v1.Backend.Info:output_type -> realm.backend.v1.InfoResponse
+	11, // 23: realm.backend.v1.Backend.LoadModel:output_type -> realm.backend.v1.LoadModelResponse
+	13, // 24: realm.backend.v1.Backend.UnloadModel:output_type -> realm.backend.v1.UnloadModelResponse
+	15, // 25: realm.backend.v1.Backend.OpenSession:output_type -> realm.backend.v1.OpenSessionResponse
+	18, // 26: realm.backend.v1.Backend.Decode:output_type -> realm.backend.v1.DecodeResponse
+	20, // 27: realm.backend.v1.Backend.Truncate:output_type -> realm.backend.v1.TruncateResponse
+	22, // 28: realm.backend.v1.Backend.CloseSession:output_type -> realm.backend.v1.CloseSessionResponse
+	26, // 29: realm.backend.v1.Backend.TensorOp:output_type -> realm.backend.v1.TensorOpResponse
+	29, // 30: realm.backend.v1.Backend.Embed:output_type -> realm.backend.v1.EmbedResponse
+	21, // [21:31] is the sub-list for method output_type
+	11, // [11:21] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1958,7 +2108,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,6 +54,7 @@ func loaderFixture(t *testing.T) (dir, cfgPath string) {
 	cfgPath = filepath.Join(dir, "plugins.hcl")
 	conf := `
 models_dir = "models"
+kv_budget = "1GiB"
 backend "cpu-x" {
   requires = ["SSE2"]
   priority = 50
@@ -67,6 +68,7 @@ backend "elsewhere" {
 model "stories260k" {
   path = "stories260K.gguf"
   sha256 = "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
+  kv_budget = "64MiB"
 }
 `
 	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
@@ -209,12 +211,16 @@ func TestModels(t *testing.T) {
 	if list[0]["sha256"] != "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d" || list[1]["sha256"] != nil {
 		t.Errorf("sha256: %v / %v", list[0]["sha256"], list[1]["sha256"])
 	}
+	// kv_budget: the model block's, else the file's.
+	if list[0]["kv_budget"] != float64(64<<20) || list[1]["kv_budget"] != float64(1<<30) {
+		t.Errorf("kv_budget: %v / %v", list[0]["kv_budget"], list[1]["kv_budget"])
+	}
 
 	code, out, errOut = runLoaderCLI(t, nil, "models", "--config", cfgPath)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"NAME", "stories260k", "tiny", filepath.Join(dir, "models", "tiny.gguf"), "1.1MiB", "F32"} {
+	for _, want := range []string{"NAME", "stories260k", "tiny", filepath.Join(dir, "models", "tiny.gguf"), "1.1MiB", "F32", "KV BUDGET", "64.0MiB", "1.0GiB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -44,7 +44,7 @@ func runModels(_ context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "models dir: %s\n\n", cfg.ModelsDir)
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tSIZE\tLOADED\tPATH\tSHA256")
+	fmt.Fprintln(tw, "NAME\tTYPE\tSIZE\tKV BUDGET\tLOADED\tPATH\tSHA256")
 	for _, e := range list {
 		typ, size, sum := e.Type, "-", e.SHA256
 		if e.Size > 0 {
@@ -56,9 +56,13 @@ func runModels(_ context.Context, env *cliEnv, args []string) error {
 		if sum == "" {
 			sum = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, typ, size, yesNo(e.Loaded), e.Path, sum)
+		kv := "default"
+		if e.KVBudget > 0 {
+			kv = loader.FormatSize(e.KVBudget)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, typ, size, kv, yesNo(e.Loaded), e.Path, sum)
 		if e.Error != "" {
-			fmt.Fprintf(tw, "  error: %s\t\t\t\t\t\n", e.Error)
+			fmt.Fprintf(tw, "  error: %s\t\t\t\t\t\t\n", e.Error)
 		}
 	}
 	return tw.Flush()

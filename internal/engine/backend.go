@@ -140,6 +140,7 @@ func (b *backend) Info(ctx context.Context) (*backends.Info, error) {
 		Types:           append([]gguf.Type(nil), b.types...),
 		Ops:             InfoOps(backends.Ops(), SupportedOps(b.k), Architectures()),
 		Threads:         b.opts.Threads,
+		KVPools:         b.kvPools(),
 	}, nil
 }
 
@@ -166,7 +167,9 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 		f.Close()
 		return nil, fmt.Errorf("engine: load %s on backend %s: %w", req.Path, b.opts.Name, err)
 	}
+	m.KVPool().SetBudget(req.KVBudget)
 	lm := &loadedModel{m: m, file: f, info: m.Info(), sched: newScheduler(m, b.opts.StepTokens, b.opts.GatherWait)}
+	lm.info.KVBudgetBytes = m.KVPool().Stats().BudgetBytes
 	if wp, ok := b.k.(WeightPreparer); ok {
 		release, extra, err := wp.PrepareWeights(m.matrices)
 		if err != nil {
@@ -186,6 +189,9 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 func (b *backend) UnloadModel(ctx context.Context, id backends.ModelID) error {
 	return b.reg.RemoveModel(id, func(lm *loadedModel, sess []*openSession) error {
 		for _, e := range sess {
+			if e.s != nil {
+				e.s.Close()
+			}
 			e.s, e.sampler = nil, nil
 		}
 		lm.sched.close()
@@ -288,5 +294,10 @@ func (b *backend) Truncate(ctx context.Context, id backends.SessionID, n int) er
 
 // CloseSession releases a session (after a call in flight on it ends).
 func (b *backend) CloseSession(_ context.Context, id backends.SessionID) error {
-	return b.reg.RemoveSession(id, func(e *openSession) { e.s, e.sampler = nil, nil })
+	return b.reg.RemoveSession(id, func(e *openSession) {
+		if e.s != nil {
+			e.s.Close()
+		}
+		e.s, e.sampler = nil, nil
+	})
 }

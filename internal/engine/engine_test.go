@@ -465,8 +465,9 @@ func TestOpenSessionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.UnloadModel(ctx, mi.ID)
-	// 5 layers × 32 kv values × 2 × 4 bytes = 1280 bytes per position.
-	if _, err := b.OpenSession(ctx, mi.ID, 100); !errors.Is(err, backends.ErrOutOfMemory) {
+	// 5 layers × 32 kv values × 2 × 2 bytes = 640 bytes per position,
+	// 224 positions (7 blocks of 32) for 200.
+	if _, err := b.OpenSession(ctx, mi.ID, 200); !errors.Is(err, backends.ErrOutOfMemory) {
 		t.Errorf("OpenSession over the KV limit: %v", err)
 	}
 	sid, err := b.OpenSession(ctx, mi.ID, 0)
@@ -575,12 +576,14 @@ func TestDecodeReusesActivations(t *testing.T) {
 // idleKernels implements engine.Kernels without computing anything.
 type idleKernels struct{}
 
-func (idleKernels) MatMul([]float32, *engine.Weight, []float32, int)         {}
-func (idleKernels) GetRows([]float32, *engine.Weight, []int32)               {}
-func (idleKernels) RMSNorm(_, _, _ []float32, _ int, _ float32)              {}
-func (idleKernels) RoPE([]float32, []int32, int, int, int, float32)          {}
-func (idleKernels) Softmax([]float32, int)                                   {}
-func (idleKernels) SiLUMul(_, _, _ []float32)                                {}
-func (idleKernels) Add(_, _, _ []float32)                                    {}
-func (idleKernels) Mul(_, _, _ []float32)                                    {}
-func (idleKernels) Attention(_, _, _, _ []float32, _ engine.AttentionParams) {}
+func (idleKernels) MatMul([]float32, *engine.Weight, []float32, int)                       {}
+func (idleKernels) GetRows([]float32, *engine.Weight, []int32)                             {}
+func (idleKernels) RMSNorm(_, _, _ []float32, _ int, _ float32)                            {}
+func (idleKernels) RoPE([]float32, []int32, int, int, int, float32)                        {}
+func (idleKernels) Softmax([]float32, int)                                                 {}
+func (idleKernels) SiLUMul(_, _, _ []float32)                                              {}
+func (idleKernels) Add(_, _, _ []float32)                                                  {}
+func (idleKernels) Mul(_, _, _ []float32)                                                  {}
+func (idleKernels) Attention(_, _, _, _ []float32, _ engine.AttentionParams)               {}
+func (idleKernels) ToF16([]uint16, []float32)                                              {}
+func (idleKernels) AttentionF16(_, _ []float32, _ engine.KVView, _ engine.AttentionParams) {}

@@ -11,9 +11,9 @@ import (
 
 // KVStore gives attention the KV cache of each sequence of a batch.
 type KVStore interface {
-	// KV returns layer's key and value cache of sequence seq, each
-	// [positions][kvDim] with room for every position of the batch.
-	KV(seq int32, layer int) (k, v []float32, err error)
+	// KV returns layer's key and value blocks of sequence seq, with
+	// room for every position of the batch.
+	KV(seq int32, layer int) (KVView, error)
 }
 
 // executor runs graphs on a Kernels set, reusing its buffers.
@@ -179,20 +179,21 @@ func (e *executor) exec(n *node, g *Graph, bufs [][]float32, out []float32, kv K
 }
 
 // attention stores the batch's K and V rows into each sequence's cache
-// (rounded to f16, as llama.cpp's f16 cache holds them) and attends each
-// run of rows of one sequence over its cache.
+// (as f16, like llama.cpp's default cache) and attends each run of rows
+// of one sequence over its blocks.
 func (e *executor) attention(n *node, g *Graph, bufs [][]float32, out []float32, kv KVStore) error {
 	a := n.att
 	q, kr, vr := bufs[n.in[0]], bufs[n.in[1]], bufs[n.in[2]]
 	qd := a.NHead * a.HeadDim
 	kvd := a.NHeadKV * a.HeadDim
 	b := g.batch
+	fa, _ := e.k.(F16Attention)
 	for r0 := 0; r0 < len(b.Seq); {
 		r1 := r0 + 1
 		for r1 < len(b.Seq) && b.Seq[r1] == b.Seq[r0] {
 			r1++
 		}
-		kc, vc, err := kv.KV(b.Seq[r0], a.Layer)
+		view, err := kv.KV(b.Seq[r0], a.Layer)
 		if err != nil {
 			return err
 		}
@@ -204,24 +205,64 @@ func (e *executor) attention(n *node, g *Graph, bufs [][]float32, out []float32,
 					backends.ErrInvalidArgument, r, b.Seq[r0], b.Pos[r], start+r-r0)
 			}
 		}
-		if start < 0 || (start+nr)*kvd > len(kc) || (start+nr)*kvd > len(vc) {
+		if start < 0 || BlocksFor(start+nr) > len(view.K) || len(view.K) != len(view.V) {
 			return fmt.Errorf("%w: positions %d..%d exceed the KV cache of sequence %d", backends.ErrInvalidArgument, start, start+nr-1, b.Seq[r0])
 		}
-		dk := kc[start*kvd : (start+nr)*kvd]
-		dv := vc[start*kvd : (start+nr)*kvd]
-		for i, v := range kr[r0*kvd : r1*kvd] {
-			dk[i] = roundF16(v)
+		for i := range view.K[:BlocksFor(start+nr)] {
+			if len(view.K[i]) != KVBlockSize*kvd || len(view.V[i]) != KVBlockSize*kvd {
+				return fmt.Errorf("%w: KV block %d of sequence %d does not hold %d-wide rows", backends.ErrInvalidArgument, i, b.Seq[r0], kvd)
+			}
 		}
-		for i, v := range vr[r0*kvd : r1*kvd] {
-			dv[i] = roundF16(v)
+		for r := r0; r < r1; r++ {
+			pos := start + r - r0
+			blk, off := pos/KVBlockSize, (pos%KVBlockSize)*kvd
+			dk, dv := view.K[blk][off:off+kvd], view.V[blk][off:off+kvd]
+			sk, sv := kr[r*kvd:(r+1)*kvd], vr[r*kvd:(r+1)*kvd]
+			if fa != nil {
+				fa.ToF16(dk, sk)
+				fa.ToF16(dv, sv)
+			} else {
+				toF16(dk, sk)
+				toF16(dv, sv)
+			}
 		}
-		e.k.Attention(out[r0*qd:r1*qd], q[r0*qd:r1*qd], kc[:(start+nr)*kvd], vc[:(start+nr)*kvd], AttentionParams{
+		p := AttentionParams{
 			NHead: a.NHead, NHeadKV: a.NHeadKV, HeadDim: a.HeadDim,
 			Batch: nr, StartPos: start, Scale: a.Scale, Window: a.Window, SoftCap: a.SoftCap,
-		})
+		}
+		if fa != nil {
+			fa.AttentionF16(out[r0*qd:r1*qd], q[r0*qd:r1*qd], view, p)
+		} else {
+			e.attentionF32(out[r0*qd:r1*qd], q[r0*qd:r1*qd], view, p)
+		}
 		r0 = r1
 	}
 	return nil
+}
+
+// attentionF32 runs the kernels' f32 Attention over a copy of the
+// blocks converted to f32 (for kernels without F16Attention).
+func (e *executor) attentionF32(out, q []float32, view KVView, p AttentionParams) {
+	kvd := p.NHeadKV * p.HeadDim
+	n := p.StartPos + p.Batch
+	kc, vc := e.get(n*kvd), e.get(n*kvd)
+	for i := 0; i < n; i++ {
+		blk, off := i/KVBlockSize, (i%KVBlockSize)*kvd
+		for j := 0; j < kvd; j++ {
+			kc[i*kvd+j] = gguf.F16ToF32(view.K[blk][off+j])
+			vc[i*kvd+j] = gguf.F16ToF32(view.V[blk][off+j])
+		}
+	}
+	e.k.Attention(out, q, kc, vc, p)
+	e.put(kc)
+	e.put(vc)
+}
+
+// toF16 stores src rounded to f16 in dst.
+func toF16(dst []uint16, src []float32) {
+	for i, v := range src {
+		dst[i] = gguf.F32ToF16(v)
+	}
 }
 
 // moeFFN runs a mixture-of-experts block: softmax over the router
@@ -312,9 +353,4 @@ func (e *executor) moeFFN(n *node, g *Graph, x, out []float32) {
 			}
 		}
 	}
-}
-
-// roundF16 rounds v to the nearest f16 value.
-func roundF16(v float32) float32 {
-	return gguf.F16ToF32(gguf.F32ToF16(v))
 }

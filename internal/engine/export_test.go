@@ -21,3 +21,8 @@ func SchedStats(b any) (steps, rows, merged int64) {
 	}, nil)
 	return
 }
+
+// Reserve is Session.reserve, for tests that run batches themselves.
+func Reserve(s *Session, tokens []int32, all bool) (start, skip int, err error) {
+	return s.reserve(tokens, all)
+}

@@ -114,3 +114,19 @@ type Closer interface {
 type WeightPreparer interface {
 	PrepareWeights(ws []*Weight) (release func(), extraBytes uint64, err error)
 }
+
+// F16Attention is implemented by kernels that attend directly over the
+// KV pool's f16 blocks; the engine converts the cache to f32 for the
+// plain Attention of kernels without it.
+type F16Attention interface {
+	// ToF16 rounds src to the nearest f16 values (ties to even) and
+	// stores their bits in dst (len(dst) == len(src)).
+	ToF16(dst []uint16, src []float32)
+
+	// AttentionF16 is Attention over a block table: kv.K[i] and kv.V[i]
+	// hold cache positions i·KVBlockSize .. (i+1)·KVBlockSize-1, each
+	// [KVBlockSize][NHeadKV][HeadDim] f16, with at least StartPos+Batch
+	// positions filled. Query rows, heads, window and soft cap are as
+	// for Attention.
+	AttentionF16(out, q []float32, kv KVView, p AttentionParams)
+}

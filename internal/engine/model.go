@@ -66,6 +66,7 @@ type Model struct {
 	infos    map[string]*gguf.TensorInfo
 	typeSeen map[gguf.Type]int
 	wBytes   uint64
+	kv       *KVPool // the sessions' KV memory
 }
 
 // TensorData returns the bytes of a tensor (a slice of the mapping).
@@ -143,6 +144,7 @@ func NewModel(f *gguf.File, data TensorData, k Kernels, supported func(gguf.Type
 			return nil, fmt.Errorf("%w: architecture %s needs graph op %q, which these kernels lack", backends.ErrUnsupported, arch, op)
 		}
 	}
+	m.kv = newKVPool(m.HP.NLayer, m.HP.KVDim(), 0)
 	return m, nil
 }
 

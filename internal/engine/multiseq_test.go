@@ -17,9 +17,9 @@ import (
 // twoSessions is a KVStore over several sessions, sequence i = session i.
 type twoSessions []*engine.Session
 
-func (s twoSessions) KV(seq int32, l int) (k, v []float32, err error) {
+func (s twoSessions) KV(seq int32, l int) (engine.KVView, error) {
 	if int(seq) >= len(s) {
-		return nil, nil, fmt.Errorf("no sequence %d", seq)
+		return engine.KVView{}, fmt.Errorf("no sequence %d", seq)
 	}
 	return s[seq].KV(0, l)
 }
@@ -70,6 +70,14 @@ func TestMultiSequenceBatch(t *testing.T) {
 			sb, _ := m.NewSession(64)
 			sa.Decode(ctx, a[:3], false)
 			sb.Decode(ctx, b[:5], false)
+			for _, r := range []struct {
+				s    *engine.Session
+				toks []int32
+			}{{sa, a[3:]}, {sb, b[5:]}} {
+				if _, _, err := engine.Reserve(r.s, r.toks, true); err != nil {
+					t.Fatal(err)
+				}
+			}
 			batch := &engine.Batch{All: true, NCtx: 64}
 			for i, tok := range a[3:] {
 				batch.Tokens = append(batch.Tokens, tok)

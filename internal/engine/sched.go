@@ -94,14 +94,16 @@ func newScheduler(m *Model, budget int, gather time.Duration) *scheduler {
 // ([NVocab]). On success the tokens are appended to s; on any error s
 // is unchanged. The caller must hold s (no other call on it meanwhile).
 func (q *scheduler) decode(ctx context.Context, s *Session, tokens []int32) ([]float32, error) {
-	start, err := s.reserve(tokens)
+	// Leading blocks the KV pool holds for the same prefix are reused:
+	// the request starts with them done.
+	start, skip, err := s.reserve(tokens, false)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &schedReq{ctx: ctx, s: s, tokens: tokens, start: start, ready: make(chan struct{})}
+	r := &schedReq{ctx: ctx, s: s, tokens: tokens, start: start, done: skip, ready: make(chan struct{})}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -279,9 +281,9 @@ func (q *scheduler) compose() []stepItem {
 type stepKV []stepItem
 
 // KV implements KVStore.
-func (kv stepKV) KV(seq int32, layer int) (k, v []float32, err error) {
+func (kv stepKV) KV(seq int32, layer int) (KVView, error) {
 	if seq < 0 || int(seq) >= len(kv) {
-		return nil, nil, fmt.Errorf("engine: scheduler step has no sequence %d", seq)
+		return KVView{}, fmt.Errorf("engine: scheduler step has no sequence %d", seq)
 	}
 	return kv[seq].r.s.KV(0, layer)
 }

@@ -67,6 +67,7 @@ func setup() (func(*testing.M) int, error) {
 	chat, longgen := filepath.Join(bin, "chat.wasm"), filepath.Join(bin, "longgen.wasm")
 	cfg := fmt.Sprintf(`
 models_dir = %q
+kv_budget  = "64MiB"
 backend "reference" {
   binary   = %q
   arch     = "any"

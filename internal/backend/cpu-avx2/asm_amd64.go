@@ -143,3 +143,21 @@ func dotQ4_0P16x4(w *byte, nb int, a *int8, astride int, cneg *int32, dx *float3
 
 //go:noescape
 func dotQ8_0P16x4(w *byte, nb int, a *int8, astride int, cneg *int32, dx *float32, sstride int, out *float32, ostride int)
+
+//go:noescape
+func cvtF32F16(dst *uint16, src *float32, n int)
+
+//go:noescape
+func axpyF16(y *float32, x *uint16, alpha float32, n int)
+
+//go:noescape
+func scoreF16(out *float32, k *uint16, kstride int, q *float32, d int, n int)
+
+//go:noescape
+func accumF16(o *float32, v *uint16, vstride int, w *float32, d int, n int)
+
+//go:noescape
+func scoreF16x4(out *float32, ostride int, k *uint16, kstride int, q *float32, qstride int, d int, n int)
+
+//go:noescape
+func accumF16x4(o *float32, ostride int, v *uint16, vstride int, w *float32, wstride int, d int, n int)

@@ -260,3 +260,81 @@ func (Kernels) Attention(out, q, k, v []float32, p engine.AttentionParams) {
 		}
 	}
 }
+
+var _ engine.F16Attention = Kernels{}
+
+// ToF16 rounds src to f16 (ties to even) into dst.
+func (Kernels) ToF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = gguf.F32ToF16(v)
+	}
+}
+
+// AttentionF16 computes Attention over the f16 blocks of kv, one KV
+// block at a time with an online softmax (running maximum and sum, the
+// accumulator rescaled when the maximum grows), all in float64: the
+// result differs from the two-pass softmax of Attention only by float64
+// rounding, far below the final float32 rounding.
+func (Kernels) AttentionF16(out, q []float32, kv engine.KVView, p engine.AttentionParams) {
+	d := p.HeadDim
+	group := p.NHead / p.NHeadKV
+	kvStride := p.NHeadKV * d
+	const bs = engine.KVBlockSize
+	scores := make([]float64, bs)
+	acc := make([]float64, d)
+	qf := make([]float64, d)
+	for b := 0; b < p.Batch; b++ {
+		last := p.StartPos + b // inclusive
+		first := 0
+		if p.Window > 0 {
+			first = max(0, last-p.Window+1)
+		}
+		for h := 0; h < p.NHead; h++ {
+			for i, v := range q[(b*p.NHead+h)*d:][:d] {
+				qf[i] = float64(v)
+			}
+			kvOff := (h / group) * d
+			m, l := math.Inf(-1), 0.0
+			clear(acc)
+			for blk := first / bs; blk <= last/bs; blk++ {
+				j0, j1 := max(first, blk*bs), min(last, blk*bs+bs-1)
+				kb, vb := kv.K[blk], kv.V[blk]
+				mt := math.Inf(-1)
+				for j := j0; j <= j1; j++ {
+					kj := kb[(j-blk*bs)*kvStride+kvOff:][:d]
+					var s float64
+					for i, kv := range kj {
+						s += qf[i] * float64(gguf.F16ToF32(kv))
+					}
+					s = float64(float32(s) * p.Scale)
+					if p.SoftCap != 0 {
+						s = float64(float32(float64(p.SoftCap) * math.Tanh(s/float64(p.SoftCap))))
+					}
+					scores[j-j0] = s
+					mt = math.Max(mt, s)
+				}
+				if mt > m {
+					c := math.Exp(m - mt)
+					l *= c
+					for i := range acc {
+						acc[i] *= c
+					}
+					m = mt
+				}
+				for j := j0; j <= j1; j++ {
+					w := math.Exp(scores[j-j0] - m)
+					l += w
+					vj := vb[(j-blk*bs)*kvStride+kvOff:][:d]
+					for i, vv := range vj {
+						acc[i] += float64(w * float64(gguf.F16ToF32(vv)))
+					}
+				}
+			}
+			oh := out[(b*p.NHead+h)*d:][:d]
+			for i := range oh {
+				oh[i] = float32(acc[i] / l)
+			}
+		}
+	}
+}

@@ -50,7 +50,7 @@ func TestErrors(t *testing.T) {
 		{"invalid model name", comp, `{"model":"../etc/passwd","prompt":"x"}`, 404, "model", "model_not_found"},
 		{"unknown app", ts.URL + "/v1/apps/nope/completions", `{"model":"stories260k","prompt":"x"}`, 404, "", "app_not_found"},
 		{"model not allowed to app", ts.URL + "/v1/apps/restricted/completions", `{"model":"stories260k","prompt":"x"}`, 404, "model", "model_not_found"},
-		{"unknown endpoint", ts.URL + "/v1/embeddings", `{}`, 404, "", ""},
+		{"unknown endpoint", ts.URL + "/v1/images/generations", `{}`, 404, "", ""},
 		{"app fails (guest memory too small)", ts.URL + "/v1/apps/starved/completions", `{"model":"stories260k","prompt":"x"}`, 500, "", ""},
 		{"wrong method", ts.URL + "/v1/models", `{}`, 405, "", ""},
 	}
@@ -208,7 +208,7 @@ func TestEndpoints(t *testing.T) {
 			`realm_time_to_first_token_seconds_bucket{backend="reference",model="stories260k",le="+Inf"}`,
 			`realm_tokens_per_second_count{backend="reference",model="stories260k"}`,
 			`realm_queue_depth{model="stories260k"} 0`,
-			`realm_backend_restarts_total{backend="reference"} 0`,
+			`realm_backend_restarts_total{backend="reference"} `, // other tests of the package may have restarted it
 			`realm_backend_up{backend="reference"} 1`,
 			`realm_kv_pool_budget_bytes{model="stories260k"} 6.7108864e+07`,
 			`realm_kv_prefix_hits_total{model="stories260k"}`,

@@ -347,8 +347,9 @@ func TestBodiesInFlight(t *testing.T) {
 	body := `{"model":"stories260k","max_tokens":2,"prompt":"` + strings.Repeat("a", size-64) + `"}`
 	var st int
 	var b []byte
-	// The two slow requests reach the handler in a moment.
-	if !waitFor(5*time.Second, func() bool { st, b = post(t, base+"/v1/completions", body); return st == 503 }) {
+	// The two slow requests reach the handler in a moment (on a loaded
+	// machine, a few seconds).
+	if !waitFor(20*time.Second, func() bool { st, b = post(t, base+"/v1/completions", body); return st == 503 }) {
 		t.Fatalf("a third large body while two are in flight: %d %.300s", st, b)
 	}
 	if e := decodeError(t, b); e.Error.Code == nil || *e.Error.Code != "server_busy" {

@@ -158,11 +158,7 @@ func (k *Kernels) packIQ4XS8(groups int) {
 				row := g*8 + b
 				src := qs[row*cols+j*256:][:256]
 				rec := blk[b*320:][:320]
-				for c := range 4 {
-					for s := range 8 {
-						copy(rec[64*c+8*s:][:8], src[32*s+8*c:])
-					}
-				}
+				permute256(rec, src)
 				for n, v := range a.bsums[(row*nb+j)*16:][:16] {
 					binary.LittleEndian.PutUint32(rec[256+4*n:], uint32(-128*int32(v)))
 				}
@@ -199,11 +195,7 @@ func (k *Kernels) packIQ4NL8(groups int) {
 				row := g*8 + b
 				src := qs[row*cols+j*256:][:256]
 				rec := blk[b*384:][:384]
-				for c := range 4 {
-					for s := range 8 {
-						copy(rec[64*c+8*s:][:8], src[32*s+8*c:])
-					}
-				}
+				permute256(rec, src)
 				for s := range 8 {
 					var sum int32
 					for _, v := range src[32*s:][:32] {
@@ -218,4 +210,15 @@ func (k *Kernels) packIQ4NL8(groups int) {
 			}
 		}
 	})
+}
+
+// permute256 writes the 256 quants of src (8 sub-blocks of 32) into
+// rec's first 256 bytes in the VNNI kernels' order: 64-byte chunk c
+// holds, for each sub-block s, its elements 8c..8c+7 at byte 8s.
+func permute256(rec, src []byte) {
+	for c := range 4 {
+		for s := range 8 {
+			copy(rec[64*c+8*s:][:8], src[32*s+8*c:])
+		}
+	}
 }

@@ -305,23 +305,23 @@ func (r *benchRunner) measure(ctx context.Context, base benchResult, np, ng, dep
 		return benchResult{}, err
 	}
 	defer ds.close(ctx)
-	run := func(ctx context.Context) (time.Duration, error) {
+	run := func(ctx context.Context, i int) (time.Duration, error) {
 		if err := ds.rewind(ctx); err != nil {
 			return 0, err
 		}
 		if np > 0 {
-			return r.ppIn(ctx, ds.sid, np)
+			return r.ppIn(ctx, ds.sid, np, i)
 		}
 		return r.tgIn(ctx, ds.sid, ng)
 	}
-	if _, err := run(ctx); err != nil { // warm-up
+	if _, err := run(ctx, 0); err != nil { // warm-up
 		return benchResult{}, err
 	}
 	res := base
 	res.NPrompt, res.NGen, res.NDepth = np, ng, depth
 	cpu0 := processCPU(pid)
 	for i := 0; i < reps; i++ {
-		d, err := run(ctx)
+		d, err := run(ctx, i+1)
 		if err != nil {
 			return benchResult{}, err
 		}
@@ -401,9 +401,12 @@ func (d *depthSession) close(ctx context.Context) {
 
 // ppIn decodes a batch of n fixed pseudo-random tokens in session sid
 // and returns the time of that decode (the greedy token of the last
-// position is sampled in the plugin, so no logits cross the wire).
-func (r *benchRunner) ppIn(ctx context.Context, sid backends.SessionID, n int) (time.Duration, error) {
-	toks := benchTokens(n, r.nVocab, 12345)
+// position is sampled in the plugin, so no logits cross the wire). Run
+// i (0 the warm-up) draws from seed 12345+i: a prompt repeated after a
+// rewind would find its blocks in the KV pool's prefix cache and not be
+// computed at all (llama-bench clears its cache between runs).
+func (r *benchRunner) ppIn(ctx context.Context, sid backends.SessionID, n, i int) (time.Duration, error) {
+	toks := benchTokens(n, r.nVocab, 12345+uint32(i))
 	t0 := time.Now()
 	if _, err := r.b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: toks, Want: backends.WantSample, Sample: backends.SampleParams{Temperature: 0}}); err != nil {
 		return 0, err

@@ -78,6 +78,12 @@ type Info struct {
 	// KVPools describes the KV pool of each loaded model, for backends
 	// with one (the CPU engine), at the time of the call.
 	KVPools []KVPoolStats `json:"kv_pools,omitempty"`
+	// Preparing lists the loaded models whose weights the backend is
+	// still placing in memory of its own after the load returned (the
+	// CPU engine copies them into huge pages in the background while the
+	// model already serves from the file mapping): figures measured
+	// before such a model leaves the list are not its steady speed.
+	Preparing []ModelID `json:"preparing,omitempty"`
 }
 
 // KVPoolStats describes one model's KV pool: its memory and the

@@ -35,6 +35,9 @@ func infoToPB(in *Info, pid int) *pb.InfoResponse {
 			AllocatedBytes: k.AllocatedBytes, UsedBytes: k.UsedBytes, CachedBytes: k.CachedBytes,
 			BlockTokens: int64(k.BlockTokens), Hits: k.Hits, Misses: k.Misses, Evictions: k.Evictions})
 	}
+	for _, id := range in.Preparing {
+		out.Preparing = append(out.Preparing, uint64(id))
+	}
 	return out
 }
 
@@ -61,6 +64,9 @@ func infoFromPB(in *pb.InfoResponse) *Info {
 		out.KVPools = append(out.KVPools, KVPoolStats{Model: ModelID(k.GetModelId()), BudgetBytes: k.GetBudgetBytes(),
 			AllocatedBytes: k.GetAllocatedBytes(), UsedBytes: k.GetUsedBytes(), CachedBytes: k.GetCachedBytes(),
 			BlockTokens: bt, Hits: k.GetHits(), Misses: k.GetMisses(), Evictions: k.GetEvictions()})
+	}
+	for _, id := range in.GetPreparing() {
+		out.Preparing = append(out.Preparing, ModelID(id))
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/realmrt/realm/backends"
 )
@@ -18,6 +19,7 @@ func (s *Supervisor) Info(ctx context.Context) (*backends.Info, error) {
 		info, err = inst.backend.Info(ctx)
 		if err == nil {
 			info.KVPools = s.kvPools(inst, info.KVPools)
+			info.Preparing = s.hostModels(inst, info.Preparing)
 		}
 		return err
 	})
@@ -42,6 +44,27 @@ func (s *Supervisor) kvPools(inst *instance, in []backends.KVPoolStats) []backen
 			}
 		}
 	}
+	return out
+}
+
+// hostModels maps model ids of inst to the supervisor's (ids of models
+// it does not know are dropped).
+func (s *Supervisor) hostModels(inst *instance, in []backends.ModelID) []backends.ModelID {
+	if len(in) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []backends.ModelID
+	for _, inner := range in {
+		for id, m := range s.models {
+			if m.epoch == inst.epoch && m.err == nil && m.inner == inner {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

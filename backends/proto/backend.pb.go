@@ -316,6 +316,7 @@ type InfoResponse struct {
 	Threads         int32                  `protobuf:"varint,8,opt,name=threads,proto3" json:"threads,omitempty"`
 	Pid             int32                  `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"` // the plugin's process id (informational)
 	KvPools         []*KVPool              `protobuf:"bytes,10,rep,name=kv_pools,json=kvPools,proto3" json:"kv_pools,omitempty"`
+	Preparing       []uint64               `protobuf:"varint,11,rep,packed,name=preparing,proto3" json:"preparing,omitempty"` // model ids whose weights are still being placed
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -416,6 +417,13 @@ func (x *InfoResponse) GetPid() int32 {
 func (x *InfoResponse) GetKvPools() []*KVPool {
 	if x != nil {
 		return x.KvPools
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetPreparing() []uint64 {
+	if x != nil {
+		return x.Preparing
 	}
 	return nil
 }
@@ -1869,7 +1877,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06driver\x18\x03 \x01(\tR\x06driver\x12!\n" +
-	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\"\xc0\x02\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\"\xde\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
@@ -1881,7 +1889,8 @@ const file_backend_proto_rawDesc = "" +
 	"\athreads\x18\b \x01(\x05R\athreads\x12\x10\n" +
 	"\x03pid\x18\t \x01(\x05R\x03pid\x123\n" +
 	"\bkv_pools\x18\n" +
-	" \x03(\v2\x18.realm.backend.v1.KVPoolR\akvPools\"\x9e\x02\n" +
+	" \x03(\v2\x18.realm.backend.v1.KVPoolR\akvPools\x12\x1c\n" +
+	"\tpreparing\x18\v \x03(\x04R\tpreparing\"\x9e\x02\n" +
 	"\x06KVPool\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\x04R\amodelId\x12!\n" +
 	"\fbudget_bytes\x18\x02 \x01(\x04R\vbudgetBytes\x12'\n" +

@@ -166,6 +166,7 @@ func (r *recordingBackend) Decode(ctx context.Context, req backends.DecodeReques
 	if err == nil {
 		r.mu.Lock()
 		r.nPast = append(r.nPast, res.NPast)
+		r.decode = append(r.decode, slices.Clone(req.Tokens))
 		r.mu.Unlock()
 	}
 	return res, err
@@ -241,6 +242,22 @@ func TestBenchDepthAndContextLimit(t *testing.T) {
 		if n != depth {
 			t.Errorf("truncated to %d, want %d", n, depth)
 		}
+	}
+	// Every pp run decodes a prompt of its own: a repeated one would be
+	// served by the KV pool's prefix cache instead of computed.
+	var prompts [][]int32
+	for _, d := range rec.decode {
+		if len(d) == np {
+			for _, p := range prompts {
+				if slices.Equal(p, d) {
+					t.Fatalf("two pp runs decoded the same prompt %v", d)
+				}
+			}
+			prompts = append(prompts, d)
+		}
+	}
+	if len(prompts) != 1+reps {
+		t.Errorf("%d pp prompts decoded, want %d", len(prompts), 1+reps)
 	}
 
 	// Beyond the training context: a clear error before any session.

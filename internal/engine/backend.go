@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"runtime/debug"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/realmrt/realm/backends"
@@ -67,6 +68,8 @@ type loadedModel struct {
 	file    *gguf.Mapped
 	info    *backends.ModelInfo
 	release func() // frees the kernels' prepared weights (nil: none)
+	// preparing is set while a WeightPreparer places the weights.
+	preparing atomic.Bool
 	sched   *scheduler
 }
 
@@ -141,6 +144,7 @@ func (b *backend) Info(ctx context.Context) (*backends.Info, error) {
 		Ops:             InfoOps(backends.Ops(), SupportedOps(b.k), Architectures()),
 		Threads:         b.opts.Threads,
 		KVPools:         b.kvPools(),
+		Preparing:       b.preparing(),
 	}, nil
 }
 
@@ -171,7 +175,16 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 	lm := &loadedModel{m: m, file: f, info: m.Info(), sched: newScheduler(m, b.opts.StepTokens, b.opts.GatherWait)}
 	lm.info.KVBudgetBytes = m.KVPool().Stats().BudgetBytes
 	if wp, ok := b.k.(WeightPreparer); ok {
-		release, extra, err := wp.PrepareWeights(m.matrices)
+		lm.preparing.Store(true)
+		swap := func(apply func()) {
+			if apply != nil {
+				m.passes.Lock()
+				apply()
+				m.passes.Unlock()
+			}
+			lm.preparing.Store(false)
+		}
+		release, extra, err := wp.PrepareWeights(m.matrices, swap)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("engine: load %s: prepare weights: %w", req.Path, err)
@@ -300,4 +313,17 @@ func (b *backend) CloseSession(_ context.Context, id backends.SessionID) error {
 		}
 		e.s, e.sampler = nil, nil
 	})
+}
+
+// preparing lists the loaded models whose weights a WeightPreparer is
+// still placing, in id order.
+func (b *backend) preparing() []backends.ModelID {
+	var out []backends.ModelID
+	b.reg.Range(func(id backends.ModelID, lm *loadedModel) {
+		if lm.preparing.Load() {
+			out = append(out, id)
+		}
+	}, nil)
+	slices.Sort(out)
+	return out
 }

@@ -68,7 +68,9 @@ func (m *Model) Embeddings(ctx context.Context, inputs [][]int32, normalize bool
 			i1++
 		}
 		b.NCtx = m.HP.NCtxTrain
+		m.passes.RLock()
 		res, err := ex.run(ctx, m.graph(b), nil)
+		m.passes.RUnlock()
 		if err != nil {
 			return nil, err
 		}

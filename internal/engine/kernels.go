@@ -99,20 +99,31 @@ type Closer interface {
 }
 
 // WeightPreparer is implemented by kernels that want to place the
-// model's matrix weights in memory of their own at load (for example a
-// copy in huge pages, which streams faster than the file mapping).
+// model's matrix weights in memory of their own (for example a copy in
+// huge pages, which streams faster than the file mapping).
 // The engine calls PrepareWeights once per loaded model, after the
 // model is validated and before any kernel call uses it, with every
-// matrix weight (each *Weight once). The preparer may replace each
-// Weight's Data by a slice of its memory holding the same bytes, or
-// the same bytes in a layout of its own marked by Weight.Layout; it
-// must not change any other field. extraBytes is the memory it holds
-// beyond the file mapping (reported as ModelInfo.ExtraBytes). The
-// engine calls release (if non-nil) exactly once, at unload, after no
-// call uses the model any more. An error fails the load; the preparer
-// must then have released what it took and left every Data unchanged.
+// matrix weight (each *Weight once). The preparer may give each Weight
+// a new Data holding the same bytes, or the same bytes in a layout of
+// its own marked by Weight.Layout; it must not change any other field.
+//
+// It does so only through swap: it calls swap exactly once when
+// PrepareWeights succeeds, before returning or later from a goroutine
+// of its own (work in the background, so that the model serves its
+// first tokens from the file mapping instead of waiting for a copy),
+// with an apply function (nil: nothing to place) that the engine runs
+// while no pass uses the model's weights; apply sets the new Data and
+// Layout. Until then the weights stay as they were and the model
+// counts as preparing (backends.Info.Preparing). extraBytes is the
+// memory it holds beyond the file mapping (reported as
+// ModelInfo.ExtraBytes). The engine calls release (if non-nil) exactly
+// once, at unload, after no pass uses the model any more; release stops
+// background work (swap is then not called, or returns at once) and
+// frees the memory. An error fails the load; the preparer must then
+// have released what it took, left every Data unchanged and not call
+// swap.
 type WeightPreparer interface {
-	PrepareWeights(ws []*Weight) (release func(), extraBytes uint64, err error)
+	PrepareWeights(ws []*Weight, swap func(apply func())) (release func(), extraBytes uint64, err error)
 }
 
 // F16Attention is implemented by kernels that attend directly over the

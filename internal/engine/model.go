@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/gguf"
@@ -67,6 +68,9 @@ type Model struct {
 	typeSeen map[gguf.Type]int
 	wBytes   uint64
 	kv       *KVPool // the sessions' KV memory
+	// passes is held for reading by every forward pass and for writing
+	// while a WeightPreparer's apply replaces the weights' data.
+	passes sync.RWMutex
 }
 
 // TensorData returns the bytes of a tensor (a slice of the mapping).

@@ -386,5 +386,7 @@ func (q *scheduler) run(ctx context.Context, items []stepItem) (logits []float32
 	if len(items) > 1 {
 		q.merged.Add(1)
 	}
+	q.m.passes.RLock()
+	defer q.m.passes.RUnlock()
 	return ex.run(ctx, g, stepKV(items))
 }

@@ -124,7 +124,9 @@ func (s *Session) Decode(ctx context.Context, tokens []int32, all bool) ([]float
 	if B > keepRows {
 		ex = newExecutor(s.m.k)
 	}
+	s.m.passes.RLock()
 	logits, err := ex.run(ctx, g, s)
+	s.m.passes.RUnlock()
 	g.batch.Tokens = nil
 	if err != nil {
 		return nil, err

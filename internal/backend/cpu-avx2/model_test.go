@@ -5,6 +5,7 @@ package cpuavx2
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/realmrt/realm/backends"
 	"github.com/realmrt/realm/internal/backend/reference"
@@ -23,6 +24,7 @@ func greedy(t *testing.T, b backends.Backend, path string, prompt []int32, n int
 		t.Fatal(err)
 	}
 	defer b.UnloadModel(ctx, mi.ID)
+	waitPrepared(t, b)
 	sid, err := b.OpenSession(ctx, mi.ID, len(prompt)+n+1)
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +45,27 @@ func greedy(t *testing.T, b backends.Backend, path string, prompt []int32, n int
 		ids = append(ids, tok)
 	}
 	return ids, logits
+}
+
+// waitPrepared waits until b has placed the weights of every loaded
+// model (the background weight copy is done), so that what follows runs
+// on the copy.
+func waitPrepared(t *testing.T, b backends.Backend) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, err := b.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Preparing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weights of models %v still being prepared after a minute", info.Preparing)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func argmax(v []float32) int32 {

@@ -70,7 +70,7 @@ type loadedModel struct {
 	release func() // frees the kernels' prepared weights (nil: none)
 	// preparing is set while a WeightPreparer places the weights.
 	preparing atomic.Bool
-	sched   *scheduler
+	sched     *scheduler
 }
 
 // openSession is an open session; the registry serializes calls on it.

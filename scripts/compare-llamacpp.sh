@@ -26,6 +26,8 @@
 # TG (32) tokens, REPS (3) repetitions per test and tool, ROUNDS (2)
 # alternations realm → llama.cpp, VIA_WASM=1 (realm also runs the tests from
 # the bench guest through the ABI: rows "(wasm)", and a wasm/direct column),
+# HOG=N (N competing busy processes, `yes > /dev/null` pinned nowhere,
+# run for the whole measurement: the busy-machine figures),
 # COLD=1 (evict each model file from the page cache before every run of
 # either tool, for cold-cache load times; dd iflag=nocache, per file),
 # BACKEND (cpu-avx2 on amd64; "" lets the configuration choose), FA (auto:
@@ -62,7 +64,8 @@ WORK=${WORK:-/tmp/realm-compare}
 if [[ -z ${BACKEND+x} ]]; then
 	case $(uname -m) in x86_64 | amd64) BACKEND=cpu-avx2 ;; *) BACKEND= ;; esac
 fi
-for v in PP TG REPS ROUNDS; do
+HOG=${HOG:-0}
+for v in PP TG REPS ROUNDS HOG; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "$0: $v must be a number, got '${!v}'" >&2; exit 2; }
 done
 for v in THREADS DEPTHS; do
@@ -92,7 +95,9 @@ fi
 
 OUT=$(mktemp -d)
 SYNTHESIZED=()
+HOGS=()
 cleanup() {
+	for h in ${HOGS[@]+"${HOGS[@]}"}; do kill "$h" 2>/dev/null || true; done
 	rm -rf "$OUT"
 	if [[ -z ${KEEP:-} ]]; then
 		for f in ${SYNTHESIZED[@]+"${SYNTHESIZED[@]}"}; do rm -f "$f"; done
@@ -169,7 +174,12 @@ echo "# llama.cpp: ${CMD[*]}"
 echo "# models:    $(for m in "${MODELS[@]}"; do printf '%s (%s) ' "$(basename "$m")" "$(du -h "$m" | cut -f1)"; done)"
 echo "# threads $THREADS, depths $DEPTHS, pp$PP tg$TG, $REPS reps, $ROUNDS rounds${COLD:+, cold page cache}"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-if awk -v n="$(nproc)" '{exit !($1 > n + 0.5)}' /proc/loadavg; then
+for ((h = 0; h < HOG; h++)); do
+	yes >/dev/null &
+	HOGS+=($!)
+done
+[[ $HOG -gt 0 ]] && echo "# hog: $HOG busy process(es) (yes > /dev/null) run during every test"
+if [[ $HOG -eq 0 ]] && awk -v n="$(nproc)" '{exit !($1 > n + 0.5)}' /proc/loadavg; then
 	echo "# WARNING: load average above $(nproc) CPUs: llama.cpp's spinning thread barriers slow down badly when" \
 		"its threads are descheduled (tg with THREADS > 1 most of all); the ratios below are not representative"
 fi

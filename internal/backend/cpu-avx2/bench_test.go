@@ -88,6 +88,21 @@ func BenchmarkMatMulBatch128(b *testing.B) {
 			x := randVec(rng, batch*sh.cols)
 			out := make([]float32, batch*sh.rows)
 			for _, threads := range []int{1, 2} {
+				if typ == gguf.TypeQ4_0 || typ == gguf.TypeQ8_0 {
+					pw := *w
+					pw.Data = make([]byte, len(w.Data))
+					packRows(pw.Data, w.Data, w.Type, w.Rows, w.Cols)
+					pw.Layout = layoutP16
+					b.Run(fmt.Sprintf("%v/%s/t%d/p16", typ, sh.name, threads), func(b *testing.B) {
+						k := benchKernels(b, threads, true)
+						b.SetBytes(int64(len(w.Data)))
+						for b.Loop() {
+							k.MatMul(out, &pw, x, batch)
+						}
+						flops := 2 * float64(sh.rows) * float64(sh.cols) * batch * float64(b.N)
+						b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					})
+				}
 				for _, vnni := range []bool{false, true} {
 					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS && typ != gguf.TypeIQ4_NL {
 						continue

@@ -30,6 +30,9 @@ func cvtVRows(v *float32, vstride int, src *uint16, sstride int, d int, n int)
 func scoreKT(s *float32, kt *float32, q *float32, d int, nq int, scale float32)
 
 //go:noescape
+func softmaxTile(ps *float32, nq int, m *float32, l *float32, o *float32, dp int)
+
+//go:noescape
 func accumVT(o *float32, v *float32, p *float32, dp int, n int, nq int)
 
 // attentionTiled is AttentionF16 for a prefill batch. A work item is a
@@ -104,6 +107,18 @@ func (k *Kernels) attentionTiled(out, q []float32, kv engine.KVView, p engine.At
 					}
 				}
 				scoreKT(&ps[0], &kt[0], &qs[0], d, nqv, p.Scale)
+				if p.SoftCap != 0 {
+					for j, v := range ps[:nqv*bs] {
+						ps[j] = float32(float64(p.SoftCap) * math.Tanh(float64(v)/float64(p.SoftCap)))
+					}
+				}
+				// Every row sees the whole block (not its diagonal, not a
+				// window's edge): the common case at depth, in one call.
+				if un == bs && p.StartPos+b0 >= base+bs-1 && (p.Window == 0 || lastN-p.Window+1 <= base) {
+					softmaxTile(&ps[0], nqv, &m[0], &l[0], &os[0], dp)
+					accumVT(&os[0], &vs[0], &ps[0], dp, bs, nqv)
+					continue
+				}
 				for r := range nr {
 					last := p.StartPos + b0 + r
 					first := 0
@@ -120,11 +135,6 @@ func (k *Kernels) attentionTiled(out, q []float32, kv engine.KVView, p engine.At
 						}
 						sg := pr[jlo : jhi+1]
 						cnt := len(sg)
-						if p.SoftCap != 0 {
-							for j, v := range sg {
-								sg[j] = float32(float64(p.SoftCap) * math.Tanh(float64(v)/float64(p.SoftCap)))
-							}
-						}
 						if mt := maxF32(&sg[0], cnt); mt > m[i] {
 							if l[i] != 0 {
 								c := float32(math.Exp(float64(m[i] - mt)))

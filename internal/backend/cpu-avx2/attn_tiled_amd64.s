@@ -319,3 +319,137 @@ avt_orow:
 avt_done:
 	VZEROUPPER
 	RET
+
+// exp constants for softmaxTile (float32 bit patterns; the same
+// polynomial as expShift's in vec_amd64.s, whose table is file-local).
+DATA ·attnexp<>+0(SB)/4, $0x3fb8aa3b  // log2(e)
+DATA ·attnexp<>+4(SB)/4, $0x3f318000  // ln2 hi = 0.693359375
+DATA ·attnexp<>+8(SB)/4, $0xb95e8083  // ln2 lo = -2.12194440e-4
+DATA ·attnexp<>+12(SB)/4, $0x3ab60b61 // 1/720
+DATA ·attnexp<>+16(SB)/4, $0x3c088889 // 1/120
+DATA ·attnexp<>+20(SB)/4, $0x3d2aaaab // 1/24
+DATA ·attnexp<>+24(SB)/4, $0x3e2aaaab // 1/6
+DATA ·attnexp<>+28(SB)/4, $0x3f000000 // 1/2
+DATA ·attnexp<>+32(SB)/4, $0x3f800000 // 1
+DATA ·attnexp<>+36(SB)/4, $0x42b00000 // 88.0 (upper clamp)
+DATA ·attnexp<>+40(SB)/4, $0xc2ae0000 // -87.0 (lower clamp)
+DATA ·attnexp<>+44(SB)/4, $0x0000007f // 127
+GLOBL ·attnexp<>(SB), RODATA|NOPTR, $48
+
+// AEXP8 computes Y1 = exp(Y0) (8 floats). Clobbers Y2-Y5; needs
+// AEXPCONSTS loaded (Y8-Y14).
+#define AEXP8 \
+	VMINPS Y12, Y0, Y0 \
+	VMAXPS Y13, Y0, Y0 \
+	VMULPS Y8, Y0, Y2 \
+	VROUNDPS $0, Y2, Y2 \
+	VFNMADD231PS Y9, Y2, Y0 \
+	VFNMADD231PS Y10, Y2, Y0 \
+	VBROADCASTSS ·attnexp<>+12(SB), Y1 \
+	VBROADCASTSS ·attnexp<>+16(SB), Y3 \
+	VFMADD213PS Y3, Y0, Y1 \
+	VBROADCASTSS ·attnexp<>+20(SB), Y3 \
+	VFMADD213PS Y3, Y0, Y1 \
+	VBROADCASTSS ·attnexp<>+24(SB), Y3 \
+	VFMADD213PS Y3, Y0, Y1 \
+	VBROADCASTSS ·attnexp<>+28(SB), Y3 \
+	VFMADD213PS Y3, Y0, Y1 \
+	VFMADD213PS Y11, Y0, Y1 \
+	VFMADD213PS Y11, Y0, Y1 \
+	VCVTPS2DQ Y2, Y2 \
+	VPADDD Y14, Y2, Y2 \
+	VPSLLD $23, Y2, Y2 \
+	VMULPS Y2, Y1, Y1
+
+#define AEXPCONSTS \
+	VBROADCASTSS ·attnexp<>+0(SB), Y8 \
+	VBROADCASTSS ·attnexp<>+4(SB), Y9 \
+	VBROADCASTSS ·attnexp<>+8(SB), Y10 \
+	VBROADCASTSS ·attnexp<>+32(SB), Y11 \
+	VBROADCASTSS ·attnexp<>+36(SB), Y12 \
+	VBROADCASTSS ·attnexp<>+40(SB), Y13 \
+	VPBROADCASTD ·attnexp<>+44(SB), Y14
+
+// AEXPACC: Y1 = exp(off(SI) − Y7), stored back; Y6 += Y1.
+#define AEXPACC(off) \
+	VMOVUPS off(SI), Y0 \
+	VSUBPS Y7, Y0, Y0 \
+	AEXP8 \
+	VMOVUPS Y1, off(SI) \
+	VADDPS Y1, Y6, Y6
+
+// func softmaxTile(ps *float32, nq int, m *float32, l *float32, o *float32, dp int)
+// folds a block of 32 valid scores per query vector (ps[g·32:], g < nq)
+// into the online softmax: when the block's maximum exceeds m[g], l[g]
+// and the output row o[g·dp:] (dp a multiple of 16) are scaled by
+// exp(m[g]−max) and m[g] = max; then ps = exp(ps−m[g]), l[g] += Σ ps.
+TEXT ·softmaxTile(SB), NOSPLIT, $0-48
+	MOVQ ps+0(FP), SI
+	MOVQ nq+8(FP), CX
+	MOVQ m+16(FP), DX
+	MOVQ l+24(FP), BX
+	MOVQ o+32(FP), DI
+	MOVQ dp+40(FP), R8
+	SHLQ $2, R8
+	TESTQ CX, CX
+	JEQ  smt_done
+	AEXPCONSTS
+smt_q:
+	VMOVUPS (SI), Y6
+	VMAXPS 32(SI), Y6, Y6
+	VMAXPS 64(SI), Y6, Y6
+	VMAXPS 96(SI), Y6, Y6
+	VPERM2F128 $0x01, Y6, Y6, Y7
+	VMAXPS Y7, Y6, Y6
+	VPERMILPS $0x4E, Y6, Y7
+	VMAXPS Y7, Y6, Y6
+	VPERMILPS $0xB1, Y6, Y7
+	VMAXPS Y7, Y6, Y6
+	VBROADCASTSS (DX), Y7
+	VCMPPS $0x1E, Y7, Y6, Y5
+	VMOVMSKPS Y5, AX
+	TESTL AX, AX
+	JEQ  smt_exp
+	VSUBPS Y6, Y7, Y0
+	AEXP8
+	VMOVSS X6, (DX)
+	VMULSS (BX), X1, X2
+	VMOVSS X2, (BX)
+	MOVQ DI, R10
+	MOVQ R8, R11
+	TESTQ R11, R11
+	JEQ  smt_scaled
+smt_scale:
+	VMULPS (R10), Y1, Y2
+	VMULPS 32(R10), Y1, Y3
+	VMOVUPS Y2, (R10)
+	VMOVUPS Y3, 32(R10)
+	ADDQ $64, R10
+	SUBQ $64, R11
+	JNZ  smt_scale
+smt_scaled:
+	VMOVAPS Y6, Y7
+smt_exp:
+	VMOVUPS (SI), Y0
+	VSUBPS Y7, Y0, Y0
+	AEXP8
+	VMOVUPS Y1, (SI)
+	VMOVAPS Y1, Y6
+	AEXPACC(32)
+	AEXPACC(64)
+	AEXPACC(96)
+	VEXTRACTF128 $1, Y6, X7
+	VADDPS X7, X6, X6
+	VHADDPS X6, X6, X6
+	VHADDPS X6, X6, X6
+	VADDSS (BX), X6, X6
+	VMOVSS X6, (BX)
+	ADDQ $128, SI
+	ADDQ $4, DX
+	ADDQ $4, BX
+	ADDQ R8, DI
+	DECQ CX
+	JNZ  smt_q
+smt_done:
+	VZEROUPPER
+	RET

@@ -91,9 +91,10 @@ func f16View(k *Kernels, rng *rand.Rand, n, kvd int) engine.KVView {
 }
 
 // BenchmarkAttentionPrefill compares the per-row and the tiled f16
-// attention for a prefill batch (TinyLlama's shape: 32 query heads over
-// 4 KV heads of 64, 2 threads) at depths 0 and 4096, and small batches
-// at depth 4096 (where the tiled path starts to win: tiledMinBatch).
+// attention (2 threads) for a prefill batch of 512 in TinyLlama's shape
+// (32 query heads over 4 KV heads of 64) at depths 0 and 4096, and for
+// small batches at depth 4096 in shapes with groups of 8, 4 and 1 (where
+// the tiled path starts to win: tiledMinBatch).
 func BenchmarkAttentionPrefill(b *testing.B) {
 	ki, err := New(2)
 	if err != nil {
@@ -102,20 +103,40 @@ func BenchmarkAttentionPrefill(b *testing.B) {
 	k := ki.(*Kernels)
 	defer k.Close()
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, c := range []struct{ batch, depth int }{{512, 0}, {512, 4096}, {1, 4096}, {2, 4096}, {4, 4096}, {8, 4096}, {16, 4096}, {32, 4096}} {
-		p := engine.AttentionParams{NHead: 32, NHeadKV: 4, HeadDim: 64, Batch: c.batch, StartPos: c.depth, Scale: 0.125}
-		view := f16View(k, rng, p.StartPos+p.Batch, p.NHeadKV*p.HeadDim)
-		q := randVec(rng, p.Batch*p.NHead*p.HeadDim)
-		out := make([]float32, len(q))
-		for _, path := range []struct {
-			name     string
-			minTiled int
-		}{{"rows", math.MaxInt}, {"tiled", 1}} {
-			b.Run(fmt.Sprintf("batch%d/depth%d/%s", c.batch, c.depth, path.name), func(b *testing.B) {
-				for range b.N {
-					k.attentionF16(out, q, view, p, path.minTiled)
-				}
-			})
+	type shape struct {
+		name                string
+		nHead, nHeadKV, dim int
+	}
+	tiny := shape{"tinyllama", 32, 4, 64}
+	cases := []struct {
+		s            shape
+		batch, depth int
+	}{{tiny, 512, 0}, {tiny, 512, 4096}}
+	for _, s := range []shape{tiny, {"g4d128", 32, 8, 128}, {"g1d128", 32, 32, 128}} {
+		for _, batch := range []int{1, 2, 4, 8, 16} {
+			cases = append(cases, struct {
+				s            shape
+				batch, depth int
+			}{s, batch, 4096})
 		}
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("%s/batch%d/depth%d", c.s.name, c.batch, c.depth), func(b *testing.B) {
+			p := engine.AttentionParams{NHead: c.s.nHead, NHeadKV: c.s.nHeadKV, HeadDim: c.s.dim, Batch: c.batch,
+				StartPos: c.depth, Scale: float32(1 / math.Sqrt(float64(c.s.dim)))}
+			view := f16View(k, rng, p.StartPos+p.Batch, p.NHeadKV*p.HeadDim)
+			q := randVec(rng, p.Batch*p.NHead*p.HeadDim)
+			out := make([]float32, len(q))
+			for _, path := range []struct {
+				name     string
+				minTiled int
+			}{{"rows", math.MaxInt}, {"tiled", 1}} {
+				b.Run(path.name, func(b *testing.B) {
+					for range b.N {
+						k.attentionF16(out, q, view, p, path.minTiled)
+					}
+				})
+			}
+		})
 	}
 }

@@ -31,9 +31,14 @@ func (k *Kernels) ToF16(dst []uint16, src []float32) {
 //
 // A prefill batch of at least tiledMinBatch rows takes the tiled path
 // instead (attentionTiled), which converts each block once per tile of
-// query rows rather than once per row.
+// query rows rather than once per row; it needs at least as many rows
+// as the pool has threads per KV head to keep every thread busy.
 func (k *Kernels) AttentionF16(out, q []float32, kv engine.KVView, p engine.AttentionParams) {
-	k.attentionF16(out, q, kv, p, tiledMinBatch)
+	minTiled := tiledMinBatch
+	if p.NHeadKV > 0 {
+		minTiled = max(minTiled, (k.pool.n+p.NHeadKV-1)/p.NHeadKV)
+	}
+	k.attentionF16(out, q, kv, p, minTiled)
 }
 
 // attentionF16 is AttentionF16 with the tiled path taken from batches of

@@ -11,8 +11,12 @@ import (
 
 const (
 	// tiledMinBatch is the batch from which AttentionF16 takes the tiled
-	// path (see attentionTiled; chosen by BenchmarkAttentionPrefill).
-	tiledMinBatch = 16
+	// path (see attentionTiled). BenchmarkAttentionPrefill at depth 4096
+	// on 2 threads: from 2 rows the tiled path is faster for groups of
+	// 8, 4 and 1 (1.3×, 1.4×, 1.4×; 1.5-2.6× at 4 rows), at 1 row (decode)
+	// it loses for a group of 1 (0.7×), whose rows path has no block
+	// to share.
+	tiledMinBatch = 2
 	// tileQueries is the number of query vectors (rows × heads of a KV
 	// group) a tile aims at: enough to amortize a block's conversion,
 	// few enough that the tile's queries, outputs and probabilities stay
@@ -53,6 +57,10 @@ func (k *Kernels) attentionTiled(out, q []float32, kv engine.KVView, p engine.At
 	kvStride := p.NHeadKV * d
 	dp := (d + 15) &^ 15
 	rows := min(p.Batch, max(1, tileQueries/group))
+	// Smaller tiles when the batch would not give each thread two.
+	if want := (2*k.pool.n + p.NHeadKV - 1) / p.NHeadKV; p.Batch < want*rows {
+		rows = max(1, (p.Batch+want-1)/want)
+	}
 	nq := rows * group
 	ntiles := (p.Batch + rows - 1) / rows
 	ktN, vN, qN, oN, pN := d*bs, bs*dp, nq*d, nq*dp, nq*bs

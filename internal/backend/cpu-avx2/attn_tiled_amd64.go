@@ -20,7 +20,9 @@ const (
 	// tileQueries is the number of query vectors (rows × heads of a KV
 	// group) a tile aims at: enough to amortize a block's conversion,
 	// few enough that the tile's queries, outputs and probabilities stay
-	// in L1/L2.
+	// in L2 (56 KiB at 64 of 64 dims). TinyLlama, batch 512, depth 4096:
+	// 32 → 100 ms, 64 and 128 → 96 ms, 256 → 98 ms; at depth 0 32 is
+	// 1.7× slower than 64.
 	tileQueries = 64
 )
 

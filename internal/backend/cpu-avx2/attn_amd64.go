@@ -28,7 +28,22 @@ func (k *Kernels) ToF16(dst []uint16, src []float32) {
 // grows) and adding the block's f16 values into the output (one call
 // per block, the output held in registers); no score row longer than a
 // block exists.
+//
+// A prefill batch of at least tiledMinBatch rows takes the tiled path
+// instead (attentionTiled), which converts each block once per tile of
+// query rows rather than once per row; it needs at least as many rows
+// as the pool has threads per KV head to keep every thread busy.
 func (k *Kernels) AttentionF16(out, q []float32, kv engine.KVView, p engine.AttentionParams) {
+	minTiled := tiledMinBatch
+	if p.NHeadKV > 0 {
+		minTiled = max(minTiled, (k.pool.n+p.NHeadKV-1)/p.NHeadKV)
+	}
+	k.attentionF16(out, q, kv, p, minTiled)
+}
+
+// attentionF16 is AttentionF16 with the tiled path taken from batches of
+// minTiled rows (tests and benchmarks force either path).
+func (k *Kernels) attentionF16(out, q []float32, kv engine.KVView, p engine.AttentionParams, minTiled int) {
 	d := p.HeadDim
 	if p.Batch <= 0 || p.NHead <= 0 || d <= 0 {
 		return
@@ -45,6 +60,10 @@ func (k *Kernels) AttentionF16(out, q []float32, kv engine.KVView, p engine.Atte
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if p.Batch >= minTiled {
+		k.attentionTiled(out, q, kv, p)
+		return
+	}
 	// Heads of a group that share a KV head go four at a time, so that
 	// each key and value is converted once for the four.
 	quad := group%4 == 0 && d%16 == 0

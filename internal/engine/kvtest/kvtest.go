@@ -35,6 +35,20 @@ var Cases = []Case{
 	{NHead: 4, NHeadKV: 2, HeadDim: 32, Batch: 20, StartPos: 50, Window: 16},
 	{NHead: 4, NHeadKV: 2, HeadDim: 32, Batch: 3, StartPos: 500, Window: 100, SoftCap: 50},
 	{NHead: 2, NHeadKV: 1, HeadDim: 24, Batch: 33, StartPos: 0, SoftCap: 2},
+	// Prefill batches large enough for tiled kernels (a tile of rows
+	// sharing each block): groups of 1, 4, 7 and 8, head sizes with and
+	// without SIMD tails, deep caches starting inside a block, diagonal
+	// blocks that differ per row, windows and soft caps.
+	{NHead: 32, NHeadKV: 4, HeadDim: 64, Batch: 64, StartPos: 0},
+	{NHead: 32, NHeadKV: 4, HeadDim: 64, Batch: 2, StartPos: 1000},
+	{NHead: 16, NHeadKV: 2, HeadDim: 64, Batch: 16, StartPos: 1001},
+	{NHead: 4, NHeadKV: 4, HeadDim: 128, Batch: 40, StartPos: 1200},
+	{NHead: 7, NHeadKV: 1, HeadDim: 96, Batch: 24, StartPos: 900},
+	{NHead: 14, NHeadKV: 2, HeadDim: 80, Batch: 19, StartPos: 45},
+	{NHead: 8, NHeadKV: 2, HeadDim: 64, Batch: 48, StartPos: 3000, Window: 300},
+	{NHead: 8, NHeadKV: 1, HeadDim: 40, Batch: 70, StartPos: 37, SoftCap: 30},
+	{NHead: 3, NHeadKV: 3, HeadDim: 13, Batch: 50, StartPos: 1000, Window: 64, SoftCap: 20},
+	{NHead: 4, NHeadKV: 1, HeadDim: 256, Batch: 20, StartPos: 2500, Window: 400, SoftCap: 50},
 }
 
 // Check runs every case on k and compares with the reference kernels'

@@ -156,6 +156,12 @@ func scoreF16(out *float32, k *uint16, kstride int, q *float32, d int, n int)
 //go:noescape
 func accumF16(o *float32, v *uint16, vstride int, w *float32, d int, n int)
 
+// prefetchRows asks for the cache lines of rows rows of bytes bytes
+// (> 0) each, stride uint16s apart, from p on (PREFETCHT0).
+//
+//go:noescape
+func prefetchRows(p *uint16, stride int, rows int, bytes int)
+
 //go:noescape
 func scoreF16x4(out *float32, ostride int, k *uint16, kstride int, q *float32, qstride int, d int, n int)
 

@@ -96,6 +96,15 @@ func (k *Kernels) attentionF16(out, q []float32, kv engine.KVView, p engine.Atte
 				cnt := j1 - j0 + 1
 				kb, vb := kv.K[blk], kv.V[blk]
 				o := (j0-blk*bs)*kvStride + kvOff
+				if blk < last/bs {
+					// The next block lies elsewhere in memory, where the
+					// hardware prefetcher does not follow; in generation the
+					// weights streamed since the layer's last pass have
+					// evicted it from cache (BenchmarkAttentionPrefill's
+					// "-cold" runs).
+					prefetchRows(&kv.K[blk+1][kvOff], kvStride, bs, 2*d)
+					prefetchRows(&kv.V[blk+1][kvOff], kvStride, bs, 2*d)
+				}
 				switch {
 				case quad:
 					scoreF16x4(&sc[0], bs, &kb[o], kvStride, &qh[0], d, d, cnt)

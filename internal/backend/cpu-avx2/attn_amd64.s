@@ -329,3 +329,28 @@ a4_row:
 a4_done:
 	VZEROUPPER
 	RET
+
+// func prefetchRows(p *uint16, stride int, rows int, bytes int)
+TEXT ·prefetchRows(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ stride+8(FP), R8
+	SHLQ $1, R8
+	MOVQ rows+16(FP), CX
+	MOVQ bytes+24(FP), DX
+	TESTQ CX, CX
+	JLE  pf_done
+	TESTQ DX, DX
+	JLE  pf_done
+pf_row:
+	MOVQ SI, R10
+	MOVQ DX, R11
+pf_line:
+	PREFETCHT0 (R10)
+	ADDQ $64, R10
+	SUBQ $64, R11
+	JG   pf_line
+	ADDQ R8, SI
+	DECQ CX
+	JNZ  pf_row
+pf_done:
+	RET

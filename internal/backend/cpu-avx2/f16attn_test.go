@@ -103,6 +103,7 @@ func BenchmarkAttentionPrefill(b *testing.B) {
 	k := ki.(*Kernels)
 	defer k.Close()
 	rng := rand.New(rand.NewPCG(1, 1))
+	flush := make([]byte, 64<<20)
 	type shape struct {
 		name                string
 		nHead, nHeadKV, dim int
@@ -133,6 +134,21 @@ func BenchmarkAttentionPrefill(b *testing.B) {
 			}{{"rows", math.MaxInt}, {"tiled", 1}} {
 				b.Run(path.name, func(b *testing.B) {
 					for range b.N {
+						k.attentionF16(out, q, view, p, path.minTiled)
+					}
+				})
+				if c.batch > 1 {
+					continue
+				}
+				// As in generation, where the weights streamed between two
+				// layers' attention evict the cache: the KV comes from memory.
+				b.Run(path.name+"-cold", func(b *testing.B) {
+					for range b.N {
+						b.StopTimer()
+						for i := 0; i < len(flush); i += 64 {
+							flush[i]++
+						}
+						b.StartTimer()
 						k.attentionF16(out, q, view, p, path.minTiled)
 					}
 				})

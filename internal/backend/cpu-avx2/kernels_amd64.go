@@ -150,6 +150,10 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 		k.matQ8(out, w, rb, batch)
 	case gguf.TypeQ4_K, gguf.TypeQ6_K:
 		k.quantQ8K(x, cols, batch)
+		if w.Layout == layoutP16 && w.Type == gguf.TypeQ4_K {
+			k.matPackedQ4K(out, w, rb, batch)
+			return
+		}
 		k.matQ8K(out, w, rb, batch)
 	case gguf.TypeQ5_K, gguf.TypeIQ4_XS:
 		k.quantQ8K(x, cols, batch)

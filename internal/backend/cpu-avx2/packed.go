@@ -24,6 +24,15 @@ import (
 // multiply 16 rows at once with one VPDPBUSD per 4 weights of every row
 // and the activations broadcast from memory, instead of one row at a
 // time with horizontal sums and a scale conversion per block and row.
+//
+// Q4_K weights (packRowsQ4K) are packed per group of 16 rows and
+// super-block of 256 weights: the group's super-block i (16 × 144 bytes,
+// at i·2304 in the group) holds the 16 rows' f16 d (bytes 0..31, row n
+// at 2n) and dmin (32..63), their 12 GGUF scale bytes (byte k of row n
+// at 64+16k+n), then the quants as 32 chunks of 64 bytes (chunk c, row
+// n at 256+64c+4n: quant bytes 4c..4c+3 of the row). Again exactly the
+// bytes of the GGUF layout; the kernels (dotQ4KP16, dotQ4KP16x4) unpack
+// the 6-bit scales and mins of 16 rows at once.
 const layoutP16 = 1
 
 // packGroup is the number of rows that the packed layout interleaves.
@@ -31,8 +40,22 @@ const packGroup = 16
 
 // packable reports whether w can be stored in the packed layout.
 func packable(w *engine.Weight) bool {
-	return (w.Type == gguf.TypeQ4_0 || w.Type == gguf.TypeQ8_0) && w.Layout == 0 &&
-		w.Rows >= packGroup && w.Cols > 0 && w.Cols%32 == 0 && len(w.Data) == w.Rows*w.RowBytes()
+	blk := 32
+	switch w.Type {
+	case gguf.TypeQ4_0, gguf.TypeQ8_0:
+	case gguf.TypeQ4_K:
+		blk = 256
+	default:
+		return false
+	}
+	return w.Layout == 0 && w.Rows >= packGroup && w.Cols > 0 && w.Cols%blk == 0 && len(w.Data) == w.Rows*w.RowBytes()
+}
+
+// packs reports whether PrepareWeights stores w in the packed layout:
+// a packable weight with the VNNI kernels, except Q4_K where the AMX
+// tiles (matQ4KAMX) read the GGUF layout.
+func (k *Kernels) packs(w *engine.Weight) bool {
+	return k.repack && packable(w) && (w.Type != gguf.TypeQ4_K || k.amx == nil)
 }
 
 // packParams returns the block size in bytes, the quant bytes per
@@ -51,6 +74,10 @@ func packParams(t gguf.Type) (bb, qb int, flip uint32) {
 // unsafe: 2.4–3.2× the speed of the bounds-checked form, 4–5.4 GB/s
 // on one core; BenchmarkPackRows).
 func packRows(dst, src []byte, t gguf.Type, rows, cols int) {
+	if t == gguf.TypeQ4_K {
+		packRowsQ4K(dst, src, rows, cols)
+		return
+	}
 	bb, qb, flip := packParams(t)
 	nb := cols / 32
 	rb := nb * bb
@@ -79,6 +106,9 @@ func packRows(dst, src []byte, t gguf.Type, rows, cols int) {
 // packedRow writes row r of the packed weight w into dst (one row of
 // w.RowBytes() bytes) in the GGUF layout and returns it.
 func packedRow(dst []byte, w *engine.Weight, r int) []byte {
+	if w.Type == gguf.TypeQ4_K {
+		return packedRowQ4K(dst, w, r)
+	}
 	bb, qb, flip := packParams(w.Type)
 	nb := w.Cols / 32
 	rb := nb * bb

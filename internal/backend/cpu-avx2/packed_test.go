@@ -31,8 +31,16 @@ func packedCopy(t *testing.T, w *engine.Weight) *engine.Weight {
 // the GGUF bytes) and that rows past the last group stay in place.
 func TestPackLayout(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0} {
-		for _, shape := range [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}} {
+	for _, tc := range []struct {
+		typ    gguf.Type
+		shapes [][2]int
+	}{
+		{gguf.TypeQ4_0, [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}}},
+		{gguf.TypeQ8_0, [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}}},
+		{gguf.TypeQ4_K, [][2]int{{16, 256}, {35, 768}, {48, 2048}, {17, 512}}},
+	} {
+		typ := tc.typ
+		for _, shape := range tc.shapes {
 			rows, cols := shape[0], shape[1]
 			t.Run(fmt.Sprintf("%v/%dx%d", typ, rows, cols), func(t *testing.T) {
 				w := randWeight(rng, typ, rows, cols)
@@ -68,13 +76,27 @@ func TestPackedMatMul(t *testing.T) {
 	if len(ks) == 0 {
 		t.Skip("no AVX512-VNNI on this CPU: weights are not packed")
 	}
+	for name, k := range variants(t, 1) {
+		if name != "avx2" {
+			ks[name+"/t1"] = k
+		}
+	}
 	rng := rand.New(rand.NewPCG(13, 14))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0} {
-		for _, shape := range [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}} {
+	for _, tc := range []struct {
+		typ     gguf.Type
+		shapes  [][2]int
+		batches []int
+	}{
+		{gguf.TypeQ4_0, [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 9, 17, 37}},
+		{gguf.TypeQ8_0, [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 9, 17, 37}},
+		{gguf.TypeQ4_K, [][2]int{{16, 256}, {35, 768}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 33}},
+	} {
+		typ := tc.typ
+		for _, shape := range tc.shapes {
 			rows, cols := shape[0], shape[1]
 			w := randWeight(rng, typ, rows, cols)
 			p := packedCopy(t, w)
-			for _, batch := range []int{1, 2, 3, 4, 9, 17, 37} {
+			for _, batch := range tc.batches {
 				x := randVec(rng, batch*cols)
 				want := make([]float32, batch*rows)
 				ref.MatMul(want, w, x, batch)

@@ -4,8 +4,11 @@ package cpuavx2
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/realmrt/realm/gguf"
@@ -157,5 +160,55 @@ func TestPackedSharedInput(t *testing.T) {
 				t.Errorf("%s weight %d (%v): NMSE %.3g", name, i, typ, e)
 			}
 		}
+	}
+}
+
+// TestPackedModelQ4K runs the small Q4_K_M llama of testdata/arch (every
+// matrix Q4_K, the token embeddings too: GetRows reads packed rows)
+// through the engine with the weight copy, which packs the Q4_K
+// matrices on a VNNI CPU without AMX, and with the weights left in the
+// file mapping (GGUF layout): the greedy ids must equal llama.cpp's,
+// and the prompt's logits must agree between the two.
+func TestPackedModelQ4K(t *testing.T) {
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "testdata", "arch")
+	b, err := os.ReadFile(filepath.Join(dir, "llama-q4_k_m.llamacpp.json"))
+	if err != nil {
+		t.Skip(err)
+	}
+	var ref struct {
+		PromptIDs []int32 `json:"prompt_ids"`
+		IDs       []int32 `json:"ids"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "llama-q4_k_m.gguf")
+	run := func(noCopy bool) ([]int32, []float32, bool) {
+		ki, err := NewWithOptions(Options{Threads: 2, NoWeightCopy: noCopy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := ki.(*Kernels)
+		defer k.Close()
+		be := engine.NewBackend(k, engine.Options{Name: Name, Threads: 2})
+		ids, logits := greedy(t, be, path, ref.PromptIDs, len(ref.IDs))
+		return ids, logits, !noCopy && k.packs(&engine.Weight{Type: gguf.TypeQ4_K, Rows: 16, Cols: 256, Data: make([]byte, 16*144)})
+	}
+	mapped, lm, _ := run(true)
+	packed, lp, didPack := run(false)
+	if !didPack {
+		t.Log("Q4_K weights are not packed here (no VNNI, or AMX): the GGUF layout twice")
+	}
+	for i, id := range ref.IDs {
+		if mapped[i] != id || packed[i] != id {
+			t.Fatalf("token %d: %d in the GGUF layout, %d packed, llama.cpp %d\nmapped %v\npacked %v\nllama.cpp %v", i, mapped[i], packed[i], id, mapped, packed, ref.IDs)
+		}
+	}
+	if e := refdata.NMSE(lp, lm); !(e <= 1e-8) {
+		t.Errorf("prompt logits: NMSE %.3g packed against the GGUF layout", e)
 	}
 }

@@ -150,8 +150,12 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 		k.matQ8(out, w, rb, batch)
 	case gguf.TypeQ4_K, gguf.TypeQ6_K:
 		k.quantQ8K(x, cols, batch)
-		if w.Layout == layoutP16 && w.Type == gguf.TypeQ4_K {
-			k.matPackedQ4K(out, w, rb, batch)
+		if w.Layout == layoutP16 {
+			if w.Type == gguf.TypeQ4_K {
+				k.matPackedQ4K(out, w, rb, batch)
+			} else {
+				k.matPackedQ6K(out, w, rb, batch)
+			}
 			return
 		}
 		k.matQ8K(out, w, rb, batch)

@@ -41,6 +41,7 @@ func TestPackLayout(t *testing.T) {
 		{gguf.TypeQ4_0, [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}}},
 		{gguf.TypeQ8_0, [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}}},
 		{gguf.TypeQ4_K, [][2]int{{16, 256}, {35, 768}, {48, 2048}, {17, 512}}},
+		{gguf.TypeQ6_K, [][2]int{{16, 256}, {35, 768}, {48, 2048}, {17, 512}}},
 	} {
 		typ := tc.typ
 		for _, shape := range tc.shapes {
@@ -93,6 +94,7 @@ func TestPackedMatMul(t *testing.T) {
 		{gguf.TypeQ4_0, [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 9, 17, 37}},
 		{gguf.TypeQ8_0, [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 9, 17, 37}},
 		{gguf.TypeQ4_K, [][2]int{{16, 256}, {35, 768}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 33}},
+		{gguf.TypeQ6_K, [][2]int{{16, 256}, {35, 768}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 33}},
 	} {
 		typ := tc.typ
 		for _, shape := range tc.shapes {
@@ -163,13 +165,14 @@ func TestPackedSharedInput(t *testing.T) {
 	}
 }
 
-// TestPackedModelQ4K runs the small Q4_K_M llama of testdata/arch (every
-// matrix Q4_K, the token embeddings too: GetRows reads packed rows)
-// through the engine with the weight copy, which packs the Q4_K
-// matrices on a VNNI CPU without AMX, and with the weights left in the
+// TestPackedModelQ4KM runs the small Q4_K_M llama of testdata/arch (its
+// matrices Q4_K, the token embeddings too: GetRows reads packed rows,
+// and Q6_K: the output, one attn_v and one ffn_down) through the engine
+// with the weight copy, which packs the Q4_K and Q6_K matrices on a VNNI
+// CPU without AMX, and with the weights left in the
 // file mapping (GGUF layout): the greedy ids must equal llama.cpp's,
 // and the prompt's logits must agree between the two.
-func TestPackedModelQ4K(t *testing.T) {
+func TestPackedModelQ4KM(t *testing.T) {
 	root, err := refdata.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ var _ engine.WeightPreparer = (*Kernels)(nil)
 // before the load returned. The copy runs on one goroutine at a lower
 // scheduling priority, so passes keep the cores.
 //
-// With VNNI, Q4_0 and Q8_0 matrices (and Q4_K without AMX) are written in the packed 16-row
+// With VNNI, Q4_0 and Q8_0 matrices (and Q4_K and Q6_K without AMX) are written in the packed 16-row
 // layout of the matrix–vector kernels (see layoutP16) as they are
 // copied, unless Options.NoRepack.
 //

@@ -3,6 +3,7 @@
 package cpuavx2
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/realmrt/realm/internal/engine"
@@ -23,16 +24,18 @@ const (
 
 // q6kQuants unpacks the 256 six-bit quants (0..63, the stored values
 // before the −32 offset) of the GGUF Q6_K block blk into q, in weight
-// order.
+// order, 4 at a time.
 func q6kQuants(q *[256]byte, blk []byte) {
-	ql, qh := blk[:q6kQH], blk[q6kQH:q6kSc]
+	ql, qh := (*[128]byte)(blk[:q6kQH]), (*[64]byte)(blk[q6kQH:q6kSc])
+	const m2, m4 = 0x03030303, 0x0f0f0f0f
+	le := binary.LittleEndian
 	for h := 0; h < 2; h++ {
-		for l := 0; l < 32; l++ {
-			a, b, c := ql[64*h+l], ql[64*h+32+l], qh[32*h+l]
-			q[128*h+l] = a&15 | (c&3)<<4
-			q[128*h+32+l] = b&15 | (c>>2&3)<<4
-			q[128*h+64+l] = a>>4 | (c>>4&3)<<4
-			q[128*h+96+l] = b>>4 | (c>>6&3)<<4
+		for l := 0; l < 32; l += 4 {
+			a, b, c := le.Uint32(ql[64*h+l:]), le.Uint32(ql[64*h+32+l:]), le.Uint32(qh[32*h+l:])
+			le.PutUint32(q[128*h+l:], a&m4|(c&m2)<<4)
+			le.PutUint32(q[128*h+32+l:], b&m4|(c>>2&m2)<<4)
+			le.PutUint32(q[128*h+64+l:], a>>4&m4|(c>>4&m2)<<4)
+			le.PutUint32(q[128*h+96+l:], b>>4&m4|(c>>6&m2)<<4)
 		}
 	}
 }
@@ -61,23 +64,24 @@ func packRowsQ6K(dst, src []byte, rows, cols int) {
 	var q [256]byte
 	for g := 0; g < full; g += packGroup {
 		for i := 0; i < nb; i++ {
-			p := dst[g*rb+i*q6kPBlock : g*rb+(i+1)*q6kPBlock]
+			p := (*[q6kPBlock]byte)(dst[g*rb+i*q6kPBlock:])
 			for n := 0; n < packGroup; n++ {
-				blk := src[(g+n)*rb+i*q6kBlock : (g+n)*rb+(i+1)*q6kBlock]
+				blk := (*[q6kBlock]byte)(src[(g+n)*rb+i*q6kBlock:])
 				p[2*n], p[2*n+1] = blk[q6kD], blk[q6kD+1]
 				for k := 0; k < 8; k++ {
 					p[q6kPScales+32*k+2*n] = blk[q6kSc+2*k]
 					p[q6kPScales+32*k+2*n+1] = blk[q6kSc+2*k+1]
 				}
-				q6kQuants(&q, blk)
+				q6kQuants(&q, blk[:])
+				const m2 = 0x03030303
+				le := binary.LittleEndian
 				for j := 0; j < 16; j++ {
-					for b := 0; b < 4; b++ {
-						w3 := q[16*j+12+b]
-						o := q6kPQuants + 192*j + 4*n + b
-						p[o] = q[16*j+b] | (w3&3)<<6
-						p[o+64] = q[16*j+4+b] | (w3>>2&3)<<6
-						p[o+128] = q[16*j+8+b] | (w3>>4)<<6
-					}
+					qj := (*[16]byte)(q[16*j:])
+					pj := p[q6kPQuants+192*j+4*n:]
+					w3 := le.Uint32(qj[12:])
+					le.PutUint32(pj, le.Uint32(qj[0:])|(w3&m2)<<6)
+					le.PutUint32(pj[64:], le.Uint32(qj[4:])|(w3>>2&m2)<<6)
+					le.PutUint32(pj[128:], le.Uint32(qj[8:])|(w3>>4&m2)<<6)
 				}
 			}
 		}

@@ -38,7 +38,7 @@ type Kernels struct {
 	huge   hugeAdvisor // transparent huge pages for mapped weights
 
 	noWeightCopy bool // Options.NoWeightCopy
-	repack       bool // PrepareWeights packs Q4_0/Q8_0 (VNNI, !Options.NoRepack)
+	repack       bool // PrepareWeights packs Q4_0/Q8_0, Q4_K/Q6_K (VNNI, !Options.NoRepack; see packs)
 }
 
 var (

@@ -2,7 +2,7 @@
 
 #include "textflag.h"
 
-// Code generated for the packed Q4_K layout (see layoutP16 in packed.go);
+// Kernels over the packed Q4_K layout (see layoutP16 in packed.go),
 // written out in full, one super-block per loop iteration.
 //
 // Per super-block of a group of 16 rows (2304 bytes at SI): the rows' f16

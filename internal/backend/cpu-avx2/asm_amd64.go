@@ -167,3 +167,15 @@ func scoreF16x4(out *float32, ostride int, k *uint16, kstride int, q *float32, q
 
 //go:noescape
 func accumF16x4(o *float32, ostride int, v *uint16, vstride int, w *float32, wstride int, d int, n int)
+
+//go:noescape
+func dotQ4KP16(w *byte, nb int, a *int8, ad *float32, bs *int16, out *float32)
+
+//go:noescape
+func dotQ4KP16x4(w *byte, nb int, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, out *float32, ostride int)
+
+//go:noescape
+func dotQ6KP16(w *byte, nb int, a *int8, ad *float32, bs *int16, out *float32)
+
+//go:noescape
+func dotQ6KP16x4(w *byte, nb int, a *int8, astride int, ad *float32, dstride int, bs *int16, bstride int, out *float32, ostride int)

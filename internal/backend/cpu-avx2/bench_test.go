@@ -56,6 +56,19 @@ func BenchmarkMatVec(b *testing.B) {
 			x := randVec(rng, sh.cols)
 			out := make([]float32, sh.rows)
 			for _, threads := range []int{1, 2} {
+				if packable(w) {
+					pw := *w
+					pw.Data = make([]byte, len(w.Data))
+					packRows(pw.Data, w.Data, w.Type, w.Rows, w.Cols)
+					pw.Layout = layoutP16
+					b.Run(fmt.Sprintf("%v/%s/t%d/p16", typ, sh.name, threads), func(b *testing.B) {
+						k := benchKernels(b, threads, true)
+						b.SetBytes(int64(len(w.Data)))
+						for b.Loop() {
+							k.MatMul(out, &pw, x, 1)
+						}
+					})
+				}
 				for _, vnni := range []bool{false, true} {
 					if vnni && typ != gguf.TypeQ4_0 && typ != gguf.TypeQ8_0 && typ != gguf.TypeQ4_K && typ != gguf.TypeIQ4_XS && typ != gguf.TypeIQ4_NL {
 						continue
@@ -88,7 +101,7 @@ func BenchmarkMatMulBatch128(b *testing.B) {
 			x := randVec(rng, batch*sh.cols)
 			out := make([]float32, batch*sh.rows)
 			for _, threads := range []int{1, 2} {
-				if typ == gguf.TypeQ4_0 || typ == gguf.TypeQ8_0 {
+				if packable(w) {
 					pw := *w
 					pw.Data = make([]byte, len(w.Data))
 					packRows(pw.Data, w.Data, w.Type, w.Rows, w.Cols)

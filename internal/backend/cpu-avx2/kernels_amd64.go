@@ -38,7 +38,7 @@ type Kernels struct {
 	huge   hugeAdvisor // transparent huge pages for mapped weights
 
 	noWeightCopy bool // Options.NoWeightCopy
-	repack       bool // PrepareWeights packs Q4_0/Q8_0 (VNNI, !Options.NoRepack)
+	repack       bool // PrepareWeights packs Q4_0/Q8_0, Q4_K/Q6_K (VNNI, !Options.NoRepack; see packs)
 }
 
 var (
@@ -150,6 +150,14 @@ func (k *Kernels) MatMul(out []float32, w *engine.Weight, x []float32, batch int
 		k.matQ8(out, w, rb, batch)
 	case gguf.TypeQ4_K, gguf.TypeQ6_K:
 		k.quantQ8K(x, cols, batch)
+		if w.Layout == layoutP16 {
+			if w.Type == gguf.TypeQ4_K {
+				k.matPackedQ4K(out, w, rb, batch)
+			} else {
+				k.matPackedQ6K(out, w, rb, batch)
+			}
+			return
+		}
 		k.matQ8K(out, w, rb, batch)
 	case gguf.TypeQ5_K, gguf.TypeIQ4_XS:
 		k.quantQ8K(x, cols, batch)

@@ -13,7 +13,7 @@ import (
 // 16-row layout (done once per weight at load), bytes per second.
 func BenchmarkPackRows(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0} {
+	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
 		w := randWeight(rng, typ, 5632, 2048)
 		dst := make([]byte, len(w.Data))
 		b.Run(typ.String(), func(b *testing.B) {

@@ -24,6 +24,25 @@ import (
 // multiply 16 rows at once with one VPDPBUSD per 4 weights of every row
 // and the activations broadcast from memory, instead of one row at a
 // time with horizontal sums and a scale conversion per block and row.
+//
+// Q4_K weights (packRowsQ4K) are packed per group of 16 rows and
+// super-block of 256 weights: the group's super-block i (16 × 144 bytes,
+// at i·2304 in the group) holds the 16 rows' f16 d (bytes 0..31, row n
+// at 2n) and dmin (32..63), their 12 GGUF scale bytes (byte k of row n
+// at 64+16k+n), then the quants as 32 chunks of 64 bytes (chunk c, row
+// n at 256+64c+4n: quant bytes 4c..4c+3 of the row). Again exactly the
+// bytes of the GGUF layout; the kernels (dotQ4KP16, dotQ4KP16x4) unpack
+// the 6-bit scales and mins of 16 rows at once.
+//
+// Q6_K weights (packRowsQ6K): per group and super-block (16 × 210 bytes
+// at i·3360) the 16 rows' f16 d (row n at 2n), the int8 scales in pairs
+// (scales 2k and 2k+1 of row n at 32+32k+2n), then per sub-block j of 16
+// weights three 64-byte vectors P, Q, R (row n at 288+192j+64v+4n) whose
+// bytes hold the 6-bit quants of weights 16j+b, 16j+4+b and 16j+8+b in
+// bits 0..5 and the quant of weight 16j+12+b two bits in each of their
+// bits 6..7 (P the low two): the same bytes as the GGUF layout, and each
+// 4 weights of 16 rows are one 64-byte vector after at most two selects
+// (dotQ6KP16, dotQ6KP16x4).
 const layoutP16 = 1
 
 // packGroup is the number of rows that the packed layout interleaves.
@@ -31,8 +50,23 @@ const packGroup = 16
 
 // packable reports whether w can be stored in the packed layout.
 func packable(w *engine.Weight) bool {
-	return (w.Type == gguf.TypeQ4_0 || w.Type == gguf.TypeQ8_0) && w.Layout == 0 &&
-		w.Rows >= packGroup && w.Cols > 0 && w.Cols%32 == 0 && len(w.Data) == w.Rows*w.RowBytes()
+	blk := 32
+	switch w.Type {
+	case gguf.TypeQ4_0, gguf.TypeQ8_0:
+	case gguf.TypeQ4_K, gguf.TypeQ6_K:
+		blk = 256
+	default:
+		return false
+	}
+	return w.Layout == 0 && w.Rows >= packGroup && w.Cols > 0 && w.Cols%blk == 0 && len(w.Data) == w.Rows*w.RowBytes()
+}
+
+// packs reports whether PrepareWeights stores w in the packed layout:
+// a packable weight with the VNNI kernels, except Q4_K and Q6_K where
+// the AMX tiles (matQ4KAMX, matQ6KAMX) read the GGUF layout.
+func (k *Kernels) packs(w *engine.Weight) bool {
+	kq := w.Type == gguf.TypeQ4_K || w.Type == gguf.TypeQ6_K
+	return k.repack && packable(w) && (!kq || k.amx == nil)
 }
 
 // packParams returns the block size in bytes, the quant bytes per
@@ -51,6 +85,14 @@ func packParams(t gguf.Type) (bb, qb int, flip uint32) {
 // unsafe: 2.4–3.2× the speed of the bounds-checked form, 4–5.4 GB/s
 // on one core; BenchmarkPackRows).
 func packRows(dst, src []byte, t gguf.Type, rows, cols int) {
+	switch t {
+	case gguf.TypeQ4_K:
+		packRowsQ4K(dst, src, rows, cols)
+		return
+	case gguf.TypeQ6_K:
+		packRowsQ6K(dst, src, rows, cols)
+		return
+	}
 	bb, qb, flip := packParams(t)
 	nb := cols / 32
 	rb := nb * bb
@@ -79,6 +121,12 @@ func packRows(dst, src []byte, t gguf.Type, rows, cols int) {
 // packedRow writes row r of the packed weight w into dst (one row of
 // w.RowBytes() bytes) in the GGUF layout and returns it.
 func packedRow(dst []byte, w *engine.Weight, r int) []byte {
+	switch w.Type {
+	case gguf.TypeQ4_K:
+		return packedRowQ4K(dst, w, r)
+	case gguf.TypeQ6_K:
+		return packedRowQ6K(dst, w, r)
+	}
 	bb, qb, flip := packParams(w.Type)
 	nb := w.Cols / 32
 	rb := nb * bb

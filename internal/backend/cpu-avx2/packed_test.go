@@ -4,8 +4,11 @@ package cpuavx2
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/realmrt/realm/gguf"
@@ -31,8 +34,17 @@ func packedCopy(t *testing.T, w *engine.Weight) *engine.Weight {
 // the GGUF bytes) and that rows past the last group stay in place.
 func TestPackLayout(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0} {
-		for _, shape := range [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}} {
+	for _, tc := range []struct {
+		typ    gguf.Type
+		shapes [][2]int
+	}{
+		{gguf.TypeQ4_0, [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}}},
+		{gguf.TypeQ8_0, [][2]int{{16, 32}, {35, 96}, {48, 2048}, {17, 64}}},
+		{gguf.TypeQ4_K, [][2]int{{16, 256}, {35, 768}, {48, 2048}, {17, 512}}},
+		{gguf.TypeQ6_K, [][2]int{{16, 256}, {35, 768}, {48, 2048}, {17, 512}}},
+	} {
+		typ := tc.typ
+		for _, shape := range tc.shapes {
 			rows, cols := shape[0], shape[1]
 			t.Run(fmt.Sprintf("%v/%dx%d", typ, rows, cols), func(t *testing.T) {
 				w := randWeight(rng, typ, rows, cols)
@@ -68,13 +80,28 @@ func TestPackedMatMul(t *testing.T) {
 	if len(ks) == 0 {
 		t.Skip("no AVX512-VNNI on this CPU: weights are not packed")
 	}
+	for name, k := range variants(t, 1) {
+		if name != "avx2" {
+			ks[name+"/t1"] = k
+		}
+	}
 	rng := rand.New(rand.NewPCG(13, 14))
-	for _, typ := range []gguf.Type{gguf.TypeQ4_0, gguf.TypeQ8_0} {
-		for _, shape := range [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}} {
+	for _, tc := range []struct {
+		typ     gguf.Type
+		shapes  [][2]int
+		batches []int
+	}{
+		{gguf.TypeQ4_0, [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 9, 17, 37}},
+		{gguf.TypeQ8_0, [][2]int{{16, 32}, {35, 96}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 9, 17, 37}},
+		{gguf.TypeQ4_K, [][2]int{{16, 256}, {35, 768}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 33}},
+		{gguf.TypeQ6_K, [][2]int{{16, 256}, {35, 768}, {67, 512}, {256, 2816}}, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 33}},
+	} {
+		typ := tc.typ
+		for _, shape := range tc.shapes {
 			rows, cols := shape[0], shape[1]
 			w := randWeight(rng, typ, rows, cols)
 			p := packedCopy(t, w)
-			for _, batch := range []int{1, 2, 3, 4, 9, 17, 37} {
+			for _, batch := range tc.batches {
 				x := randVec(rng, batch*cols)
 				want := make([]float32, batch*rows)
 				ref.MatMul(want, w, x, batch)
@@ -135,5 +162,56 @@ func TestPackedSharedInput(t *testing.T) {
 				t.Errorf("%s weight %d (%v): NMSE %.3g", name, i, typ, e)
 			}
 		}
+	}
+}
+
+// TestPackedModelQ4KM runs the small Q4_K_M llama of testdata/arch (its
+// matrices Q4_K, the token embeddings too: GetRows reads packed rows,
+// and Q6_K: the output, one attn_v and one ffn_down) through the engine
+// with the weight copy, which packs the Q4_K and Q6_K matrices on a VNNI
+// CPU without AMX, and with the weights left in the
+// file mapping (GGUF layout): the greedy ids must equal llama.cpp's,
+// and the prompt's logits must agree between the two.
+func TestPackedModelQ4KM(t *testing.T) {
+	root, err := refdata.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "testdata", "arch")
+	b, err := os.ReadFile(filepath.Join(dir, "llama-q4_k_m.llamacpp.json"))
+	if err != nil {
+		t.Skip(err)
+	}
+	var ref struct {
+		PromptIDs []int32 `json:"prompt_ids"`
+		IDs       []int32 `json:"ids"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "llama-q4_k_m.gguf")
+	run := func(noCopy bool) ([]int32, []float32, bool) {
+		ki, err := NewWithOptions(Options{Threads: 2, NoWeightCopy: noCopy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := ki.(*Kernels)
+		defer k.Close()
+		be := engine.NewBackend(k, engine.Options{Name: Name, Threads: 2})
+		ids, logits := greedy(t, be, path, ref.PromptIDs, len(ref.IDs))
+		return ids, logits, !noCopy && k.packs(&engine.Weight{Type: gguf.TypeQ4_K, Rows: 16, Cols: 256, Data: make([]byte, 16*144)})
+	}
+	mapped, lm, _ := run(true)
+	packed, lp, didPack := run(false)
+	if !didPack {
+		t.Log("Q4_K weights are not packed here (no VNNI, or AMX): the GGUF layout twice")
+	}
+	for i, id := range ref.IDs {
+		if mapped[i] != id || packed[i] != id {
+			t.Fatalf("token %d: %d in the GGUF layout, %d packed, llama.cpp %d\nmapped %v\npacked %v\nllama.cpp %v", i, mapped[i], packed[i], id, mapped, packed, ref.IDs)
+		}
+	}
+	if e := refdata.NMSE(lp, lm); !(e <= 1e-8) {
+		t.Errorf("prompt logits: NMSE %.3g packed against the GGUF layout", e)
 	}
 }

@@ -42,7 +42,7 @@ var _ engine.WeightPreparer = (*Kernels)(nil)
 // before the load returned. The copy runs on one goroutine at a lower
 // scheduling priority, so passes keep the cores.
 //
-// With VNNI, Q4_0 and Q8_0 matrices are written in the packed 16-row
+// With VNNI, Q4_0 and Q8_0 matrices (and Q4_K and Q6_K without AMX) are written in the packed 16-row
 // layout of the matrix–vector kernels (see layoutP16) as they are
 // copied, unless Options.NoRepack.
 //
@@ -89,7 +89,7 @@ func (k *Kernels) PrepareWeights(ws []*engine.Weight, swap func(apply func())) (
 	jobs := make([]job, len(ws))
 	for i, w := range ws {
 		jobs[i] = job{src: w.Data, dst: buf[offs[i] : offs[i]+len(w.Data) : offs[i]+len(w.Data)], w: w}
-		if k.repack && packable(w) {
+		if k.packs(w) {
 			jobs[i].layout = layoutP16
 		}
 	}

@@ -46,7 +46,7 @@ type Options struct {
 	// the mapped path, and by the plugin when REALM_AVX2_NO_WEIGHT_COPY
 	// is set).
 	NoWeightCopy bool
-	// NoRepack copies Q4_0/Q8_0 weights as they are instead of in the
+	// NoRepack copies Q4_0/Q8_0 (and Q4_K/Q6_K) weights as they are instead of in the
 	// packed 16-row layout of the AVX-512 matrix–vector kernels (used by
 	// tests and benchmarks to compare, and by the plugin when
 	// REALM_AVX2_NO_REPACK is set). Without VNNI nothing is repacked.

@@ -22,6 +22,7 @@ import (
 	"github.com/realmrt/realm/core"
 	"github.com/realmrt/realm/internal/loaderhost"
 	"github.com/realmrt/realm/loader"
+	"github.com/realmrt/realm/model"
 )
 
 // benchResult is one test of `realm bench`, with llama-bench's JSON
@@ -130,11 +131,24 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench: backend info: %w", err)
 	}
-	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: abs})
-	if err != nil {
-		return fmt.Errorf("bench: loading %s: %w", *model, err)
+	// With --via-wasm the model is loaded once, through the host's model
+	// cache as a guest's load is, and the direct tests and the guest's
+	// share it: two loads would compare two copies of the weights, whose
+	// speed differs by where the memory lands (huge pages or not).
+	var mi *backends.ModelInfo
+	var wb *wasmBench
+	if *viaWasm {
+		if wb, err = openWasmBench(ctx, b, name, abs, log); err != nil {
+			return fmt.Errorf("bench: loading %s: %w", *model, err)
+		}
+		defer wb.close()
+		mi = &wb.m.Info
+	} else {
+		if mi, err = b.LoadModel(ctx, backends.LoadRequest{Path: abs}); err != nil {
+			return fmt.Errorf("bench: loading %s: %w", *model, err)
+		}
+		defer func() { _ = b.UnloadModel(context.WithoutCancel(ctx), mi.ID) }()
 	}
-	defer func() { _ = b.UnloadModel(context.WithoutCancel(ctx), mi.ID) }()
 
 	bn := &benchRunner{b: b, model: mi.ID, nVocab: mi.NVocab, nCtxTrain: mi.NCtxTrain}
 	// Time to first token: one single-token decode right after loading.
@@ -175,13 +189,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		results, cold = append(results, sr...), c
 	}
-	if *viaWasm {
-		// The guest loads the model again by name: release this load
-		// first so that one copy is mapped at a time.
-		if err := b.UnloadModel(ctx, mi.ID); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		wr, err := benchViaWasm(ctx, b, name, abs, *wasmArg, *nPrompt, *nGen, *depth, *reps, log, env)
+	if wb != nil {
+		wr, err := wb.run(ctx, *wasmArg, *nPrompt, *nGen, *depth, *reps, log, env)
 		if err != nil {
 			return fmt.Errorf("bench --via-wasm: %w", err)
 		}
@@ -542,10 +551,61 @@ type wasmTest struct {
 	ns     []int64
 }
 
-// benchViaWasm runs the bench guest (examples/bench) on backend b in a
-// Realm host, with the model file at path served under a temporary name,
-// and returns its pp and tg timings.
+// wasmBench is a model loaded through a host model cache (a registry
+// of one model: the file, by a fixed name), for the bench guest.
+type wasmBench struct {
+	cache *loader.ModelCache
+	m     *model.Model
+}
+
+// wasmModelName is the name the bench guest loads its model by.
+const wasmModelName = "bench-model"
+
+// openWasmBench loads the model file at path on backend b through a
+// model cache, and waits until the backend has placed its weights.
+func openWasmBench(ctx context.Context, b backends.Backend, backendName, path string, log hclog.Logger) (*wasmBench, error) {
+	dir, file := filepath.Split(path)
+	src := fmt.Sprintf("models_dir = %s\nmodel %q {\n  path = %s\n}\n", hclString(dir), wasmModelName, hclString(file))
+	cfg, err := loader.ParseConfig([]byte(src), "bench.hcl")
+	if err != nil {
+		return nil, err
+	}
+	cache := loader.NewModelCache(loader.CacheConfig{
+		Registry:    loader.NewRegistry(cfg),
+		Backend:     b,
+		BackendName: backendName,
+		Logger:      log,
+	})
+	m, err := cache.Acquire(ctx, wasmModelName)
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return &wasmBench{cache: cache, m: m}, nil
+}
+
+// close releases the model and the cache (which unloads it).
+func (w *wasmBench) close() {
+	w.cache.Release(w.m)
+	w.cache.Close()
+}
+
+// benchViaWasm loads the model file at path on backend b through a model
+// cache and runs the bench guest on it (see wasmBench.run).
 func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wasmPath string, nPrompt, nGen, depth, reps int, log hclog.Logger, env *cliEnv) ([]wasmTest, error) {
+	wb, err := openWasmBench(ctx, b, backendName, path, log)
+	if err != nil {
+		return nil, err
+	}
+	defer wb.close()
+	return wb.run(ctx, wasmPath, nPrompt, nGen, depth, reps, log, env)
+}
+
+// run runs the bench guest (examples/bench) in a Realm host whose
+// models come from w's cache (the guest's load by name gets w's model)
+// and returns its pp and tg timings, measured after the backend has
+// placed the weights.
+func (w *wasmBench) run(ctx context.Context, wasmPath string, nPrompt, nGen, depth, reps int, log hclog.Logger, env *cliEnv) ([]wasmTest, error) {
 	if wasmPath == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -557,33 +617,10 @@ func benchViaWasm(ctx context.Context, b backends.Backend, backendName, path, wa
 	if err != nil {
 		return nil, fmt.Errorf("%w (build it with: GOOS=wasip1 GOARCH=wasm go build -o bin/examples/bench.wasm ./examples/bench)", err)
 	}
-	// A registry of one model: the file, by a fixed name.
-	const name = "bench-model"
-	dir, file := filepath.Split(path)
-	src := fmt.Sprintf("models_dir = %s\nmodel %q {\n  path = %s\n}\n", hclString(dir), name, hclString(file))
-	cfg, err := loader.ParseConfig([]byte(src), "bench.hcl")
-	if err != nil {
+	if err := waitPrepared(ctx, w.m.Backend); err != nil {
 		return nil, err
 	}
-	cache := loader.NewModelCache(loader.CacheConfig{
-		Registry:    loader.NewRegistry(cfg),
-		Backend:     b,
-		BackendName: backendName,
-		Logger:      log,
-	})
-	defer cache.Close()
-	// Load the model before the guest asks for it (the guest's load gets
-	// this one from the cache) and let the backend place its weights, so
-	// that the guest's tests measure the same steady state as the
-	// direct ones.
-	m, err := cache.Acquire(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	defer cache.Release(m)
-	if err := waitPrepared(ctx, b); err != nil {
-		return nil, err
-	}
+	cache, name := w.cache, wasmModelName
 	hcfg := core.Config{Models: loaderhost.Models(cache), Logger: log, CacheDir: defaultGuestCacheDir()}
 	host, err := core.NewHost(ctx, hcfg)
 	if err != nil {

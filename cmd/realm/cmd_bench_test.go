@@ -129,6 +129,34 @@ func TestBenchViaWasm(t *testing.T) {
 	if _, err := benchViaWasm(context.Background(), be, "reference", model, filepath.Join(dir, "missing.wasm"), 8, 4, 0, 2, hclog.NewNullLogger(), env); err == nil || !strings.Contains(err.Error(), "examples/bench") {
 		t.Errorf("missing guest: error %v, want a hint to build it", err)
 	}
+
+	// The direct tests and the guest's share one load, and neither is
+	// served from the other's prompts in the prefix cache: 70-token
+	// prompts hold two full KV blocks that a repeated prompt would reuse.
+	ctx := context.Background()
+	be2 := engine.NewBackend(reference.New(), engine.Options{Name: "reference"})
+	wb, err := openWasmBench(ctx, be2, "reference", model, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.close()
+	bn := &benchRunner{b: be2, model: wb.m.Info.ID, nVocab: wb.m.Info.NVocab, nCtxTrain: wb.m.Info.NCtxTrain}
+	if _, err := benchTests(ctx, bn, benchResult{}, 70, 2, 0, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wb.run(ctx, wasm, 70, 2, 0, 2, hclog.NewNullLogger(), env); err != nil {
+		t.Fatalf("guest: %v\nstderr: %s", err, stderr.String())
+	}
+	info, err := be2.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.KVPools) != 1 {
+		t.Fatalf("%d models loaded, want the one shared load", len(info.KVPools))
+	}
+	if p := info.KVPools[0]; p.Hits != 0 || p.Misses == 0 {
+		t.Errorf("KV pool after the direct and guest pp runs: %d blocks reused, %d computed; want none reused", p.Hits, p.Misses)
+	}
 }
 
 func TestHCLString(t *testing.T) {

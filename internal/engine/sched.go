@@ -56,12 +56,18 @@ type scheduler struct {
 	// the next step waits up to gather for them to come back.
 	expect map[*Session]bool
 	// Used only by the running goroutine.
-	execs  map[int]*executor
-	graph  *Graph
-	shape  []int        // per sequence of graph: its rows, then NCtx
-	steps  atomic.Int64 // forward passes run
-	rows   atomic.Int64 // tokens they held
-	merged atomic.Int64 // passes that held more than one session
+	execs map[int]*executor
+	// big is the executor of the last step taller than keepRows and
+	// bigRows its height: prompt chunks are mostly full steps of the
+	// same height, whose buffers it keeps instead of leaving a step's
+	// worth of garbage (tens of MB for an 8B model) behind each one.
+	big     *executor
+	bigRows int
+	graph   *Graph
+	shape   []int        // per sequence of graph: its rows, then NCtx
+	steps   atomic.Int64 // forward passes run
+	rows    atomic.Int64 // tokens they held
+	merged  atomic.Int64 // passes that held more than one session
 }
 
 // schedReq is one Decode call waiting in the scheduler.
@@ -372,6 +378,12 @@ func (q *scheduler) run(ctx context.Context, items []stepItem) (logits []float32
 		b.Tokens = append(b.Tokens, r.tokens[r.done:r.done+it.n]...)
 	}
 	ex := q.execs[rows]
+	if rows > keepRows {
+		if q.big == nil || q.bigRows != rows {
+			q.big, q.bigRows = newExecutor(q.m.k), rows
+		}
+		ex = q.big
+	}
 	if ex == nil {
 		ex = newExecutor(q.m.k)
 		if rows <= keepRows {

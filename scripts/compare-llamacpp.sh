@@ -8,7 +8,7 @@
 # model | threads | test | realm t/s | llama.cpp t/s | realm/llama.cpp,
 # then a table of the load figures (time to the first token: process
 # start → model load → one decode; RSS of the plugin / of llama.cpp's
-# process after the tests). llama.cpp is driven by scripts/llamacpp/bench.c
+# process after the tests, and the memory Realm's KV pool held then). llama.cpp is driven by scripts/llamacpp/bench.c
 # (compiled here with cc against the prebuilt libllama: llama_decode
 # called directly, like llama-bench); LLAMA_HARNESS=node uses
 # scripts/llamacpp/run.mjs bench instead (no depth, no load figures), whose
@@ -220,7 +220,7 @@ const print = (table) => {
 const index = fs.readFileSync(`${dir}/index`, "utf8").trim().split("\n").map((l) => l.split("\t"));
 const speed = [["model", "threads", "test", "round", "realm t/s", "llama.cpp t/s", "realm/llama.cpp", "per CPU-s realm / llama.cpp"]];
 const cpu = (a, b) => (a.cpu_ts && b.tokens_per_cpu_s ? `${a.cpu_ts.toFixed(1)} / ${b.tokens_per_cpu_s.toFixed(1)} = ${(a.cpu_ts / b.tokens_per_cpu_s).toFixed(2)}` : "-");
-const loads = [["model", "threads", "depth", "round", "realm ttft ms", "llama.cpp ttft ms", "ratio", "CPU ms realm / llama.cpp", "plugin RSS MiB", "llama.cpp RSS MiB", "file MiB"]];
+const loads = [["model", "threads", "depth", "round", "realm ttft ms", "llama.cpp ttft ms", "ratio", "CPU ms realm / llama.cpp", "plugin RSS MiB", "realm KV pool MiB", "llama.cpp RSS MiB", "file MiB"]];
 let info = "";
 for (const [i, , threads] of index) {
   const all = {};
@@ -247,10 +247,11 @@ for (const [i, , threads] of index) {
     }
     const a = realm.find((x) => !x.via_wasm), b = llama[0];
     if (a && b && b.ttft_ms !== undefined) {
-      const rss = Math.max(...realm.map((x) => x.plugin_rss_bytes ?? 0));
+      const top = realm.reduce((x, y) => ((y.plugin_rss_bytes ?? 0) > (x.plugin_rss_bytes ?? 0) ? y : x));
+      const rss = top.plugin_rss_bytes ?? 0, kv = top.kv_bytes ?? 0;
       const c = a.ttft_cpu_ms && b.ttft_cpu_ms ? `${a.ttft_cpu_ms.toFixed(0)} / ${b.ttft_cpu_ms.toFixed(0)} = ${(a.ttft_cpu_ms / b.ttft_cpu_ms).toFixed(2)}` : "-";
       loads.push([typ, threads, String(a.n_depth ?? 0), String(r), a.ttft_ms.toFixed(0), b.ttft_ms.toFixed(0), (a.ttft_ms / b.ttft_ms).toFixed(2), c,
-        (rss / 2 ** 20).toFixed(0), (Math.max(...llama.map((x) => x.rss_bytes ?? 0)) / 2 ** 20).toFixed(0), (a.model_size / 2 ** 20).toFixed(0)]);
+        (rss / 2 ** 20).toFixed(0), (kv / 2 ** 20).toFixed(0), (Math.max(...llama.map((x) => x.rss_bytes ?? 0)) / 2 ** 20).toFixed(0), (a.model_size / 2 ** 20).toFixed(0)]);
     }
   }
   if (rounds > 1) {

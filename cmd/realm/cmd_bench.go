@@ -56,6 +56,11 @@ type benchResult struct {
 	// PluginRSS is the plugin process's resident set after the test,
 	// in bytes (0 where it cannot be read).
 	PluginRSS int64 `json:"plugin_rss_bytes,omitempty"`
+	// KVBytes is the memory the model's KV pool held at the same time
+	// (blocks in use and blocks kept for prefix reuse; 0 for backends
+	// without a pool): the resident set is the model, this and the
+	// process's own.
+	KVBytes uint64 `json:"kv_bytes,omitempty"`
 	// CPUTs is tokens per second of plugin CPU time (all threads) over
 	// the repetitions: a speed that other processes on a shared machine
 	// distort less than wall time (0 where /proc is unavailable).
@@ -354,6 +359,13 @@ func (r *benchRunner) measure(ctx context.Context, base benchResult, np, ng, dep
 	res.AvgNs, res.StddevNs = int64(avg), int64(sd)
 	res.AvgTs, res.StddevTs = meanStddev(res.SamplesTs)
 	res.PluginRSS = processRSS(pid)
+	if info, err := r.b.Info(ctx); err == nil {
+		for _, p := range info.KVPools {
+			if p.Model == r.model {
+				res.KVBytes = p.AllocatedBytes
+			}
+		}
+	}
 	return res, nil
 }
 
@@ -538,7 +550,8 @@ func printBench(env *cliEnv, results []benchResult, ttft time.Duration) error {
 	}
 	for i := len(results) - 1; i >= 0; i-- {
 		if r := results[i]; r.PluginRSS > 0 {
-			_, err := fmt.Fprintf(env.Stdout, "plugin RSS after the tests: %.1f MiB (model file %.1f MiB)\n", float64(r.PluginRSS)/(1<<20), float64(r.ModelSize)/(1<<20))
+			_, err := fmt.Fprintf(env.Stdout, "plugin RSS after the tests: %.1f MiB (model file %.1f MiB, KV pool %.1f MiB)\n",
+				float64(r.PluginRSS)/(1<<20), float64(r.ModelSize)/(1<<20), float64(r.KVBytes)/(1<<20))
 			return err
 		}
 	}

@@ -32,8 +32,15 @@ type FrontendConfig struct {
 	Heartbeat time.Duration
 	// PileGuard defaults to DefaultPileGuard.
 	PileGuard int
-	// MaxAttempts bounds the workers tried per request (default 3).
+	// MaxAttempts bounds the workers tried per request (default 3) in
+	// each round of tries.
 	MaxAttempts int
+	// FailoverWait is how long a request whose every worker was
+	// unreachable before anything was sent (no responder: the workers'
+	// NATS connections move to another server when theirs dies) keeps
+	// trying them again, with a growing pause between rounds, before
+	// the front end answers 503 (default 3 s; negative: no new round).
+	FailoverWait time.Duration
 	// APIKeys, when not empty, guard the endpoints the front end answers
 	// itself (models); completions are checked by the worker.
 	APIKeys []string
@@ -79,6 +86,9 @@ func NewFrontend(ctx context.Context, cfg FrontendConfig) (*Frontend, error) {
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
+	}
+	if cfg.FailoverWait == 0 {
+		cfg.FailoverWait = 3 * time.Second
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -418,25 +428,44 @@ func (f *Frontend) route(w http.ResponseWriter, r *http.Request) {
 	env := envelope{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body}
 	tried := map[string]bool{}
 	var last *response
-	for range f.cfg.MaxAttempts {
-		id, ok := f.choose(head.Model, hashes, tried)
-		if !ok && head.Model == "" {
-			id, ok = f.chooseAny(tried)
+	deadline := time.Now().Add(f.cfg.FailoverWait)
+	pause := 50 * time.Millisecond
+	for {
+		unreachable := false // a worker could not be reached: a new round may find it again
+		for range f.cfg.MaxAttempts {
+			id, ok := f.choose(head.Model, hashes, tried)
+			if !ok && head.Model == "" {
+				id, ok = f.chooseAny(tried)
+			}
+			if !ok {
+				break
+			}
+			tried[id] = true
+			res := f.try(r.Context(), w, &env, id)
+			f.done(id, res.outcome == served, hashes)
+			f.m.count(id, res.outcome)
+			switch res.outcome {
+			case served, clientGone, lostAfterStart:
+				return
+			case busy:
+				last = res
+			case refused, lostBefore:
+				unreachable = true
+			}
+			f.log.Debug("retrying on another worker", "worker", id, "outcome", res.outcome, "error", res.err)
 		}
-		if !ok {
+		if !unreachable || last != nil || time.Now().Add(pause).After(deadline) {
 			break
 		}
-		tried[id] = true
-		res := f.try(r.Context(), w, &env, id)
-		f.done(id, res.outcome == served, hashes)
-		f.m.count(id, res.outcome)
-		switch res.outcome {
-		case served, clientGone, lostAfterStart:
+		// Every worker tried was unreachable and none answered busy:
+		// during a failover the workers come back within seconds.
+		select {
+		case <-r.Context().Done():
 			return
-		case busy:
-			last = res
+		case <-time.After(pause):
 		}
-		f.log.Debug("retrying on another worker", "worker", id, "outcome", res.outcome, "error", res.err)
+		pause = min(2*pause, 500*time.Millisecond)
+		clear(tried)
 	}
 	switch {
 	case last != nil:

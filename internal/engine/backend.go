@@ -184,7 +184,7 @@ func (b *backend) LoadModel(ctx context.Context, req backends.LoadRequest) (*bac
 			}
 			lm.preparing.Store(false)
 		}
-		release, extra, err := wp.PrepareWeights(m.matrices, swap)
+		release, extra, err := wp.PrepareWeights(m.matrices, Placement{Swap: swap, FirstPass: m.firstPass})
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("engine: load %s: prepare weights: %w", req.Path, err)

@@ -71,6 +71,7 @@ func (m *Model) Embeddings(ctx context.Context, inputs [][]int32, normalize bool
 		m.passes.RLock()
 		res, err := ex.run(ctx, m.graph(b), nil)
 		m.passes.RUnlock()
+		m.passEnded()
 		if err != nil {
 			return nil, err
 		}

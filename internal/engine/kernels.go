@@ -107,13 +107,15 @@ type Closer interface {
 // a new Data holding the same bytes, or the same bytes in a layout of
 // its own marked by Weight.Layout; it must not change any other field.
 //
-// It does so only through swap: it calls swap exactly once when
+// It does so only through p.Swap: it calls it exactly once when
 // PrepareWeights succeeds, before returning or later from a goroutine
 // of its own (work in the background, so that the model serves its
 // first tokens from the file mapping instead of waiting for a copy),
 // with an apply function (nil: nothing to place) that the engine runs
 // while no pass uses the model's weights; apply sets the new Data and
-// Layout. Until then the weights stay as they were and the model
+// Layout. p.FirstPass is closed when the model's first forward pass
+// ends: background work may wait for it, so as not to slow the first
+// token down. Until then the weights stay as they were and the model
 // counts as preparing (backends.Info.Preparing). extraBytes is the
 // memory it holds beyond the file mapping (reported as
 // ModelInfo.ExtraBytes). The engine calls release (if non-nil) exactly
@@ -123,7 +125,17 @@ type Closer interface {
 // have released what it took, left every Data unchanged and not call
 // swap.
 type WeightPreparer interface {
-	PrepareWeights(ws []*Weight, swap func(apply func())) (release func(), extraBytes uint64, err error)
+	PrepareWeights(ws []*Weight, p Placement) (release func(), extraBytes uint64, err error)
+}
+
+// Placement is what the engine gives a WeightPreparer.
+type Placement struct {
+	// Swap runs apply (if non-nil) while no pass uses the weights, and
+	// ends the model's preparing state.
+	Swap func(apply func())
+	// FirstPass is closed when the model's first forward pass ends (it
+	// stays open if the model never runs one).
+	FirstPass <-chan struct{}
 }
 
 // F16Attention is implemented by kernels that attend directly over the

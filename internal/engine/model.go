@@ -71,6 +71,14 @@ type Model struct {
 	// passes is held for reading by every forward pass and for writing
 	// while a WeightPreparer's apply replaces the weights' data.
 	passes sync.RWMutex
+	// firstPass is closed when the model's first forward pass ends.
+	firstPass     chan struct{}
+	firstPassOnce sync.Once
+}
+
+// passEnded records the end of a forward pass (see firstPass).
+func (m *Model) passEnded() {
+	m.firstPassOnce.Do(func() { close(m.firstPass) })
 }
 
 // TensorData returns the bytes of a tensor (a slice of the mapping).
@@ -104,11 +112,12 @@ func NewModel(f *gguf.File, data TensorData, k Kernels, supported func(gguf.Type
 		return nil, fmt.Errorf("%w: architecture %q (supported: %s)", backends.ErrUnsupported, arch, strings.Join(Architectures(), ", "))
 	}
 	m := &Model{
-		HP:       HParams{Arch: arch},
-		k:        k,
-		weights:  make(map[string]*Weight, len(f.Tensors)),
-		infos:    make(map[string]*gguf.TensorInfo, len(f.Tensors)),
-		typeSeen: make(map[gguf.Type]int),
+		HP:        HParams{Arch: arch},
+		k:         k,
+		weights:   make(map[string]*Weight, len(f.Tensors)),
+		infos:     make(map[string]*gguf.TensorInfo, len(f.Tensors)),
+		typeSeen:  make(map[gguf.Type]int),
+		firstPass: make(chan struct{}),
 	}
 	for i := range f.Tensors {
 		ti := &f.Tensors[i]

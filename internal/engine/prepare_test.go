@@ -30,6 +30,8 @@ type preparer struct {
 	copies   map[*engine.Weight][]byte
 	inFlight atomic.Int32
 	clash    atomic.Int32 // applies that saw a MatMul in flight
+	// firstPass is the engine's signal of the model's first pass.
+	firstPass <-chan struct{}
 }
 
 func (p *preparer) MatMul(out []float32, w *engine.Weight, x []float32, batch int) {
@@ -38,7 +40,9 @@ func (p *preparer) MatMul(out []float32, w *engine.Weight, x []float32, batch in
 	p.Kernels.MatMul(out, w, x, batch)
 }
 
-func (p *preparer) PrepareWeights(ws []*engine.Weight, swap func(apply func())) (func(), uint64, error) {
+func (p *preparer) PrepareWeights(ws []*engine.Weight, pl engine.Placement) (func(), uint64, error) {
+	swap := pl.Swap
+	p.firstPass = pl.FirstPass
 	if p.fail != nil {
 		return nil, 0, p.fail
 	}
@@ -129,6 +133,11 @@ func TestWeightPreparer(t *testing.T) {
 		if got := preparing(); background != slices.Contains(got, mi.ID) || len(got) > 1 {
 			t.Fatalf("background %v: Info.Preparing = %v after the load (model %d)", background, got, mi.ID)
 		}
+		select {
+		case <-p.firstPass:
+			t.Fatal("FirstPass closed before any pass")
+		default:
+		}
 		sid, err := b.OpenSession(ctx, mi.ID, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -149,6 +158,11 @@ func TestWeightPreparer(t *testing.T) {
 			if res, err = b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{res.Token}, Want: backends.WantSample}); err != nil {
 				t.Fatal(err)
 			}
+		}
+		select {
+		case <-p.firstPass:
+		default:
+			t.Fatal("FirstPass still open after decoding")
 		}
 		<-p.swapped
 		if got := preparing(); len(got) != 0 {

@@ -399,6 +399,7 @@ func (q *scheduler) run(ctx context.Context, items []stepItem) (logits []float32
 		q.merged.Add(1)
 	}
 	q.m.passes.RLock()
+	defer q.m.passEnded()
 	defer q.m.passes.RUnlock()
 	return ex.run(ctx, g, stepKV(items))
 }

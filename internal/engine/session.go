@@ -127,6 +127,7 @@ func (s *Session) Decode(ctx context.Context, tokens []int32, all bool) ([]float
 	s.m.passes.RLock()
 	logits, err := ex.run(ctx, g, s)
 	s.m.passes.RUnlock()
+	s.m.passEnded()
 	g.batch.Tokens = nil
 	if err != nil {
 		return nil, err

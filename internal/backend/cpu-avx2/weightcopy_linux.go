@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -40,7 +41,9 @@ var _ engine.WeightPreparer = (*Kernels)(nil)
 // served from its mapping starts at once on a warm page cache — the
 // time to the first token was 2.7× llama.cpp's with the copy made
 // before the load returned. The copy runs on one goroutine at a lower
-// scheduling priority, so passes keep the cores.
+// scheduling priority, so passes keep the cores, and only after the
+// model's first pass (Q8_0 TinyLlama: first token 170–900 ms with the
+// copy beside it, 100–120 ms without).
 //
 // With VNNI, Q4_0 and Q8_0 matrices (and Q4_K and Q6_K without AMX) are written in the packed 16-row
 // layout of the matrix–vector kernels (see layoutP16) as they are
@@ -49,7 +52,8 @@ var _ engine.WeightPreparer = (*Kernels)(nil)
 // Nothing is copied (swap(nil), release nil, 0 bytes) with
 // Options.NoWeightCopy, or when the weights would take more than half
 // of MemAvailable.
-func (k *Kernels) PrepareWeights(ws []*engine.Weight, swap func(apply func())) (release func(), extraBytes uint64, err error) {
+func (k *Kernels) PrepareWeights(ws []*engine.Weight, p engine.Placement) (release func(), extraBytes uint64, err error) {
+	swap := p.Swap
 	if k.noWeightCopy || len(ws) == 0 {
 		swap(nil)
 		return nil, 0, nil
@@ -96,6 +100,18 @@ func (k *Kernels) PrepareWeights(ws []*engine.Weight, swap func(apply func())) (
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
+		// The copy faults in fresh memory, slow enough (in a VM above
+		// all) to double the first token's time if it runs beside it:
+		// it starts once the first pass has ended, or after
+		// copyStartWait if none comes.
+		t := time.NewTimer(copyStartWait)
+		defer t.Stop()
+		select {
+		case <-stop:
+			return
+		case <-p.FirstPass:
+		case <-t.C:
+		}
 		lowerPriority()
 		for i := range jobs {
 			select {
@@ -128,6 +144,10 @@ func (k *Kernels) PrepareWeights(ws []*engine.Weight, swap func(apply func())) (
 		_ = unix.Munmap(mem)
 	}, uint64(size), nil
 }
+
+// copyStartWait is how long the background copy waits for the model's
+// first pass before it starts anyway.
+const copyStartWait = 500 * time.Millisecond
 
 // lowerPriority makes the calling goroutine's thread (locked to it
 // until the goroutine ends) a background thread: nice 10, so that the

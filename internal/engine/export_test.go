@@ -26,3 +26,17 @@ func SchedStats(b any) (steps, rows, merged int64) {
 func Reserve(s *Session, tokens []int32, all bool) (start, skip int, err error) {
 	return s.reserve(tokens, all)
 }
+
+// TallExecutors counts the loaded models of b whose scheduler holds the
+// executor of its tall steps.
+func TallExecutors(b any) int {
+	n := 0
+	b.(*backend).reg.Range(func(_ backends.ModelID, lm *loadedModel) {
+		lm.sched.bigMu.Lock()
+		if lm.sched.big != nil {
+			n++
+		}
+		lm.sched.bigMu.Unlock()
+	}, nil)
+	return n
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -61,8 +62,15 @@ type scheduler struct {
 	// bigRows its height: prompt chunks are mostly full steps of the
 	// same height, whose buffers it keeps instead of leaving a step's
 	// worth of garbage (tens of MB for an 8B model) behind each one.
+	// Both are under bigMu: bigTrim, armed after each tall step, drops
+	// them (and returns the freed memory to the system) once no tall
+	// step has run for bigIdle.
+	bigMu   sync.Mutex
 	big     *executor
 	bigRows int
+	bigBusy bool      // a tall step is using big
+	bigLast time.Time // when the last tall step ended
+	bigTrim *time.Timer
 	graph   *Graph
 	shape   []int        // per sequence of graph: its rows, then NCtx
 	steps   atomic.Int64 // forward passes run
@@ -155,10 +163,47 @@ func (q *scheduler) close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
+	q.bigMu.Lock()
+	if q.bigTrim != nil {
+		q.bigTrim.Stop()
+	}
+	q.big = nil
+	q.bigMu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+}
+
+// bigIdle is how long the scheduler keeps the buffers of its tall steps
+// after the last one (prompt chunks of an 8B model: ~45 MB).
+const bigIdle = time.Second
+
+// bigDone ends a tall step and arms the timer that drops its executor.
+func (q *scheduler) bigDone() {
+	q.bigMu.Lock()
+	defer q.bigMu.Unlock()
+	q.bigBusy, q.bigLast = false, time.Now()
+	if q.bigTrim == nil {
+		q.bigTrim = time.AfterFunc(bigIdle, q.trimBig)
+	} else {
+		q.bigTrim.Reset(bigIdle)
+	}
+}
+
+// trimBig drops the tall steps' executor when none ran for bigIdle and
+// gives the memory back to the system (the Go runtime would keep it
+// for a while: a server's resident set would stay at its largest
+// prompt's).
+func (q *scheduler) trimBig() {
+	q.bigMu.Lock()
+	if q.big == nil || q.bigBusy || time.Since(q.bigLast) < bigIdle {
+		q.bigMu.Unlock()
+		return
+	}
+	q.big, q.bigRows = nil, 0
+	q.bigMu.Unlock()
+	debug.FreeOSMemory()
 }
 
 // stats returns the steps run, the rows they held and how many of them
@@ -379,10 +424,13 @@ func (q *scheduler) run(ctx context.Context, items []stepItem) (logits []float32
 	}
 	ex := q.execs[rows]
 	if rows > keepRows {
+		q.bigMu.Lock()
 		if q.big == nil || q.bigRows != rows {
 			q.big, q.bigRows = newExecutor(q.m.k), rows
 		}
-		ex = q.big
+		ex, q.bigBusy = q.big, true
+		q.bigMu.Unlock()
+		defer q.bigDone()
 	}
 	if ex == nil {
 		ex = newExecutor(q.m.k)

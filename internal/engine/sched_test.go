@@ -287,3 +287,45 @@ func TestSchedulerFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulerDropsTallBuffers checks that the executor of a prompt
+// chunk taller than the kept batch heights is kept for the next chunks
+// and dropped once no tall step ran for a second, while single-token
+// steps go on.
+func TestSchedulerDropsTallBuffers(t *testing.T) {
+	ctx := context.Background()
+	path, err := refdata.Path("models", "stories260K.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := engine.NewBackend(reference.New(), engine.Options{})
+	mi, err := b.LoadModel(ctx, backends.LoadRequest{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.UnloadModel(ctx, mi.ID)
+	sid, err := b.OpenSession(ctx, mi.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := make([]int32, 40)
+	for i := range prompt {
+		prompt[i] = int32(10 + i)
+	}
+	if _, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: prompt, Want: backends.WantNone}); err != nil {
+		t.Fatal(err)
+	}
+	if n := engine.TallExecutors(b); n != 1 {
+		t.Fatalf("after a 40-token prompt: %d tall executors kept, want 1", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for engine.TallExecutors(b) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the tall executor is still kept 10 s after the last tall step")
+		}
+		if _, err := b.Decode(ctx, backends.DecodeRequest{Session: sid, Tokens: []int32{5}, Want: backends.WantNone}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
